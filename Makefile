@@ -1,0 +1,44 @@
+# voxmesh: `make run` starts the CPU mesh, `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+VLLM_VENV ?= .venv-vllm
+
+.PHONY: install install-test run test lint typecheck unit test-vllm bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+
+# The lean CPU install: gRPC, the embedded engines (webrtcvad, pocketsphinx,
+# espeak-ng from the espeakng-loader wheel), no torch.
+$(VENV)/.installed-run: pyproject.toml setup.py | $(PY)
+	$(PIP) -e ".[cpu]"
+	touch $@
+
+# Tests also exercise the transformers engines on tiny random checkpoints.
+# torch is installed first and pinned so pip takes the local CPU build, not CUDA.
+$(VENV)/.installed-test: pyproject.toml setup.py | $(PY)
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[cpu,models,dev]"
+	touch $@ $(VENV)/.installed-run
+
+install: $(VENV)/.installed-run
+install-test: $(VENV)/.installed-test
+
+run: install
+	$(VENV)/bin/voxmesh up --profile cpu
+
+lint: install-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy voxmesh services gateway
+
+test: install-test lint
+	$(PY) -m pytest -m "not slow and not vllm" $(PYTEST_ARGS)
+
+unit: install-test
+	$(PY) -m pytest -m "not slow and not vllm" tests/unit $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(VLLM_VENV) build *.egg-info voxmesh/v1 .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,1 @@
+"""The gRPC services behind the gateway: vad, voxtral, orpheus."""

@@ -1,0 +1,34 @@
+"""Settings of the voxtral process: flags and ``VOXMESH_VOXTRAL_*`` environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from voxmesh.settings import ServiceSettings
+
+
+class VoxtralSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="VOXMESH_VOXTRAL_", extra="ignore")
+
+    port: int = 50053
+    metrics_port: int = 9402
+    max_sessions: int = 32
+    engine: str = Field("echo", description="echo, transformers or vllm")
+    mode: Literal["audio", "stream", "transcribe"] = Field("stream", description="Default turn mode")
+    model: str = Field("mistralai/Voxtral-Mini-3B-2507", description="Reply model: hub id or local path")
+    realtime_model: str = Field(
+        "mistralai/Voxtral-Mini-4B-Realtime-2602", description="Live-transcription model for stream mode"
+    )
+    device: str = Field("auto", description="transformers: cuda, cpu or auto")
+    dtype: str = Field("auto", description="transformers: bfloat16, float16, float32 or auto")
+    gpu_memory_utilization: float = Field(0.45, description="vllm: fraction of GPU memory for this model")
+    max_model_len: int = Field(8192, description="Context length (prompt + reply), tokens")
+    history_tokens: int = Field(4096, description="Token budget for conversation history")
+    max_reply_tokens: int = Field(256, description="Reply length cap, tokens")
+    temperature: float = Field(0.2, description="Sampling temperature (model card: 0.2)")
+    top_p: float = Field(0.95, description="Nucleus sampling (model card: 0.95)")
+    max_utterance_s: float = Field(30.0, description="Longest utterance accepted, seconds")
+    realtime_delay_ms: int = Field(480, description="stream mode: transcription delay, 80 ms steps")

@@ -1,0 +1,51 @@
+"""Shared fixtures: real service processes on free ports, and espeak-ng speech."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+
+from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ, resample
+from voxmesh.espeak import ESPEAK_SAMPLE_RATE_HZ, Espeak
+from voxmesh.processes import ServiceProcess, free_port
+
+
+@pytest.fixture
+def start_service() -> Iterator[Callable[..., ServiceProcess]]:
+    """Start ``voxmesh serve NAME ARGS...`` on a free port; stopped after the test.
+
+    Usage: ``svc = start_service("vad", "--engine", "silero")`` then talk gRPC to
+    ``svc.address``. Metrics are off unless the args turn them on.
+    """
+    started: list[ServiceProcess] = []
+
+    def start(name: str, *args: str, env: dict[str, str] | None = None, timeout_s: float = 120.0) -> ServiceProcess:
+        extra = list(args)
+        if "--metrics-port" not in extra:
+            extra += ["--metrics-port", "-1"]
+        svc = ServiceProcess(name, free_port(), extra, env or {})
+        started.append(svc)
+        svc.start().wait_serving(timeout_s)
+        return svc
+
+    yield start
+    for svc in reversed(started):
+        svc.stop()
+
+
+def speak(text: str, rate_hz: int = PIPELINE_SAMPLE_RATE_HZ, words_per_minute: int = 130) -> np.ndarray:
+    """espeak-ng saying ``text``: float32 mono at ``rate_hz``."""
+    audio = Espeak.instance().synthesize(text, words_per_minute=words_per_minute)
+    return resample(audio, ESPEAK_SAMPLE_RATE_HZ, rate_hz)
+
+
+def silence(seconds: float, rate_hz: int = PIPELINE_SAMPLE_RATE_HZ) -> np.ndarray:
+    return np.zeros(int(seconds * rate_hz), dtype=np.float32)
+
+
+@pytest.fixture
+def speech() -> Callable[..., np.ndarray]:
+    """``speech("hello world", rate_hz=16000)`` → espeak-ng audio."""
+    return speak

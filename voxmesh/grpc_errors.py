@@ -1,0 +1,103 @@
+"""The one place where exceptions become gRPC statuses, plus bearer-token auth.
+
+Servicers and engines raise :mod:`voxmesh.errors` types; this interceptor
+aborts the RPC with the matching code and the error's message (which names
+the field at fault). Anything else becomes INTERNAL and is logged with its
+traceback, so no exception ever kills the server.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from voxmesh.errors import VoxmeshError
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_NAME: dict[str, grpc.StatusCode] = {code.name: code for code in grpc.StatusCode}
+
+# Probes and tooling must work without the token (Kubernetes gRPC probes send none).
+_OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+def status_of(error: VoxmeshError) -> grpc.StatusCode:
+    return STATUS_BY_NAME.get(error.status, grpc.StatusCode.INTERNAL)
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Map domain errors to statuses; check the bearer token when one is set."""
+
+    def __init__(self, auth_token: str | None = None) -> None:
+        self._token = auth_token.encode() if auth_token else None
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(_OPEN_METHODS):
+            return handler
+        authorized = self._token is None or self._authorized(details)
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                self._wrap_stream(handler.stream_stream, authorized),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, authorized),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _authorized(self, details: grpc.HandlerCallDetails) -> bool:
+        assert self._token is not None
+        for key, value in details.invocation_metadata or ():
+            if key == "authorization":
+                given = value.encode() if isinstance(value, str) else value
+                # Constant-time: a timing side channel must not reveal the token.
+                return hmac.compare_digest(given, b"Bearer " + self._token)
+        return False
+
+    @staticmethod
+    async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
+        if isinstance(exc, VoxmeshError):
+            log.info("rpc failed: %s", exc, extra={"fields": {"status": exc.status, "method": method}})
+            await context.abort(status_of(exc), str(exc))
+        log.exception("unexpected error in %s", method, exc_info=exc)
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+
+    def _wrap_stream(self, behavior: Callable[..., Any], authorized: bool) -> Callable[..., Any]:
+        async def wrapper(request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+            if not authorized:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "authorization: missing or wrong bearer token")
+            try:
+                async for response in behavior(request_iterator, context):
+                    yield response
+            except (grpc.aio.AbortError, GeneratorExit):
+                raise
+            except Exception as exc:
+                await self._abort(context, exc, "stream")
+
+        return wrapper
+
+    def _wrap_unary(self, behavior: Callable[..., Any], authorized: bool) -> Callable[..., Any]:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if not authorized:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "authorization: missing or wrong bearer token")
+            try:
+                return await behavior(request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await self._abort(context, exc, "unary")
+
+        return wrapper

@@ -1,0 +1,43 @@
+"""Prometheus metrics, named after DESIGN.md's latency terms.
+
+Every process exports on its own ``/metrics`` port. Latency histograms use
+buckets that resolve 10 ms to 1 s, where the product's budget lives.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+#: 5 ms .. 10 s, dense between 10 ms and 1 s.
+LATENCY_BUCKETS_S = (
+    0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
+)
+
+RESPONSE_LATENCY = Histogram(
+    "voxmesh_response_latency_seconds",
+    "First reply audio sent to the client minus the endpoint (VAD speech_ended)",
+    buckets=LATENCY_BUCKETS_S,
+)
+VOICE_TO_VOICE = Histogram(
+    "voxmesh_voice_to_voice_seconds",
+    "First reply audio sent to the client minus t_end (the user's last voiced sample)",
+    buckets=LATENCY_BUCKETS_S,
+)
+STAGE_LATENCY = Histogram(
+    "voxmesh_stage_latency_seconds",
+    "Per-turn stage marks: vad_decision (endpoint - t_end); the others count from the endpoint",
+    ["stage"],
+    buckets=LATENCY_BUCKETS_S,
+)
+TURNS = Counter("voxmesh_turns_total", "Turns ended, by outcome", ["outcome"])
+INTERRUPTIONS = Counter("voxmesh_interruptions_total", "Replies cut short by barge-in or Control.INTERRUPT")
+ERRORS = Counter("voxmesh_errors_total", "Errors reported to clients, by stage and status code", ["stage", "code"])
+ACTIVE_SESSIONS = Gauge("voxmesh_active_sessions", "Streams open on this process", ["service"])
+QUEUE_DEPTH = Gauge("voxmesh_queue_depth", "Messages waiting in a bounded queue", ["queue"])
+SYNTHESIS_RTF = Histogram(
+    "voxmesh_synthesis_real_time_factor",
+    "Synthesis wall time divided by the audio duration produced (below 1 is faster than real time)",
+    ["engine"],
+    buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0),
+)
+GPU_MEMORY = Gauge("voxmesh_gpu_memory_bytes", "CUDA memory allocated by this process", ["device"])

@@ -1,0 +1,157 @@
+"""Run one gRPC service process: health, reflection, metrics, graceful stop.
+
+Every service is the same shape: load the engine (before reporting SERVING),
+add the servicer, serve until SIGTERM/SIGINT, then stop accepting, let
+in-flight streams finish within the grace period, close the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from voxmesh import logs
+from voxmesh.errors import EngineOverloaded
+from voxmesh.grpc_errors import ErrorInterceptor
+from voxmesh.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class SessionSlots:
+    """Counts open streams; past ``limit`` new ones are refused (RESOURCE_EXHAUSTED)."""
+
+    def __init__(self, limit: int, on_change: Callable[[int], None] | None = None) -> None:
+        self.limit = limit
+        self.active = 0
+        self._on_change = on_change
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        if self.active >= self.limit:
+            raise EngineOverloaded(f"max_sessions reached ({self.limit} open); retry later")
+        self.active += 1
+        self._changed()
+        try:
+            yield
+        finally:
+            self.active -= 1
+            self._changed()
+
+    def _changed(self) -> None:
+        if self._on_change:
+            self._on_change(self.active)
+
+
+@dataclass
+class ServiceSpec:
+    """What a service contributes to the common process shell."""
+
+    #: "vad", "voxtral", "orpheus" or "gateway" (log and metrics label).
+    name: str
+    #: Full gRPC service names registered (for health and reflection).
+    service_names: list[str]
+    #: Adds the servicer(s) to the server.
+    register: Callable[[grpc.aio.Server], None]
+    #: Loads models; runs before the port reports SERVING.
+    startup: Callable[[], Awaitable[None]] | None = None
+    #: Called on SIGTERM before the server stops (e.g. refuse new turns).
+    drain: Callable[[], Awaitable[None]] | None = None
+    #: Frees the engine after the server stopped.
+    shutdown: Callable[[], Awaitable[None]] | None = None
+    extra_interceptors: list[grpc.aio.ServerInterceptor] = field(default_factory=list)
+
+
+def _server_credentials(settings: ServiceSettings) -> grpc.ServerCredentials | None:
+    if not settings.tls_cert:
+        return None
+    if not settings.tls_key:
+        raise SystemExit("tls_cert is set but tls_key is not: both are needed for TLS")
+    with open(settings.tls_key, "rb") as key, open(settings.tls_cert, "rb") as cert:
+        return grpc.ssl_server_credentials([(key.read(), cert.read())])
+
+
+def _start_metrics(settings: ServiceSettings) -> int | None:
+    if settings.metrics_port < 0:
+        return None
+    from prometheus_client import start_http_server
+
+    server, _thread = start_http_server(settings.metrics_port, addr=settings.host)
+    return int(server.server_port)
+
+
+async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
+    """Serve until SIGTERM/SIGINT, then drain and exit."""
+    log.info("starting %s", spec.name, extra=logs.fields(settings=settings.masked()))
+    token = settings.auth_token.get_secret_value() if settings.auth_token else None
+    server = grpc.aio.server(
+        interceptors=[ErrorInterceptor(token), *spec.extra_interceptors],
+        options=[
+            ("grpc.max_receive_message_length", 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    spec.register(server)
+    reflection.enable_server_reflection(
+        [*spec.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        server,
+    )
+    for name in ("", *spec.service_names):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    address = f"{settings.host}:{settings.port}"
+    creds = _server_credentials(settings)
+    port = server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
+    if port == 0:
+        raise SystemExit(f"cannot listen on {address} (port in use?)")
+    await server.start()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    if spec.startup:
+        await spec.startup()
+    metrics_port = _start_metrics(settings)
+    for name in ("", *spec.service_names):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info(
+        "serving",
+        extra=logs.fields(service=spec.name, port=port, metrics_port=metrics_port, tls=creds is not None),
+    )
+
+    await stop.wait()
+    log.info("stopping: draining in-flight streams", extra=logs.fields(grace_s=settings.grace_s))
+    await health_servicer.enter_graceful_shutdown()
+    if spec.drain:
+        await spec.drain()
+    await server.stop(settings.grace_s)
+    if spec.shutdown:
+        await spec.shutdown()
+    log.info("stopped")
+
+
+def run(service: str, spec_factory: Callable[[], ServiceSpec], settings: ServiceSettings) -> None:
+    """Entry point for ``voxmesh serve``: logs, event loop, serve."""
+    logs.configure(service, settings.log_level)
+    if settings.uvloop:
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            uvloop.install()
+
+    async def main() -> None:
+        await serve(spec_factory(), settings)
+
+    asyncio.run(main())
