@@ -5,6 +5,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 VLLM_VENV ?= .venv-vllm
 
+# Issue-specific targets (vLLM venv, deploy tools) live in mk/*.mk; they may
+# add prerequisites of `make test` to TEST_DEPS.
+TEST_DEPS :=
+-include mk/*.mk
+
 .PHONY: install install-test run test lint typecheck unit test-vllm bench clean
 
 $(PY):
@@ -34,7 +39,7 @@ lint: install-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy voxmesh services gateway
 
-test: install-test lint
+test: install-test lint $(TEST_DEPS)
 	$(PY) -m pytest -m "not slow and not vllm" $(PYTEST_ARGS)
 
 unit: install-test

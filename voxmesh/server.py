@@ -18,7 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from voxmesh import logs
+from voxmesh import logs, tracing
 from voxmesh.errors import EngineOverloaded
 from voxmesh.grpc_errors import ErrorInterceptor
 from voxmesh.settings import ServiceSettings
@@ -139,12 +139,14 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
     await server.stop(settings.grace_s)
     if spec.shutdown:
         await spec.shutdown()
+    tracing.shutdown()
     log.info("stopped")
 
 
 def run(service: str, spec_factory: Callable[[], ServiceSpec], settings: ServiceSettings) -> None:
     """Entry point for ``voxmesh serve``: logs, event loop, serve."""
     logs.configure(service, settings.log_level)
+    tracing.setup(service)
     if settings.uvloop:
         with contextlib.suppress(ImportError):
             import uvloop
