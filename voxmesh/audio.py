@@ -27,9 +27,7 @@ def check_sample_rate(rate_hz: int, field: str, default: int) -> int:
     if rate_hz == 0:
         return default
     if not MIN_SAMPLE_RATE_HZ <= rate_hz <= MAX_SAMPLE_RATE_HZ:
-        raise InvalidArgument(
-            field, f"{rate_hz} Hz is outside {MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz"
-        )
+        raise InvalidArgument(field, f"{rate_hz} Hz is outside {MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz")
     return rate_hz
 
 

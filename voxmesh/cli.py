@@ -32,16 +32,22 @@ def _add_settings_flags(parser: argparse.ArgumentParser, cls: type[ServiceSettin
         flag = "--" + name.replace("_", "-")
         default = field.default
         help_text = f"{field.description or ''} (env {cls.model_config.get('env_prefix', '')}{name.upper()}"
-        help_text += f", default {default!r})" if not isinstance(default, SecretStr) and default is not None else ")"
+        help_text += (
+            f", default {default!r})" if not isinstance(default, SecretStr) and default is not None else ")"
+        )
         if field.annotation is bool:
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            parser.add_argument(
+                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
         else:
             parser.add_argument(flag, dest=name, default=None, help=help_text)
 
 
 def _serve(args: argparse.Namespace) -> int:
     cls = settings_class(args.service)
-    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k in cls.model_fields and v is not None}
+    overrides: dict[str, Any] = {
+        k: v for k, v in vars(args).items() if k in cls.model_fields and v is not None
+    }
     try:
         settings = cls(**overrides)
     except ValidationError as exc:

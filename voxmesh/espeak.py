@@ -23,7 +23,9 @@ _ESPEAK_CHARS_UTF8 = 1
 _ESPEAK_RATE = 1
 _ESPEAK_PITCH = 3
 
-_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+_SYNTH_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
 
 
 class Espeak:
@@ -42,8 +44,14 @@ class Espeak:
             raise RuntimeError(f"espeak-ng initialisation failed (returned {rate})")
         self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self._lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-            ctypes.c_uint, ctypes.POINTER(ctypes.c_uint), ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.POINTER(ctypes.c_uint),
+            ctypes.c_void_p,
         ]
         self._chunks: list[np.ndarray] = []
         # Keep a reference: ctypes callbacks are freed when garbage-collected.
@@ -63,7 +71,9 @@ class Espeak:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
         return 0
 
-    def synthesize(self, text: str, voice: str = "en-us", words_per_minute: int = 160, pitch: int = 50) -> np.ndarray:
+    def synthesize(
+        self, text: str, voice: str = "en-us", words_per_minute: int = 160, pitch: int = 50
+    ) -> np.ndarray:
         """Speak ``text``; float32 mono at :data:`ESPEAK_SAMPLE_RATE_HZ`."""
         with self._lock:
             if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:

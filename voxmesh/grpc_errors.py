@@ -78,7 +78,9 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_stream(self, behavior: Callable[..., Any], authorized: bool) -> Callable[..., Any]:
         async def wrapper(request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
             if not authorized:
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "authorization: missing or wrong bearer token")
+                await context.abort(
+                    grpc.StatusCode.UNAUTHENTICATED, "authorization: missing or wrong bearer token"
+                )
             try:
                 async for response in behavior(request_iterator, context):
                     yield response
@@ -92,7 +94,9 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_unary(self, behavior: Callable[..., Any], authorized: bool) -> Callable[..., Any]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
             if not authorized:
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "authorization: missing or wrong bearer token")
+                await context.abort(
+                    grpc.StatusCode.UNAUTHENTICATED, "authorization: missing or wrong bearer token"
+                )
             try:
                 return await behavior(request, context)
             except grpc.aio.AbortError:

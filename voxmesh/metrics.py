@@ -10,7 +10,25 @@ from prometheus_client import Counter, Gauge, Histogram
 
 #: 5 ms .. 10 s, dense between 10 ms and 1 s.
 LATENCY_BUCKETS_S = (
-    0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
+    0.005,
+    0.01,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.25,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.5,
+    5.0,
+    10.0,
 )
 
 RESPONSE_LATENCY = Histogram(
@@ -31,7 +49,9 @@ STAGE_LATENCY = Histogram(
 )
 TURNS = Counter("voxmesh_turns_total", "Turns ended, by outcome", ["outcome"])
 INTERRUPTIONS = Counter("voxmesh_interruptions_total", "Replies cut short by barge-in or Control.INTERRUPT")
-ERRORS = Counter("voxmesh_errors_total", "Errors reported to clients, by stage and status code", ["stage", "code"])
+ERRORS = Counter(
+    "voxmesh_errors_total", "Errors reported to clients, by stage and status code", ["stage", "code"]
+)
 ACTIVE_SESSIONS = Gauge("voxmesh_active_sessions", "Streams open on this process", ["service"])
 QUEUE_DEPTH = Gauge("voxmesh_queue_depth", "Messages waiting in a bounded queue", ["queue"])
 SYNTHESIS_RTF = Histogram(

@@ -60,7 +60,11 @@ class ServiceProcess:
         # New process group: Ctrl-C in a terminal reaches `voxmesh up`, which
         # then stops each child in order instead of all dying at once.
         self.process = subprocess.Popen(
-            cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}, start_new_session=True
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
+            start_new_session=True,
         )
         return self
 

@@ -103,7 +103,11 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     spec.register(server)
     reflection.enable_server_reflection(
-        [*spec.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        [
+            *spec.service_names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
         server,
     )
     for name in ("", *spec.service_names):

@@ -1,0 +1,67 @@
+"""The client-facing Conversation service: validates the stream's opening and
+hands it to a :class:`~voxmesh.gateway.session.Session`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+from voxmesh.gateway.session import Session, Upstreams
+from voxmesh.gateway.session_options import session_options
+from voxmesh.gateway.settings import GatewaySettings
+
+from voxmesh import logs, metrics
+from voxmesh.errors import InvalidArgument
+from voxmesh.server import SessionSlots
+from voxmesh.v1 import conversation_pb2, conversation_pb2_grpc
+
+
+class ConversationServicer(conversation_pb2_grpc.ConversationServicer):
+    def __init__(self, settings: GatewaySettings, upstreams: Upstreams) -> None:
+        self._settings = settings
+        self._upstreams = upstreams
+        self._slots = SessionSlots(settings.max_sessions, metrics.ACTIVE_SESSIONS.labels("gateway").set)
+        self.sessions: set[Session] = set()
+
+    async def Converse(
+        self,
+        request_iterator: AsyncIterator[conversation_pb2.ConverseRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[conversation_pb2.ConverseResponse]:
+        with self._slots.hold():
+            first = await anext(aiter(request_iterator), None)
+            if first is None:
+                return  # an empty stream is a valid, finished conversation
+            kind = first.WhichOneof("request")
+            if kind != "config":
+                raise InvalidArgument(
+                    "config", f"the first message must be SessionConfig, got {kind or 'nothing'}"
+                )
+            options = session_options(first.config, self._settings.default_voice)
+            session_id = uuid.uuid4().hex[:16]
+            logs.session_id_var.set(session_id)
+            # Forward the caller's trace context (and nothing else) to the stages.
+            metadata = tuple(
+                (k, v) for k, v in (context.invocation_metadata() or ()) if k in ("traceparent", "tracestate")
+            )
+            session = Session(
+                session_id,
+                options,
+                self._upstreams,
+                connect_timeout_s=self._settings.connect_timeout_s,
+                stage_timeout_s=self._settings.stage_timeout_s,
+                out_queue_size=self._settings.out_queue_size,
+                metadata=metadata,  # type: ignore[arg-type]
+            )
+            self.sessions.add(session)
+            try:
+                async for response in session.run(request_iterator):
+                    yield response
+            finally:
+                self.sessions.discard(session)
+
+    def drain(self) -> None:
+        for session in list(self.sessions):
+            session.drain()

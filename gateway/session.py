@@ -1,0 +1,651 @@
+"""One client conversation: the Converse stream's state machine.
+
+Client audio goes to vad (resampled to 16 kHz); speech_started opens a turn
+and streams the utterance, pre-roll first, to voxtral; speech_ended asks for
+the reply; reply deltas go on to orpheus as they arrive; orpheus' PCM goes
+back to the client while later phrases are still being synthesised. Speech
+(or typed text, or Control.INTERRUPT) during a reply is a barge-in: that
+turn's upstream work is cancelled and history keeps only what was heard.
+
+All state is touched from the one event loop, so there are no locks: the
+client reader, the three stage readers and the watchdog each run as a task
+owned by :meth:`Session.run`, and everything bound for the client passes
+through one bounded queue (control before data is kept by dropping queued
+audio of a cancelled turn when it reaches the head).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import trace
+from voxmesh.gateway.audio_clock import AudioClock
+from voxmesh.gateway.session_options import SessionOptions
+from voxmesh.gateway.stage_link import StageFailure, StageLink, StageRejected
+from voxmesh.gateway.turn import SpokenPhrase, Turn, TurnState
+
+from voxmesh import logs, metrics, tracing
+from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ, StreamResampler, float_to_pcm16, pcm16_to_float
+from voxmesh.errors import EngineOverloaded, InvalidArgument, VoxmeshError
+from voxmesh.v1 import common_pb2, conversation_pb2, orpheus_pb2, vad_pb2, voxtral_pb2
+
+log = logging.getLogger(__name__)
+_tracer = tracing.tracer("voxmesh.gateway")
+
+#: Longest typed turn accepted, in characters.
+MAX_TEXT_CHARS = 4_000
+#: Utterance audio is forwarded to voxtral in pieces of at most this many samples.
+_FORWARD_SAMPLES = 16_000
+_WATCHDOG_PERIOD_S = 0.25
+
+Stage = common_pb2.Stage
+
+
+@dataclass
+class Upstreams:
+    """The gRPC stream methods of the three stages (shared channels)."""
+
+    detect: Callable[..., Any]
+    respond: Callable[..., Any]
+    synthesize: Callable[..., Any]
+
+
+# Out-queue items: a message, or a factory called when the item reaches the
+# head (for messages that depend on what was sent before them), each with a
+# callback run once the transport took it.
+_OutItem = tuple[
+    conversation_pb2.ConverseResponse | Callable[[], conversation_pb2.ConverseResponse | None] | None,
+    Callable[[], None] | None,
+]
+_CLOSE = object()
+
+
+class Session:
+    def __init__(
+        self,
+        session_id: str,
+        options: SessionOptions,
+        upstreams: Upstreams,
+        *,
+        connect_timeout_s: float,
+        stage_timeout_s: float,
+        out_queue_size: int,
+        metadata: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self.session_id = session_id
+        self.options = options
+        self._stage_timeout_s = stage_timeout_s
+        self._out: asyncio.Queue[Any] = asyncio.Queue(out_queue_size)
+        self._resampler = StreamResampler(options.input_sample_rate_hz, PIPELINE_SAMPLE_RATE_HZ)
+        self._clock = AudioClock(PIPELINE_SAMPLE_RATE_HZ)
+        self._turn: Turn | None = None
+        self._next_turn_id = 1
+        self._audio_seq = 0
+        self._cancelled: set[int] = set()
+        self._turn_spans: dict[int, trace.Span] = {}
+        self._last_progress = time.perf_counter()
+        self._input_done = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks: list[asyncio.Task[None]] = []
+        # perf_counter → epoch ns, for spans recorded after the fact.
+        self._epoch_offset = time.time() - time.perf_counter()
+        common = {"connect_timeout_s": connect_timeout_s, "metadata": metadata}
+        self.vad = StageLink(
+            Stage.STAGE_VAD,
+            upstreams.detect,
+            vad_pb2.DetectRequest(
+                config=vad_pb2.DetectConfig(
+                    session_id=session_id,
+                    sample_rate_hz=PIPELINE_SAMPLE_RATE_HZ,
+                    sensitivity=options.vad_sensitivity,  # type: ignore[arg-type]
+                )
+            ),
+            self._on_vad,
+            self._on_stage_failure,
+            **common,  # type: ignore[arg-type]
+        )
+        self.voxtral = StageLink(
+            Stage.STAGE_VOXTRAL,
+            upstreams.respond,
+            voxtral_pb2.RespondRequest(
+                config=voxtral_pb2.RespondConfig(
+                    session_id=session_id,
+                    mode=options.turn_mode,  # type: ignore[arg-type]
+                    language=options.language,
+                    system_prompt=options.system_prompt,
+                    sample_rate_hz=PIPELINE_SAMPLE_RATE_HZ,
+                )
+            ),
+            self._on_voxtral,
+            self._on_stage_failure,
+            **common,  # type: ignore[arg-type]
+        )
+        self.orpheus = StageLink(
+            Stage.STAGE_ORPHEUS,
+            upstreams.synthesize,
+            orpheus_pb2.SynthesizeRequest(
+                config=orpheus_pb2.SynthesizeConfig(
+                    session_id=session_id,
+                    voice=options.voice,
+                    sample_rate_hz=options.output_sample_rate_hz,
+                    language=options.language,
+                )
+            ),
+            self._on_orpheus,
+            self._on_stage_failure,
+            **common,  # type: ignore[arg-type]
+        )
+
+    # ------------------------------------------------------------------ run
+
+    async def run(
+        self, requests: AsyncIterator[conversation_pb2.ConverseRequest]
+    ) -> AsyncIterator[conversation_pb2.ConverseResponse]:
+        """The server side of Converse after the config: yields what goes to the client."""
+        logs.session_id_var.set(self.session_id)
+        try:
+            await asyncio.gather(
+                self.vad.ensure_open(), self.voxtral.ensure_open(), self.orpheus.ensure_open()
+            )
+        except StageRejected as exc:
+            raise InvalidArgument("config", str(exc)) from exc
+        yield conversation_pb2.ConverseResponse(
+            session_started=conversation_pb2.SessionStarted(
+                session_id=self.session_id,
+                output_sample_rate_hz=self.options.output_sample_rate_hz,
+                vad=self.vad.engine,
+                voxtral=self.voxtral.engine,
+                orpheus=self.orpheus.engine,
+                voice=self.options.voice,
+                turn_mode=self.options.turn_mode,  # type: ignore[arg-type]
+            )
+        )
+        self._tasks = [
+            asyncio.create_task(self._read_client(requests), name="client-reader"),
+            asyncio.create_task(self._watchdog(), name="watchdog"),
+        ]
+        try:
+            while True:
+                item = await self._out.get()
+                metrics.QUEUE_DEPTH.labels("gateway_out").set(self._out.qsize())
+                if item is _CLOSE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                payload, on_sent = item
+                message = payload() if callable(payload) else payload
+                if message is not None:
+                    if message.WhichOneof("event") == "audio" and message.audio.turn_id in self._cancelled:
+                        continue
+                    yield message
+                if on_sent is not None:
+                    on_sent()
+        finally:
+            await self._teardown()
+
+    async def _teardown(self) -> None:
+        """Client gone or session over: stop our tasks and every upstream call."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        turn = self._turn
+        if turn is not None and turn.state in (TurnState.LISTENING, TurnState.REPLYING):
+            self._cancel_upstream(turn, turn.spoken_text(time.perf_counter()))
+            self._end_span(turn, "session closed")
+        await asyncio.gather(self.vad.abort(), self.voxtral.abort(), self.orpheus.abort())
+
+    def drain(self) -> None:
+        """SIGTERM: take no more input, finish the turn in progress, then close."""
+        for task in self._tasks:
+            if task.get_name() == "client-reader" and not task.done():
+                task.cancel()
+        if not self._input_done.is_set():
+            self._tasks.append(asyncio.create_task(self._finish_input(), name="finish"))
+
+    # ------------------------------------------------------------ client in
+
+    async def _read_client(self, requests: AsyncIterator[conversation_pb2.ConverseRequest]) -> None:
+        try:
+            async for request in requests:
+                kind = request.WhichOneof("request")
+                if kind == "audio":
+                    await self._on_audio(request.audio.pcm)
+                elif kind == "text":
+                    await self._on_text(request.text.text)
+                elif kind == "control":
+                    action = request.control.action
+                    if action == conversation_pb2.Control.ACTION_INTERRUPT:
+                        if self._turn is not None and self._turn.active:
+                            self._interrupt(self._turn)
+                    elif action == conversation_pb2.Control.ACTION_END_OF_INPUT:
+                        break
+                    else:
+                        raise InvalidArgument("control.action", f"unknown action {action}")
+                elif kind == "config":
+                    raise InvalidArgument("config", "SessionConfig sent twice; send it once, first")
+                else:
+                    raise InvalidArgument(
+                        "request", "empty ConverseRequest: set config, audio, text or control"
+                    )
+            await self._finish_input()
+        except VoxmeshError as exc:
+            self._fail_fast(exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("client reader failed")
+            self._fail_fast(exc)
+
+    def _fail_fast(self, exc: BaseException) -> None:
+        """End the session with ``exc`` ahead of anything queued (a bad message is final)."""
+        while not self._out.empty():
+            self._out.get_nowait()
+        self._out.put_nowait(exc)
+
+    async def _on_audio(self, pcm: bytes) -> None:
+        samples = pcm16_to_float(pcm, "audio.pcm")
+        self._touch()
+        resampled = self._resampler.process(samples)
+        if len(resampled) == 0:
+            return
+        pcm16k = pcm if self._resampler.from_hz == PIPELINE_SAMPLE_RATE_HZ else float_to_pcm16(resampled)
+        self._clock.append(resampled, time.perf_counter())
+        if await self.vad.ensure_open():
+            self.vad.send(vad_pb2.DetectRequest(audio=pcm16k))
+        turn = self._turn
+        if turn is not None and turn.state is TurnState.LISTENING:
+            self.voxtral.send(
+                voxtral_pb2.RespondRequest(audio=voxtral_pb2.UtteranceAudio(turn_id=turn.turn_id, pcm=pcm16k))
+            )
+
+    async def _on_text(self, text: str) -> None:
+        if not text.strip():
+            raise InvalidArgument("text.text", "empty text")
+        if len(text) > MAX_TEXT_CHARS:
+            raise InvalidArgument("text.text", f"longer than {MAX_TEXT_CHARS} characters")
+        self._touch()
+        previous = self._turn
+        if previous is not None and (previous.active or previous.state is TurnState.LISTENING):
+            self._interrupt(previous)
+        turn = self._new_turn()
+        turn.endpoint = time.perf_counter()
+        turn.state = TurnState.REPLYING
+        self._idle.clear()
+        if not await self.voxtral.ensure_open():
+            self._end_turn(turn, "voxtral unreachable")
+            return
+        self.voxtral.send(
+            voxtral_pb2.RespondRequest(
+                text=voxtral_pb2.TextTurn(
+                    turn_id=turn.turn_id, text=text, trace_context=self._trace_context(turn)
+                )
+            )
+        )
+
+    async def _finish_input(self) -> None:
+        """No more client input: let vad call the last endpoint, finish the reply, close."""
+        self._input_done.set()
+        tail = self._resampler.flush()
+        if len(tail):
+            self._clock.append(tail, time.perf_counter())
+            self.vad.send(vad_pb2.DetectRequest(audio=float_to_pcm16(tail)))
+        await self.vad.close()
+        turn = self._turn
+        if turn is not None and turn.state is TurnState.LISTENING:
+            # vad closed without an endpoint (it went down): nothing to answer.
+            self._cancel_upstream(turn, "")
+            self._end_turn(turn, "input ended during speech")
+        await self._idle.wait()
+        await asyncio.gather(self.voxtral.close(), self.orpheus.close())
+        self._out.put_nowait(_CLOSE)
+
+    # ------------------------------------------------------------ stage events
+
+    async def _on_vad(self, message: vad_pb2.DetectResponse) -> None:
+        kind = message.WhichOneof("event")
+        if kind == "speech_started":
+            await self._on_speech_started(message.speech_started)
+        elif kind == "speech_ended":
+            await self._on_speech_ended(message.speech_ended)
+
+    async def _on_speech_started(self, event: vad_pb2.VoiceStart) -> None:
+        previous = self._turn
+        if previous is not None and (previous.active or previous.state is TurnState.LISTENING):
+            self._interrupt(previous)
+        turn = self._new_turn()
+        self._idle.clear()
+        self._emit(
+            conversation_pb2.ConverseResponse(
+                speech_started=conversation_pb2.SpeechStarted(
+                    turn_id=turn.turn_id, audio_offset_ms=self._clock.offset_ms(event.onset_sample)
+                )
+            )
+        )
+        if not await self.voxtral.ensure_open():
+            self._end_turn(turn, "voxtral unreachable")
+            return
+        pre_roll = self._clock.since(event.utterance_start_sample)
+        for start in range(0, len(pre_roll), _FORWARD_SAMPLES):
+            piece = float_to_pcm16(pre_roll[start : start + _FORWARD_SAMPLES])
+            self.voxtral.send(
+                voxtral_pb2.RespondRequest(audio=voxtral_pb2.UtteranceAudio(turn_id=turn.turn_id, pcm=piece))
+            )
+
+    async def _on_speech_ended(self, event: vad_pb2.VoiceEnd) -> None:
+        turn = self._turn
+        if turn is None or turn.state is not TurnState.LISTENING:
+            return
+        turn.endpoint = time.perf_counter()
+        turn.t_end = self._clock.wall_time_of(event.last_voiced_sample)
+        turn.state = TurnState.REPLYING
+        self._touch()
+        self._emit(
+            conversation_pb2.ConverseResponse(
+                speech_ended=conversation_pb2.SpeechEnded(
+                    turn_id=turn.turn_id,
+                    last_voiced_offset_ms=self._clock.offset_ms(event.last_voiced_sample),
+                    endpoint_offset_ms=self._clock.offset_ms(event.decided_at_sample),
+                )
+            )
+        )
+        sent = self.voxtral.send(
+            voxtral_pb2.RespondRequest(
+                end_of_turn=voxtral_pb2.EndOfTurn(
+                    turn_id=turn.turn_id, trace_context=self._trace_context(turn)
+                )
+            )
+        )
+        if not sent:
+            self._stage_error(Stage.STAGE_VOXTRAL, "UNAVAILABLE", "voxtral stream is down", turn)
+            self._end_turn(turn, "voxtral down")
+
+    async def _on_voxtral(self, message: voxtral_pb2.RespondResponse) -> None:
+        kind = message.WhichOneof("event")
+        event = getattr(message, kind)
+        turn = self._turn
+        if turn is None or event.turn_id != turn.turn_id or turn.state is TurnState.ENDED:
+            return
+        self._touch()
+        if kind == "transcript":
+            turn.transcript = event.text
+            self._emit(
+                conversation_pb2.ConverseResponse(
+                    transcript=conversation_pb2.Transcript(
+                        turn_id=turn.turn_id, text=event.text, is_final=event.is_final
+                    )
+                )
+            )
+        elif kind == "reply":
+            if turn.first_token is None:
+                turn.first_token = time.perf_counter()
+            turn.reply_text += event.delta
+            self._emit(
+                conversation_pb2.ConverseResponse(
+                    reply_text=conversation_pb2.ReplyText(turn_id=turn.turn_id, delta=event.delta)
+                )
+            )
+            first = len(turn.reply_text) == len(event.delta)
+            if first and not await self.orpheus.ensure_open():
+                self._cancel_upstream(turn, "")
+                self._end_turn(turn, "orpheus unreachable")
+                return
+            self.orpheus.send(
+                orpheus_pb2.SynthesizeRequest(
+                    text=orpheus_pb2.TextDelta(
+                        turn_id=turn.turn_id,
+                        text=event.delta,
+                        trace_context=self._trace_context(turn) if first else {},
+                    )
+                )
+            )
+        elif kind == "done":
+            turn.reply_done = True
+            if not turn.reply_text.strip():
+                # transcribe mode (or an empty reply): the turn ends with no audio.
+                self._complete(turn)
+            elif not self.orpheus.send(
+                orpheus_pb2.SynthesizeRequest(end_of_text=orpheus_pb2.EndOfText(turn_id=turn.turn_id))
+            ):
+                self._stage_error(Stage.STAGE_ORPHEUS, "UNAVAILABLE", "orpheus stream is down", turn)
+                self._end_turn(turn, "orpheus down")
+        elif kind == "failed":
+            self._stage_error(Stage.STAGE_VOXTRAL, event.code, event.message, turn, event.retryable)
+            self.orpheus.send(
+                orpheus_pb2.SynthesizeRequest(cancel=common_pb2.CancelTurn(turn_id=turn.turn_id))
+            )
+            self._end_turn(turn, "voxtral failed")
+
+    async def _on_orpheus(self, message: orpheus_pb2.SynthesizeResponse) -> None:
+        kind = message.WhichOneof("event")
+        event = getattr(message, kind)
+        turn = self._turn
+        if turn is None or event.turn_id != turn.turn_id or turn.state is TurnState.ENDED:
+            return
+        self._touch()
+        now = time.perf_counter()
+        if kind == "phrase_started":
+            if turn.first_phrase is None:
+                turn.first_phrase = now
+        elif kind == "audio":
+            if turn.orpheus_first_audio is None:
+                turn.orpheus_first_audio = now
+            samples = len(event.pcm) // 2
+            turn.audio_samples_received += samples
+            self._audio_seq += 1
+            out = conversation_pb2.ConverseResponse(
+                audio=conversation_pb2.AudioOut(
+                    turn_id=turn.turn_id,
+                    sequence=self._audio_seq - 1,
+                    pcm=event.pcm,
+                    sample_rate_hz=event.sample_rate_hz,
+                )
+            )
+            rate = event.sample_rate_hz
+            self._emit(out, lambda: turn.note_audio_sent(samples, rate, time.perf_counter()))
+        elif kind == "phrase_done":
+            text = event.text
+            # Recorded when the phrase's last chunk was sent, with its playout end.
+            self._emit(None, lambda: turn.phrases.append(SpokenPhrase(text, turn.playout_end)))
+        elif kind == "done":
+            self._complete(turn)
+        elif kind == "failed":
+            self._stage_error(Stage.STAGE_ORPHEUS, event.code, event.message, turn, event.retryable)
+            self._cancel_upstream(turn, turn.spoken_text(now))
+            self._end_turn(turn, "orpheus failed")
+
+    async def _on_stage_failure(self, failure: StageFailure) -> None:
+        turn = self._turn
+        affected = turn is not None and turn.state in (TurnState.LISTENING, TurnState.REPLYING)
+        self._stage_error(failure.stage, failure.code, failure.message, turn if affected else None)
+        if turn is not None and affected:
+            self._cancel_upstream(turn, turn.spoken_text(time.perf_counter()))
+            self._end_turn(turn, f"{failure.code} from stage {failure.stage}")
+
+    # --------------------------------------------------------------- turns
+
+    def _new_turn(self) -> Turn:
+        turn = Turn(turn_id=self._next_turn_id)
+        self._next_turn_id += 1
+        self._turn = turn
+        logs.turn_id_var.set(turn.turn_id)
+        self._turn_spans[turn.turn_id] = _tracer.start_span(
+            "turn", attributes={"voxmesh.session_id": self.session_id, "voxmesh.turn_id": turn.turn_id}
+        )
+        return turn
+
+    def _trace_context(self, turn: Turn) -> dict[str, str]:
+        span = self._turn_spans.get(turn.turn_id)
+        return tracing.inject(trace.set_span_in_context(span)) if span is not None else {}
+
+    def _interrupt(self, turn: Turn) -> None:
+        """Barge-in: stop the reply, keep in history only what the user heard."""
+        now = time.perf_counter()
+        spoken = turn.spoken_text(now)
+        was_replying = turn.state is TurnState.REPLYING or (turn.state is TurnState.DONE and turn.active)
+        self._cancel_upstream(turn, spoken)
+        self._cancelled.add(turn.turn_id)
+        if turn.state is not TurnState.LISTENING and was_replying:
+            sent_ms = 1000.0 * turn.audio_samples_sent / self.options.output_sample_rate_hz
+            self._emit(
+                conversation_pb2.ConverseResponse(
+                    interrupted=conversation_pb2.Interrupted(
+                        turn_id=turn.turn_id, spoken_text=spoken, audio_sent_ms=sent_ms
+                    )
+                )
+            )
+            metrics.INTERRUPTIONS.inc()
+            metrics.TURNS.labels("interrupted").inc()
+        turn.state = TurnState.ENDED
+        self._end_span(turn, "interrupted")
+
+    def _cancel_upstream(self, turn: Turn, spoken_text: str) -> None:
+        cancel = common_pb2.CancelTurn(turn_id=turn.turn_id, spoken_text=spoken_text)
+        self.voxtral.send(voxtral_pb2.RespondRequest(cancel=cancel))
+        if turn.state is TurnState.REPLYING:
+            self.orpheus.send(
+                orpheus_pb2.SynthesizeRequest(cancel=common_pb2.CancelTurn(turn_id=turn.turn_id))
+            )
+
+    def _end_turn(self, turn: Turn, reason: str) -> None:
+        if turn.state is TurnState.ENDED:
+            return
+        turn.state = TurnState.ENDED
+        self._cancelled.add(turn.turn_id)
+        metrics.TURNS.labels("failed").inc()
+        log.info("turn ended early", extra=logs.fields(turn_id=turn.turn_id, reason=reason))
+        self._end_span(turn, reason)
+        self._idle.set()
+
+    def _complete(self, turn: Turn) -> None:
+        """All reply audio is queued: TurnComplete goes out after the last chunk."""
+        turn.state = TurnState.DONE
+        self._idle.set()
+        self._emit(lambda: self._turn_complete(turn))
+
+    def _turn_complete(self, turn: Turn) -> conversation_pb2.ConverseResponse | None:
+        if turn.turn_id in self._cancelled:
+            return None
+        latency = turn.latency()
+        metrics.TURNS.labels("completed").inc()
+        if turn.first_audio_sent is not None:
+            metrics.RESPONSE_LATENCY.observe(latency.response_latency_ms / 1000)
+            metrics.VOICE_TO_VOICE.observe(latency.voice_to_voice_ms / 1000)
+        for stage in (
+            "vad_decision",
+            "voxtral_first_token",
+            "first_phrase",
+            "orpheus_first_audio",
+            "gateway_overhead",
+        ):
+            value = getattr(latency, f"{stage}_ms")
+            if value > 0:
+                metrics.STAGE_LATENCY.labels(stage).observe(value / 1000)
+        self._record_stage_spans(turn)
+        log.info(
+            "turn complete",
+            extra=logs.fields(
+                turn_id=turn.turn_id, response_latency_ms=round(latency.response_latency_ms, 1)
+            ),
+        )
+        return conversation_pb2.ConverseResponse(
+            turn_complete=conversation_pb2.TurnComplete(
+                turn_id=turn.turn_id,
+                latency=latency,
+                transcript=turn.transcript,
+                reply_text=turn.reply_text,
+                reply_audio_ms=1000.0 * turn.audio_samples_received / self.options.output_sample_rate_hz,
+            )
+        )
+
+    def _stage_error(
+        self, stage: int, code: str, message: str, turn: Turn | None, retryable: bool = True
+    ) -> None:
+        stage_name = common_pb2.Stage.Name(stage).removeprefix("STAGE_").lower()  # type: ignore[arg-type]
+        metrics.ERRORS.labels(stage_name, code).inc()
+        log.warning("stage error", extra=logs.fields(stage=stage_name, code=code, error=message))
+        self._emit(
+            conversation_pb2.ConverseResponse(
+                error=conversation_pb2.Error(
+                    stage=stage,  # type: ignore[arg-type]
+                    code=code,
+                    message=message,
+                    turn_id=turn.turn_id if turn is not None else 0,
+                    retryable=retryable,
+                )
+            )
+        )
+
+    async def _watchdog(self) -> None:
+        """A stage that goes quiet mid-turn gets DEADLINE_EXCEEDED, and the session goes on."""
+        while True:
+            await asyncio.sleep(_WATCHDOG_PERIOD_S)
+            turn = self._turn
+            if turn is None or turn.state is not TurnState.REPLYING:
+                continue
+            if time.perf_counter() - self._last_progress > self._stage_timeout_s:
+                stage = Stage.STAGE_ORPHEUS if turn.reply_done else Stage.STAGE_VOXTRAL
+                self._stage_error(
+                    stage, "DEADLINE_EXCEEDED", f"no answer within {self._stage_timeout_s:g} s", turn
+                )
+                self._cancel_upstream(turn, turn.spoken_text(time.perf_counter()))
+                self._end_turn(turn, "stage timeout")
+
+    # ------------------------------------------------------------- output
+
+    def _emit(
+        self,
+        payload: conversation_pb2.ConverseResponse
+        | Callable[[], conversation_pb2.ConverseResponse | None]
+        | None,
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        try:
+            self._out.put_nowait((payload, on_sent))
+        except asyncio.QueueFull:
+            # The client stopped reading: end the session rather than buffer without bound.
+            self._fail_fast(
+                EngineOverloaded(
+                    f"client is not reading: {self._out.maxsize} messages queued (out_queue_size); session ended"
+                )
+            )
+
+    def _touch(self) -> None:
+        self._last_progress = time.perf_counter()
+
+    # ------------------------------------------------------------- tracing
+
+    def _epoch_ns(self, mark: float) -> int:
+        return int((mark + self._epoch_offset) * 1e9)
+
+    def _record_stage_spans(self, turn: Turn) -> None:
+        span = self._turn_spans.pop(turn.turn_id, None)
+        if span is None:
+            return
+        parent = trace.set_span_in_context(span)
+        marks = [
+            ("vad_decision", turn.t_end, turn.endpoint),
+            ("voxtral_first_token", turn.endpoint, turn.first_token),
+            ("first_phrase", turn.endpoint, turn.first_phrase),
+            ("orpheus_first_audio", turn.endpoint, turn.orpheus_first_audio),
+            ("response_latency", turn.endpoint, turn.first_audio_sent),
+        ]
+        for name, start, end in marks:
+            if start is not None and end is not None:
+                child = _tracer.start_span(name, context=parent, start_time=self._epoch_ns(start))
+                child.end(end_time=self._epoch_ns(end))
+        span.end()
+
+    def _end_span(self, turn: Turn, reason: str) -> None:
+        span = self._turn_spans.pop(turn.turn_id, None)
+        if span is not None:
+            span.set_attribute("voxmesh.ended", reason)
+            span.end()

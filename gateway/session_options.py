@@ -1,0 +1,60 @@
+"""The client's SessionConfig, validated into the gateway's own types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voxmesh.audio import DEFAULT_OUTPUT_SAMPLE_RATE_HZ, PIPELINE_SAMPLE_RATE_HZ, check_sample_rate
+from voxmesh.errors import InvalidArgument
+from voxmesh.v1 import common_pb2, conversation_pb2
+
+#: Longest system prompt accepted, in characters (it rides along every prompt).
+MAX_SYSTEM_PROMPT_CHARS = 8_000
+MAX_VOICE_CHARS = 64
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    input_sample_rate_hz: int
+    output_sample_rate_hz: int
+    voice: str
+    language: str
+    system_prompt: str
+    vad_sensitivity: int
+    turn_mode: int
+
+
+def _check_enum(value: int, enum: object, field: str) -> int:
+    valid = set(getattr(enum, "values")())  # noqa: B009 - protobuf enum wrappers are untyped
+    if value not in valid:
+        raise InvalidArgument(field, f"unknown value {value}")
+    return value
+
+
+def session_options(config: conversation_pb2.SessionConfig, default_voice: str = "") -> SessionOptions:
+    """Validate a SessionConfig; raises InvalidArgument naming the bad field."""
+    input_rate = check_sample_rate(
+        config.input_sample_rate_hz, "config.input_sample_rate_hz", PIPELINE_SAMPLE_RATE_HZ
+    )
+    output_rate = check_sample_rate(
+        config.output_sample_rate_hz, "config.output_sample_rate_hz", DEFAULT_OUTPUT_SAMPLE_RATE_HZ
+    )
+    if config.input_encoding not in (common_pb2.AUDIO_ENCODING_UNSPECIFIED, common_pb2.AUDIO_ENCODING_PCM16):
+        raise InvalidArgument(
+            "config.input_encoding", f"unsupported encoding {config.input_encoding}; use PCM16"
+        )
+    if len(config.system_prompt) > MAX_SYSTEM_PROMPT_CHARS:
+        raise InvalidArgument("config.system_prompt", f"longer than {MAX_SYSTEM_PROMPT_CHARS} characters")
+    if len(config.voice) > MAX_VOICE_CHARS:
+        raise InvalidArgument("config.voice", f"longer than {MAX_VOICE_CHARS} characters")
+    return SessionOptions(
+        input_sample_rate_hz=input_rate,
+        output_sample_rate_hz=output_rate,
+        voice=config.voice or default_voice,
+        language=config.language or "en",
+        system_prompt=config.system_prompt,
+        vad_sensitivity=_check_enum(
+            config.vad_sensitivity, common_pb2.VadSensitivity, "config.vad_sensitivity"
+        ),
+        turn_mode=_check_enum(config.turn_mode, common_pb2.TurnMode, "config.turn_mode"),
+    )
