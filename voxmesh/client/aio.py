@@ -1,0 +1,98 @@
+"""The asyncio client: ``async with await AsyncSession.connect(...) as session``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any
+
+import grpc
+import numpy as np
+
+from voxmesh.client import messages
+from voxmesh.client.errors import from_rpc_error
+from voxmesh.client.events import Event, from_proto
+from voxmesh.v1 import conversation_pb2_grpc
+
+
+class AsyncSession:
+    """One conversation with the gateway over a Converse stream."""
+
+    def __init__(self, channel: grpc.aio.Channel, call: Any, queue: asyncio.Queue[Any]) -> None:
+        self._channel = channel
+        self._call = call
+        self._queue = queue
+        self._closed_input = False
+
+    @classmethod
+    async def connect(
+        cls,
+        gateway: str = "127.0.0.1:50051",
+        *,
+        token: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        **config: Any,
+    ) -> AsyncSession:
+        """Open a session. ``config``: sample_rate_hz, output_sample_rate_hz, voice,
+        language, system_prompt, turn_mode ("audio"/"stream"/"transcribe"), vad_sensitivity.
+        """
+        channel = (
+            grpc.aio.secure_channel(gateway, grpc.ssl_channel_credentials(root_certificates))
+            if tls
+            else grpc.aio.insecure_channel(gateway)
+        )
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
+        queue.put_nowait(messages.config_request(**config))
+
+        async def requests() -> AsyncIterator[Any]:
+            while (item := await queue.get()) is not None:
+                yield item
+
+        stub = conversation_pb2_grpc.ConversationStub(channel)
+        call = stub.Converse(requests(), metadata=messages.call_metadata(token))
+        return cls(channel, call, queue)
+
+    async def send_audio(self, audio: bytes | np.ndarray) -> None:
+        """Send microphone audio (PCM16 bytes, int16 or float samples) at the configured rate."""
+        for request in messages.audio_requests(audio):
+            await self._queue.put(request)
+
+    async def send_text(self, text: str) -> None:
+        """A typed turn, answered like a spoken one."""
+        await self._queue.put(messages.text_request(text))
+
+    async def interrupt(self) -> None:
+        """Stop the reply in progress."""
+        await self._queue.put(messages.control_request(messages.INTERRUPT))
+
+    async def end_input(self) -> None:
+        """No more input: the gateway finishes the turn in progress, then ends the stream."""
+        if not self._closed_input:
+            self._closed_input = True
+            await self._queue.put(messages.control_request(messages.END_OF_INPUT))
+            await self._queue.put(None)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Server events until the stream ends; raises a typed VoxmeshClientError on failure."""
+        try:
+            async for message in self._call:
+                yield from_proto(message)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self.events()
+
+    async def close(self) -> None:
+        self._call.cancel()
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncSession:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

@@ -1,0 +1,90 @@
+"""The blocking client: ``with Session.connect(...) as session``.
+
+Built on gRPC's synchronous API: requests flow from a thread-safe queue, so
+one thread can push audio while another iterates events.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+
+import grpc
+import numpy as np
+
+from voxmesh.client import messages
+from voxmesh.client.errors import from_rpc_error
+from voxmesh.client.events import Event, from_proto
+from voxmesh.v1 import conversation_pb2_grpc
+
+
+class Session:
+    """One conversation with the gateway (blocking API)."""
+
+    def __init__(self, channel: grpc.Channel, responses: Any, requests: queue.Queue[Any]) -> None:
+        self._channel = channel
+        self._responses = responses
+        self._requests = requests
+        self._closed_input = False
+
+    @classmethod
+    def connect(
+        cls,
+        gateway: str = "127.0.0.1:50051",
+        *,
+        token: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        **config: Any,
+    ) -> Session:
+        """Open a session; ``config`` as for :meth:`AsyncSession.connect`."""
+        channel = (
+            grpc.secure_channel(gateway, grpc.ssl_channel_credentials(root_certificates))
+            if tls
+            else grpc.insecure_channel(gateway)
+        )
+        requests: queue.Queue[Any] = queue.Queue(maxsize=256)
+        requests.put(messages.config_request(**config))
+        stub = conversation_pb2_grpc.ConversationStub(channel)
+        responses = stub.Converse(iter(requests.get, None), metadata=messages.call_metadata(token))
+        return cls(channel, responses, requests)
+
+    def send_audio(self, audio: bytes | np.ndarray) -> None:
+        for request in messages.audio_requests(audio):
+            self._requests.put(request)
+
+    def send_text(self, text: str) -> None:
+        self._requests.put(messages.text_request(text))
+
+    def interrupt(self) -> None:
+        self._requests.put(messages.control_request(messages.INTERRUPT))
+
+    def end_input(self) -> None:
+        if not self._closed_input:
+            self._closed_input = True
+            self._requests.put(messages.control_request(messages.END_OF_INPUT))
+            self._requests.put(None)
+
+    def events(self) -> Iterator[Event]:
+        try:
+            for message in self._responses:
+                yield from_proto(message)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    def __iter__(self) -> Iterator[Event]:
+        return self.events()
+
+    def close(self) -> None:
+        self._responses.cancel()
+        self._channel.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
