@@ -33,6 +33,11 @@ def _check_enum(value: int, enum: object, field: str) -> int:
 
 def session_options(config: conversation_pb2.SessionConfig, default_voice: str = "") -> SessionOptions:
     """Validate a SessionConfig; raises InvalidArgument naming the bad field."""
+    if config.input_sample_rate_hz == 0:
+        # The client must say what it sends: a wrong guess garbles every word.
+        raise InvalidArgument(
+            "config.input_sample_rate_hz", "required (the SDK sends 16000 unless told otherwise)"
+        )
     input_rate = check_sample_rate(
         config.input_sample_rate_hz, "config.input_sample_rate_hz", PIPELINE_SAMPLE_RATE_HZ
     )
