@@ -21,7 +21,9 @@ def start_service() -> Iterator[Callable[..., ServiceProcess]]:
     """
     started: list[ServiceProcess] = []
 
-    def start(name: str, *args: str, env: dict[str, str] | None = None, timeout_s: float = 120.0) -> ServiceProcess:
+    def start(
+        name: str, *args: str, env: dict[str, str] | None = None, timeout_s: float = 120.0
+    ) -> ServiceProcess:
         extra = list(args)
         if "--metrics-port" not in extra:
             extra += ["--metrics-port", "-1"]
