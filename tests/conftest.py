@@ -7,9 +7,10 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ, resample
-from voxmesh.espeak import ESPEAK_SAMPLE_RATE_HZ, Espeak
 from voxmesh.processes import ServiceProcess, free_port
+from voxmesh.synthetic_speech import silence, speak
+
+__all__ = ["silence", "speak"]
 
 
 @pytest.fixture
@@ -35,16 +36,6 @@ def start_service() -> Iterator[Callable[..., ServiceProcess]]:
     yield start
     for svc in reversed(started):
         svc.stop()
-
-
-def speak(text: str, rate_hz: int = PIPELINE_SAMPLE_RATE_HZ, words_per_minute: int = 130) -> np.ndarray:
-    """espeak-ng saying ``text``: float32 mono at ``rate_hz``."""
-    audio = Espeak.instance().synthesize(text, words_per_minute=words_per_minute)
-    return resample(audio, ESPEAK_SAMPLE_RATE_HZ, rate_hz)
-
-
-def silence(seconds: float, rate_hz: int = PIPELINE_SAMPLE_RATE_HZ) -> np.ndarray:
-    return np.zeros(int(seconds * rate_hz), dtype=np.float32)
 
 
 @pytest.fixture
