@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from voxmesh.gateway.audio_clock import AudioClock
 
 

@@ -1,5 +1,4 @@
 import pytest
-
 from voxmesh.gateway.turn import SpokenPhrase, Turn, TurnState
 
 
