@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 VLLM_VENV ?= .venv-vllm
 
+.DEFAULT_GOAL := install
+
 # Issue-specific targets (vLLM venv, deploy tools) live in mk/*.mk; they may
 # add prerequisites of `make test` to TEST_DEPS.
 TEST_DEPS :=
