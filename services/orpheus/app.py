@@ -1,0 +1,29 @@
+"""``voxmesh serve orpheus``: the engine picked from the settings, behind the servicer."""
+
+from __future__ import annotations
+
+import grpc
+from voxmesh.services.orpheus.engine import create_engine
+from voxmesh.services.orpheus.servicer import OrpheusServicer
+from voxmesh.services.orpheus.settings import OrpheusSettings
+from voxmesh.services.orpheus.voices import resolve_voice
+
+from voxmesh.server import ServiceSpec
+from voxmesh.v1 import orpheus_pb2, orpheus_pb2_grpc
+
+
+def build_spec(settings: OrpheusSettings) -> ServiceSpec:
+    resolve_voice(settings.voice, settings.voice, field="voice")
+    engine = create_engine(settings)
+    servicer = OrpheusServicer(engine, settings)
+
+    def register(server: grpc.aio.Server) -> None:
+        orpheus_pb2_grpc.add_OrpheusServicer_to_server(servicer, server)
+
+    return ServiceSpec(
+        name="orpheus",
+        service_names=[orpheus_pb2.DESCRIPTOR.services_by_name["Orpheus"].full_name],
+        register=register,
+        startup=engine.start,
+        shutdown=engine.close,
+    )
