@@ -24,7 +24,28 @@ class OrpheusSettings(ServiceSettings):
     temperature: float = Field(0.6, description="Sampling temperature (model card: 0.4-0.6)")
     top_p: float = Field(0.9, description="Nucleus sampling")
     repetition_penalty: float = Field(1.1, description="Repetition penalty (model card: 1.1)")
-    max_phrase_tokens: int = Field(1200, description="Audio tokens cap per phrase (~14 s)")
+    max_phrase_tokens: int = Field(1200, ge=7, description="Audio tokens cap per phrase (~14 s)")
+    static_cache: str = Field(
+        "auto",
+        description="transformers: static KV cache + compiled decode step (auto = on CUDA only), on or off",
+    )
+    snac_left_frames: int = Field(3, ge=0, description="SNAC window: frames of left context (3 = exact)")
+    snac_lookahead_frames: int = Field(
+        1,
+        ge=0,
+        description="SNAC window: frames of right context before a frame is played (3 = exact, slower start)",
+    )
+    snac_crossfade_samples: int = Field(
+        512, ge=0, description="SNAC window seams: crossfade length at 24 kHz"
+    )
+    snac_max_emit_frames: int = Field(8, ge=1, description="SNAC window: most frames one decode emits")
+    snac_max_batch: int = Field(16, ge=1, description="SNAC decode: most windows in one batch (all sessions)")
+    snac_max_wait_ms: float = Field(3.0, ge=0, description="SNAC decode: longest wait to fill a batch")
+    snac_noise_seed: int = Field(0, description="SNAC decoder noise: seed of the positional noise tables")
+    test_audio_frames_only: bool = Field(
+        False,
+        description="TEST ONLY: constrain sampling to well-formed audio frames (random-weight checkpoints)",
+    )
     first_clause_chars: int = Field(
         24, ge=1, description="First phrase of a turn: cut at a comma once this long (time to first audio)"
     )

@@ -1,0 +1,131 @@
+"""The Orpheus 3B 0.1 token protocol: prompt ids in, SNAC frames out.
+
+Orpheus is a Llama-3.2-3B whose vocabulary was extended past Llama's 128 256
+ids with 10 control tokens and 7 × 4096 audio tokens. The prompt and the
+audio layout below are what canopylabs' fine-tune was trained on:
+
+- prompt: ``[START_OF_HUMAN] + tokenize("<voice>: <text>") (with BOS 128000)
+  + [END_OF_TEXT, END_OF_HUMAN, START_OF_AI, START_OF_SPEECH]``; the model
+  answers with audio tokens and stops at ``END_OF_SPEECH``;
+- audio: frames of 7 tokens; slot ``k`` (0..6) of a frame carries
+  ``AUDIO_TOKEN_BASE + code + k * 4096`` with ``code`` in 0..4095;
+- a frame's codes feed SNAC's three codebooks as ``c0=[f0]``,
+  ``c1=[f1, f4]``, ``c2=[f2, f3, f5, f6]`` (12, 23, 47 Hz).
+
+The model sometimes emits a token out of place (a wrong slot, a text token):
+:class:`FrameParser` never decodes those as audio. Because every slot has its
+own id range, the parser can tell where a frame starts: it drops the broken
+frame and resynchronises on the next slot-0 token, and counts what it dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+BOS = 128_000
+START_OF_SPEECH = 128_257
+END_OF_SPEECH = 128_258
+START_OF_HUMAN = 128_259
+END_OF_HUMAN = 128_260
+START_OF_AI = 128_261
+END_OF_TEXT = 128_009
+AUDIO_TOKEN_BASE = 128_266
+CODEBOOK_SIZE = 4_096
+CODES_PER_FRAME = 7
+#: One past the last audio id (156 938); Orpheus' vocabulary is 156 940.
+AUDIO_TOKEN_END = AUDIO_TOKEN_BASE + CODES_PER_FRAME * CODEBOOK_SIZE
+#: SNAC 24 kHz: one frame (4 latent steps of 512 samples) is 2048 samples.
+SAMPLES_PER_FRAME = 2_048
+SNAC_SAMPLE_RATE_HZ = 24_000
+#: Audio tokens per second of speech: 7 × 24000 / 2048 ≈ 82 (the real-time need).
+TOKENS_PER_SECOND = CODES_PER_FRAME * SNAC_SAMPLE_RATE_HZ / SAMPLES_PER_FRAME
+
+#: A frame's 7 codes, each 0..4095.
+Frame = tuple[int, int, int, int, int, int, int]
+
+
+class TextTokenizer(Protocol):
+    """What the prompt needs from a Hugging Face tokenizer."""
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]: ...
+
+
+def prompt_ids(tokenizer: TextTokenizer, voice: str, text: str) -> list[int]:
+    """The prompt that makes Orpheus speak ``text`` with ``voice``."""
+    ids = tokenizer.encode(f"{voice}: {text}", add_special_tokens=False)
+    return [START_OF_HUMAN, BOS, *ids, END_OF_TEXT, END_OF_HUMAN, START_OF_AI, START_OF_SPEECH]
+
+
+def audio_token(slot: int, code: int) -> int:
+    """The token id that carries ``code`` in ``slot`` of a frame."""
+    if not 0 <= slot < CODES_PER_FRAME or not 0 <= code < CODEBOOK_SIZE:
+        raise ValueError(f"slot {slot} / code {code} out of range")
+    return AUDIO_TOKEN_BASE + code + slot * CODEBOOK_SIZE
+
+
+def frame_tokens(frame: Sequence[int]) -> list[int]:
+    """The 7 token ids of one frame of codes (the inverse of parsing)."""
+    return [audio_token(slot, code) for slot, code in enumerate(frame)]
+
+
+def codebooks(frames: Sequence[Frame]) -> tuple[list[int], list[int], list[int]]:
+    """SNAC's three code sequences for consecutive frames."""
+    c0 = [f[0] for f in frames]
+    c1 = [c for f in frames for c in (f[1], f[4])]
+    c2 = [c for f in frames for c in (f[2], f[3], f[5], f[6])]
+    return c0, c1, c2
+
+
+@dataclass
+class FrameParser:
+    """Turns generated token ids into complete frames, one id at a time."""
+
+    #: Tokens not decoded: out of place, not audio, or a frame left unfinished.
+    dropped_tokens: int = 0
+    #: Times a broken frame was abandoned and parsing restarted at slot 0.
+    resyncs: int = 0
+    ended: bool = False
+    _partial: list[int] = field(default_factory=list)
+    _skipping: bool = False
+
+    def push(self, token_ids: Iterable[int]) -> list[Frame]:
+        """Feed ids; return the frames they completed. Ids after END_OF_SPEECH are ignored."""
+        frames: list[Frame] = []
+        for token in token_ids:
+            if self.ended:
+                break
+            if token == END_OF_SPEECH:
+                self.finish()
+                break
+            slot, code = divmod(token - AUDIO_TOKEN_BASE, CODEBOOK_SIZE)
+            is_audio = AUDIO_TOKEN_BASE <= token < AUDIO_TOKEN_END
+            if is_audio and slot == len(self._partial):
+                self._skipping = False
+                self._partial.append(code)
+                if len(self._partial) == CODES_PER_FRAME:
+                    frames.append(tuple(self._partial))  # type: ignore[arg-type]
+                    self._partial = []
+                continue
+            # Out of place. A slot-0 token starts a fresh frame at once.
+            self._break_frame()
+            if is_audio and slot == 0:
+                self._skipping = False
+                self._partial = [code]
+            else:
+                self.dropped_tokens += 1
+                self._skipping = True
+        return frames
+
+    def finish(self) -> None:
+        """End of speech: an unfinished frame is dropped, never padded."""
+        self.dropped_tokens += len(self._partial)
+        self._partial = []
+        self.ended = True
+
+    def _break_frame(self) -> None:
+        if self._partial or not self._skipping:
+            self.resyncs += 1
+        self.dropped_tokens += len(self._partial)
+        self._partial = []

@@ -1,0 +1,69 @@
+"""Generated token ids → audio chunks: the part both model engines share.
+
+Ids go through :class:`FrameParser` (resynchronising on broken frames),
+frames into a :class:`SnacStream`, its windows through the shared
+:class:`SnacBatcher`; chunks come out as soon as each window is decoded.
+While a window decodes, the model keeps generating into its own buffer, so
+the next window usually takes several frames at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import numpy as np
+from prometheus_client import Counter
+from voxmesh.services.orpheus.orpheus_tokens import FrameParser
+from voxmesh.services.orpheus.snac_batcher import SnacBatcher
+from voxmesh.services.orpheus.snac_decoder import SnacStream
+
+from voxmesh import logs
+
+log = logging.getLogger(__name__)
+
+DROPPED_AUDIO_TOKENS = Counter(
+    "voxmesh_orpheus_dropped_tokens_total",
+    "Generated tokens not decoded as audio (out of frame order, not audio, or an unfinished last frame)",
+)
+
+
+@dataclass(frozen=True)
+class StreamParams:
+    """How a phrase's frames are windowed (see :class:`SnacStream`)."""
+
+    left_frames: int = 3
+    lookahead_frames: int = 1
+    crossfade_samples: int = 512
+    max_emit_frames: int = 8
+
+    def new_stream(self) -> SnacStream:
+        return SnacStream(
+            self.left_frames, self.lookahead_frames, self.crossfade_samples, self.max_emit_frames
+        )
+
+
+async def tokens_to_audio(
+    token_batches: AsyncIterator[list[int]], batcher: SnacBatcher, params: StreamParams
+) -> AsyncIterator[np.ndarray]:
+    """Yield float32 24 kHz chunks (whole frames) for a phrase's generated ids."""
+    parser = FrameParser()
+    stream = params.new_stream()
+    async for ids in token_batches:
+        stream.add(parser.push(ids))
+        while (window := stream.next_window()) is not None:
+            yield stream.accept(window, await batcher.decode(window))
+        if parser.ended:
+            break
+    parser.finish()
+    while (window := stream.next_window(final=True)) is not None:
+        yield stream.accept(window, await batcher.decode(window))
+    if parser.dropped_tokens:
+        DROPPED_AUDIO_TOKENS.inc(parser.dropped_tokens)
+        log.warning(
+            "tokens out of frame order were dropped, not decoded",
+            extra=logs.fields(
+                dropped_tokens=parser.dropped_tokens, resyncs=parser.resyncs, frames=len(stream.frames)
+            ),
+        )

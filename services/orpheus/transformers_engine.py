@@ -1,0 +1,246 @@
+"""The ``transformers`` engine: Orpheus as a ``LlamaForCausalLM`` + the streaming SNAC decoder.
+
+Runs on CUDA when there is one (bfloat16), else on CPU (float32). Each
+phrase is one ``generate`` call on a worker thread; a streamer hands every
+new token id to the event loop as it is sampled, where the shared SNAC
+decoder turns frames into audio while generation goes on. Cancelling the
+phrase sets a stop flag that ``generate`` checks after each token.
+
+On CUDA a static KV cache (``--static-cache``, on by default there) lets
+transformers compile the decode step into CUDA graphs: per-token latency
+drops, at the price of a slow first phrase while it compiles. Compiled
+graphs are not safe to replay from several threads at once, so with a
+static cache phrases take turns on the model; without it they run
+concurrently (each thread its own dynamic cache). Production serving with
+real batching across sessions is the ``vllm`` engine's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from voxmesh.services.orpheus.engine import SpeechEngine
+from voxmesh.services.orpheus.orpheus_tokens import (
+    AUDIO_TOKEN_BASE,
+    AUDIO_TOKEN_END,
+    CODEBOOK_SIZE,
+    CODES_PER_FRAME,
+    END_OF_SPEECH,
+    SNAC_SAMPLE_RATE_HZ,
+    prompt_ids,
+)
+from voxmesh.services.orpheus.snac_batcher import SnacBatcher
+from voxmesh.services.orpheus.snac_decoder import SnacDecoder, load_snac
+from voxmesh.services.orpheus.token_audio import StreamParams, tokens_to_audio
+
+from voxmesh import logs
+from voxmesh.engine_info import EngineInfo
+from voxmesh.errors import EngineUnavailable
+
+if TYPE_CHECKING:
+    from voxmesh.services.orpheus.settings import OrpheusSettings
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(setting: str) -> torch.device:
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        raise EngineUnavailable(f"device: {setting!r} asked for but CUDA is not available")
+    return torch.device(setting)
+
+
+def pick_dtype(setting: str, device: torch.device) -> torch.dtype:
+    if setting == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtype = getattr(torch, setting, None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"dtype: unknown torch dtype {setting!r}")
+    return dtype
+
+
+class AudioFramesOnly:
+    """TEST ONLY logits processor: every sampled token is the next slot's audio id.
+
+    A randomly initialised model picks any of 157k ids; tests that need
+    well-formed frames from it constrain sampling to slot ``k``'s 4096 ids at
+    position ``k`` of each frame (END_OF_SPEECH allowed between frames).
+    """
+
+    def __init__(self, prompt_length: int) -> None:
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        slot = (input_ids.shape[1] - self.prompt_length) % CODES_PER_FRAME
+        allowed = torch.full_like(scores, float("-inf"))
+        low = AUDIO_TOKEN_BASE + slot * CODEBOOK_SIZE
+        allowed[:, low : low + CODEBOOK_SIZE] = 0.0
+        if slot == 0:
+            allowed[:, END_OF_SPEECH] = 0.0
+        return scores + allowed  # type: ignore[return-value]
+
+
+class _TokenStreamer:
+    """A ``generate`` streamer that forwards each new id list to a callback (skips the prompt)."""
+
+    def __init__(self, on_ids: Any) -> None:
+        self._on_ids = on_ids
+        self._prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        self._on_ids(value.reshape(-1).tolist())
+
+    def end(self) -> None:
+        pass
+
+
+class _StopFlag:
+    """A stopping criterion: the phrase was cancelled."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        return torch.full(
+            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
+        )  # type: ignore[return-value]
+
+
+class TransformersEngine(SpeechEngine):
+    sample_rate_hz = SNAC_SAMPLE_RATE_HZ
+
+    def __init__(self, settings: OrpheusSettings) -> None:
+        self.settings = settings
+        self.device = pick_device(settings.device)
+        self.dtype = pick_dtype(settings.dtype, self.device)
+        self.static_cache = settings.static_cache == "on" or (
+            settings.static_cache == "auto" and self.device.type == "cuda"
+        )
+        self.params = StreamParams(
+            settings.snac_left_frames,
+            settings.snac_lookahead_frames,
+            settings.snac_crossfade_samples,
+            settings.snac_max_emit_frames,
+        )
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.batcher: SnacBatcher | None = None
+        self._executor = ThreadPoolExecutor(settings.max_sessions, thread_name_prefix="orpheus-generate")
+        # Compiled (static-cache) generation: one phrase on the model at a time.
+        self._model_lock = threading.Lock() if self.static_cache else None
+
+    @property
+    def info(self) -> EngineInfo:
+        return EngineInfo(engine="transformers", model=self.settings.model, is_fallback=False)
+
+    async def start(self) -> None:
+        snac = await asyncio.to_thread(self._load)
+        self.batcher = SnacBatcher(
+            SnacDecoder(snac, seed=self.settings.snac_noise_seed),
+            max_batch=self.settings.snac_max_batch,
+            max_wait_s=self.settings.snac_max_wait_ms / 1000,
+        )
+        self.batcher.start()
+
+    def _load(self) -> Any:
+        from transformers import AutoTokenizer, LlamaForCausalLM
+
+        log.info(
+            "loading Orpheus", extra={"fields": {"model": self.settings.model, "device": str(self.device)}}
+        )
+        self.tokenizer = AutoTokenizer.from_pretrained(self.settings.model)
+        model: Any = LlamaForCausalLM.from_pretrained(self.settings.model, dtype=self.dtype)
+        if model.config.vocab_size < AUDIO_TOKEN_END:
+            raise ValueError(
+                f"model: vocabulary of {model.config.vocab_size} ids has no room for Orpheus' audio ids "
+                f"(needs {AUDIO_TOKEN_END}): not an Orpheus checkpoint"
+            )
+        self.model = model.to(self.device).eval()
+        return load_snac(self.settings.snac_model, self.device)
+
+    async def close(self) -> None:
+        if self.batcher is not None:
+            await self.batcher.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def synthesize(self, text: str, voice: str) -> AsyncIterator[np.ndarray]:
+        assert self.batcher is not None, "start() was not awaited"
+        ids = prompt_ids(self.tokenizer, voice, text)
+        async for chunk in tokens_to_audio(self._generate(ids), self.batcher, self.params):
+            yield chunk
+
+    async def _generate(self, ids: list[int]) -> AsyncIterator[list[int]]:
+        """Token ids as ``generate`` samples them, until END_OF_SPEECH or the phrase token cap."""
+        loop = asyncio.get_running_loop()
+        # Unbounded in form, bounded in fact: at most max_phrase_tokens entries.
+        queue: asyncio.Queue[list[int] | None] = asyncio.Queue()
+        stop = threading.Event()
+
+        def on_ids(new: list[int]) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, new)
+
+        def run() -> None:
+            try:
+                self._run_generate(ids, _TokenStreamer(on_ids), stop)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        future = loop.run_in_executor(self._executor, run)
+        tokens = 0
+        reason = "cancelled"
+        try:
+            while (new := await queue.get()) is not None:
+                tokens += len(new)
+                yield new
+            await future
+            reason = "end_of_speech" if tokens < self.settings.max_phrase_tokens else "token_cap"
+        finally:
+            stop.set()
+            if not future.done():
+                # Wait for generate to see the flag (one token), so the
+                # thread and its KV cache are free when the turn ends.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(future)
+            log.info("generation stopped", extra=logs.fields(reason=reason, tokens=tokens))
+
+    def _run_generate(self, ids: list[int], streamer: _TokenStreamer, stop: threading.Event) -> None:
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        processors = LogitsProcessorList()
+        if self.settings.test_audio_frames_only:
+            processors.append(AudioFramesOnly(len(ids)))
+        kwargs: dict[str, Any] = {}
+        if self.static_cache:
+            kwargs["cache_implementation"] = "static"
+        input_ids = torch.tensor([ids], device=self.device)
+        with self._model_lock or contextlib.nullcontext(), torch.inference_mode():
+            if stop.is_set():
+                return
+            self.model.generate(
+                input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                do_sample=True,
+                temperature=self.settings.temperature,
+                top_p=self.settings.top_p,
+                top_k=0,  # off, as in the model card's vLLM sampling
+                repetition_penalty=self.settings.repetition_penalty,
+                max_new_tokens=self.settings.max_phrase_tokens,
+                eos_token_id=END_OF_SPEECH,
+                pad_token_id=END_OF_SPEECH,
+                logits_processor=processors,
+                stopping_criteria=StoppingCriteriaList([_StopFlag(stop)]),
+                streamer=streamer,
+                **kwargs,
+            )
