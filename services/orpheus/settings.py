@@ -30,13 +30,14 @@ class OrpheusSettings(ServiceSettings):
         description="transformers: static KV cache + compiled decode step (auto = on CUDA only), on or off",
     )
     snac_left_frames: int = Field(3, ge=0, description="SNAC window: frames of left context (3 = exact)")
+    snac_first_lookahead_frames: int = Field(
+        1, ge=0, description="SNAC window: right context of a phrase's first chunk (time to first audio)"
+    )
     snac_lookahead_frames: int = Field(
-        1,
-        ge=0,
-        description="SNAC window: frames of right context before a frame is played (3 = exact, slower start)",
+        2, ge=0, description="SNAC window: frames of right context before a later frame is played (3 = exact)"
     )
     snac_crossfade_samples: int = Field(
-        512, ge=0, description="SNAC window seams: crossfade length at 24 kHz"
+        128, ge=0, description="SNAC window seams: crossfade length at 24 kHz"
     )
     snac_max_emit_frames: int = Field(8, ge=1, description="SNAC window: most frames one decode emits")
     snac_max_batch: int = Field(16, ge=1, description="SNAC decode: most windows in one batch (all sessions)")

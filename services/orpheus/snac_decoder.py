@@ -14,17 +14,21 @@ bytes), and the statistics are the same white Gaussian noise SNAC adds.
 :class:`SnacStream` decides which window to decode next for one phrase:
 
 - left context ``left_frames`` (default 3 ≥ 2.3: exact);
-- right context ``lookahead_frames`` (default 1): a frame is emitted once the
-  next one exists, so the first audio needs 2 frames (14 tokens). The last
-  2 691 samples of each emitted chunk were computed without the full right
-  context: that is the quality this latency costs (measured in
-  docs/orpheus.md); ``lookahead_frames=3`` removes it for 14 more tokens;
+- right context: a frame is played once ``lookahead_frames`` more exist.
+  Measured against a one-shot decode (real-size random SNAC), the RMS error
+  is 2-8 % of the signal with no lookahead, 0.8 % with 1 frame, 0.007 % with
+  2 and float rounding with 3. The first chunk of a phrase uses
+  ``first_lookahead_frames`` (default 1: first audio after 2 frames, 14
+  tokens) because nothing is playing yet; later ones use
+  ``lookahead_frames`` (default 2), which costs nothing audible once
+  playback is ahead of generation;
 - where windows meet, the new chunk starts from the previous window's own
-  continuation and crossfades into the new window over ``crossfade_samples``,
-  so the seam is continuous however short the lookahead;
+  continuation of the waveform and crossfades into the new window over
+  ``crossfade_samples`` (default 128, 5 ms), so a seam never steps even when
+  the two estimates differ;
 - every frame is emitted exactly once and chunks are whole frames (2048
-  samples); at end of speech the remaining frames are decoded with no
-  lookahead, which is exactly what a one-shot decode gives there.
+  samples); at end of speech the remaining frames are decoded with what
+  context there is, exactly as a one-shot decode sees them.
 """
 
 from __future__ import annotations
@@ -141,8 +145,9 @@ class SnacStream:
     """The streaming decode state of one phrase: frames in, windows to decode, chunks out."""
 
     left_frames: int = 3
-    lookahead_frames: int = 1
-    crossfade_samples: int = 512
+    lookahead_frames: int = 2
+    crossfade_samples: int = 128
+    first_lookahead_frames: int = 1
     #: Cap on frames emitted by one window (bounds a decode's cost after a stall).
     max_emit_frames: int = 8
     #: Every frame of the phrase so far (≤ ~200 of them: the phrase token cap).
@@ -152,9 +157,14 @@ class SnacStream:
     _tail: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if self.left_frames < 0 or self.lookahead_frames < 0 or self.max_emit_frames < 1:
-            raise ValueError("left_frames and lookahead_frames must be >= 0, max_emit_frames >= 1")
-        if self.crossfade_samples > self.lookahead_frames * SAMPLES_PER_FRAME:
+        if min(self.left_frames, self.lookahead_frames, self.first_lookahead_frames) < 0:
+            raise ValueError("context frames must be >= 0")
+        if self.max_emit_frames < 1:
+            raise ValueError("max_emit_frames must be >= 1")
+        if (
+            self.crossfade_samples
+            > min(self.lookahead_frames, self.first_lookahead_frames) * SAMPLES_PER_FRAME
+        ):
             raise ValueError("crossfade_samples cannot exceed the lookahead")
 
     @property
@@ -166,16 +176,13 @@ class SnacStream:
 
     def next_window(self, final: bool = False) -> DecodeWindow | None:
         """The next window to decode, or None until enough frames are in (or all are out)."""
-        if final:
-            emit_to = min(len(self.frames), self.emitted + self.max_emit_frames)
-            if emit_to <= self.emitted:
-                return None
-        else:
-            emit_to = min(len(self.frames) - self.lookahead_frames, self.emitted + self.max_emit_frames)
-            if emit_to <= self.emitted:
-                return None
+        lookahead = self.lookahead_frames if self.emitted else self.first_lookahead_frames
+        available = len(self.frames) if final else len(self.frames) - lookahead
+        emit_to = min(available, self.emitted + self.max_emit_frames)
+        if emit_to <= self.emitted:
+            return None
         start = max(0, self.emitted - self.left_frames)
-        end = min(len(self.frames), emit_to + self.lookahead_frames)
+        end = min(len(self.frames), emit_to + lookahead)
         return DecodeWindow(tuple(self.frames[start:end]), start, self.emitted, emit_to)
 
     def accept(self, window: DecodeWindow, audio: np.ndarray) -> np.ndarray:

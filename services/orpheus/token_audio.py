@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from prometheus_client import Counter
 from voxmesh.services.orpheus.orpheus_tokens import FrameParser
+from voxmesh.services.orpheus.settings import OrpheusSettings
 from voxmesh.services.orpheus.snac_batcher import SnacBatcher
 from voxmesh.services.orpheus.snac_decoder import SnacStream
 
@@ -34,14 +35,29 @@ class StreamParams:
     """How a phrase's frames are windowed (see :class:`SnacStream`)."""
 
     left_frames: int = 3
-    lookahead_frames: int = 1
-    crossfade_samples: int = 512
+    lookahead_frames: int = 2
+    crossfade_samples: int = 128
+    first_lookahead_frames: int = 1
     max_emit_frames: int = 8
 
     def new_stream(self) -> SnacStream:
         return SnacStream(
-            self.left_frames, self.lookahead_frames, self.crossfade_samples, self.max_emit_frames
+            left_frames=self.left_frames,
+            lookahead_frames=self.lookahead_frames,
+            crossfade_samples=self.crossfade_samples,
+            first_lookahead_frames=self.first_lookahead_frames,
+            max_emit_frames=self.max_emit_frames,
         )
+
+
+def stream_params(settings: OrpheusSettings) -> StreamParams:
+    return StreamParams(
+        left_frames=settings.snac_left_frames,
+        lookahead_frames=settings.snac_lookahead_frames,
+        crossfade_samples=settings.snac_crossfade_samples,
+        first_lookahead_frames=settings.snac_first_lookahead_frames,
+        max_emit_frames=settings.snac_max_emit_frames,
+    )
 
 
 async def tokens_to_audio(

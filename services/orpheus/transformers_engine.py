@@ -39,7 +39,7 @@ from voxmesh.services.orpheus.orpheus_tokens import (
 )
 from voxmesh.services.orpheus.snac_batcher import SnacBatcher
 from voxmesh.services.orpheus.snac_decoder import SnacDecoder, load_snac
-from voxmesh.services.orpheus.token_audio import StreamParams, tokens_to_audio
+from voxmesh.services.orpheus.token_audio import stream_params, tokens_to_audio
 
 from voxmesh import logs
 from voxmesh.engine_info import EngineInfo
@@ -128,12 +128,7 @@ class TransformersEngine(SpeechEngine):
         self.static_cache = settings.static_cache == "on" or (
             settings.static_cache == "auto" and self.device.type == "cuda"
         )
-        self.params = StreamParams(
-            settings.snac_left_frames,
-            settings.snac_lookahead_frames,
-            settings.snac_crossfade_samples,
-            settings.snac_max_emit_frames,
-        )
+        self.params = stream_params(settings)
         self.model: Any = None
         self.tokenizer: Any = None
         self.batcher: SnacBatcher | None = None
