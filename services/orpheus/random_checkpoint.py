@@ -94,10 +94,64 @@ def random_snac(config: dict[str, Any], seed: int = 0) -> Any:
     return SNAC(**config).eval()
 
 
-def save_orpheus(directory: str, config: dict[str, Any] = TINY_ORPHEUS_CONFIG, seed: int = 0) -> str:
-    """Write a random Orpheus-shaped model + tokenizer to ``directory`` (``from_pretrained`` loads it)."""
+def make_frame_following(model: Any, seed: int = 0) -> Any:
+    """Set a random tiny model's weights so that it speaks well-formed frames.
+
+    Attention and MLP outputs are zeroed, so the logits depend only on the
+    last token: its embedding carries its slot as a large value on dimension
+    ``slot`` (START_OF_SPEECH counts as slot 6), and the output rows of slot
+    ``k + 1``'s ids read that dimension, so the next token is always the next
+    slot's, with random weights on the other dimensions choosing among its
+    4096 codes. No logits processor is needed, so any engine (vLLM included)
+    produces decodable frames from it; END_OF_SPEECH is never likely, so
+    phrases run to the token cap.
+    """
+    from voxmesh.services.orpheus.orpheus_tokens import (
+        AUDIO_TOKEN_BASE,
+        CODEBOOK_SIZE,
+        CODES_PER_FRAME,
+        START_OF_SPEECH,
+    )
+
+    config = model.config
+    if config.tie_word_embeddings or config.hidden_size < 16:
+        raise ValueError("needs untied embeddings and hidden_size >= 16")
+    generator = torch.Generator().manual_seed(seed)
+    hidden = config.hidden_size
+    embed = torch.randn(config.vocab_size, hidden, generator=generator)
+    head = torch.zeros(config.vocab_size, hidden)
+    for slot in range(CODES_PER_FRAME):
+        ids = slice(AUDIO_TOKEN_BASE + slot * CODEBOOK_SIZE, AUDIO_TOKEN_BASE + (slot + 1) * CODEBOOK_SIZE)
+        embed[ids, :CODES_PER_FRAME] = 0.0
+        embed[ids, slot] = 8.0
+        head[ids, CODES_PER_FRAME:] = 0.5 * torch.randn(
+            CODEBOOK_SIZE, hidden - CODES_PER_FRAME, generator=generator
+        )
+        head[ids, (slot - 1) % CODES_PER_FRAME] = 3.0
+    embed[START_OF_SPEECH, :CODES_PER_FRAME] = 0.0
+    embed[START_OF_SPEECH, CODES_PER_FRAME - 1] = 8.0
+    with torch.no_grad():
+        model.get_input_embeddings().weight.copy_(embed)
+        model.get_output_embeddings().weight.copy_(head)
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+    return model
+
+
+def save_orpheus(
+    directory: str, config: dict[str, Any] = TINY_ORPHEUS_CONFIG, seed: int = 0, frame_following: bool = False
+) -> str:
+    """Write a random Orpheus-shaped model + tokenizer to ``directory`` (``from_pretrained`` loads it).
+
+    ``frame_following`` builds the variant of :func:`make_frame_following`.
+    """
     os.makedirs(directory, exist_ok=True)
-    random_llama(config, seed=seed).save_pretrained(directory)
+    if frame_following:
+        model = make_frame_following(random_llama({**config, "tie_word_embeddings": False}, seed=seed), seed)
+    else:
+        model = random_llama(config, seed=seed)
+    model.save_pretrained(directory)
     byte_tokenizer().save_pretrained(directory)
     return directory
 

@@ -19,6 +19,9 @@ class OrpheusSettings(ServiceSettings):
     snac_model: str = Field("hubertsiuzdak/snac_24khz", description="SNAC decoder: hub id or local path")
     device: str = Field("auto", description="transformers: cuda, cpu or auto")
     dtype: str = Field("auto", description="transformers: bfloat16, float16, float32 or auto")
+    vllm_max_model_len: int = Field(
+        2048, ge=256, description="vllm: context per request (a phrase's prompt + its audio tokens)"
+    )
     gpu_memory_utilization: float = Field(0.35, description="vllm: fraction of GPU memory for this model")
     voice: str = Field("tara", description="Default voice")
     temperature: float = Field(0.6, description="Sampling temperature (model card: 0.4-0.6)")

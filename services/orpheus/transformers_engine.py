@@ -121,8 +121,10 @@ class _StopFlag:
 class TransformersEngine(SpeechEngine):
     sample_rate_hz = SNAC_SAMPLE_RATE_HZ
 
-    def __init__(self, settings: OrpheusSettings) -> None:
+    def __init__(self, settings: OrpheusSettings, preloaded: tuple[Any, Any, Any] | None = None) -> None:
+        """``preloaded``: (model, tokenizer, snac) already on the device (benchmarks), else loaded from settings."""
         self.settings = settings
+        self._preloaded = preloaded
         self.device = pick_device(settings.device)
         self.dtype = pick_dtype(settings.dtype, self.device)
         self.static_cache = settings.static_cache == "on" or (
@@ -151,6 +153,10 @@ class TransformersEngine(SpeechEngine):
 
     def _load(self) -> Any:
         from transformers import AutoTokenizer, LlamaForCausalLM
+
+        if self._preloaded is not None:
+            self.model, self.tokenizer, snac = self._preloaded
+            return snac
 
         log.info(
             "loading Orpheus", extra={"fields": {"model": self.settings.model, "device": str(self.device)}}

@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from tests.integration.conftest import Mesh
-from voxmesh.client import AsyncSession, TurnComplete
+from voxmesh.client import AsyncSession, SessionStarted, TurnComplete
 from voxmesh.v1 import conversation_pb2, conversation_pb2_grpc
 
 CONFIG = conversation_pb2.ConverseRequest(config=conversation_pb2.SessionConfig(input_sample_rate_hz=16_000))
@@ -130,10 +130,12 @@ async def test_client_that_vanishes_mid_turn_leaves_nothing_behind(mesh: Mesh) -
 async def test_too_many_sessions_is_resource_exhausted(start_mesh) -> None:  # type: ignore[no-untyped-def]
     mesh = start_mesh(gateway_args=("--max-sessions", "1"))
     async with await AsyncSession.connect(mesh.address) as holder:
-        await holder.send_text("hold this session open")
+        events = holder.events()
+        assert isinstance(await anext(events), SessionStarted)  # the slot is taken
         code = await converse(mesh.address, [CONFIG])
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "max_sessions" in converse.details  # type: ignore[attr-defined]
+        await holder.send_text("are you still there")
         await holder.end_input()
-        _ = [e async for e in holder.events()]
+        assert any([isinstance(e, TurnComplete) async for e in events])
     await still_serves(mesh.address)

@@ -1,0 +1,67 @@
+"""Turns a stream of per-frame speech/non-speech decisions into turn events.
+
+Pure bookkeeping on the audio clock, no engine and no gRPC: every position is
+a sample offset from the first sample of the stream, so the gateway can line
+events up with the audio it sent without trusting wall clocks.
+
+- Speech *starts* once ``min_speech`` samples of consecutive voiced frames
+  are seen (clicks and coughs are shorter). The utterance reaches back
+  ``pre_roll`` samples before the onset so no word onset is lost.
+- Speech *ends* once ``hangover`` samples of unvoiced frames follow the last
+  voiced one; that frame boundary is the endpoint decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    utterance_start_sample: int
+    onset_sample: int
+    decided_at_sample: int
+
+
+@dataclass(frozen=True)
+class SpeechEnded:
+    last_voiced_sample: int
+    decided_at_sample: int
+
+
+class Segmenter:
+    """Feed one decision per frame; get at most one event back per frame."""
+
+    def __init__(self, pre_roll: int, hangover: int, min_speech: int) -> None:
+        self.pre_roll = pre_roll
+        self.hangover = hangover
+        self.min_speech = min_speech
+        self.position = 0
+        self.speaking = False
+        #: Idle: start of the current run of voiced frames (None outside a run).
+        self._run_start: int | None = None
+        #: Speaking: one past the last voiced sample.
+        self._last_voiced = 0
+
+    def feed(self, voiced: bool, frame_samples: int) -> SpeechStarted | SpeechEnded | None:
+        start, end = self.position, self.position + frame_samples
+        self.position = end
+        if not self.speaking:
+            if not voiced:
+                self._run_start = None
+                return None
+            if self._run_start is None:
+                self._run_start = start
+            if end - self._run_start < self.min_speech:
+                return None
+            self.speaking = True
+            self._last_voiced = end
+            onset, self._run_start = self._run_start, None
+            return SpeechStarted(max(0, onset - self.pre_roll), onset, end)
+        if voiced:
+            self._last_voiced = end
+            return None
+        if end - self._last_voiced < self.hangover:
+            return None
+        self.speaking = False
+        return SpeechEnded(self._last_voiced, end)

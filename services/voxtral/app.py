@@ -1,0 +1,27 @@
+"""``voxmesh serve voxtral``: the engine picked from the settings, behind the servicer."""
+
+from __future__ import annotations
+
+import grpc
+from voxmesh.services.voxtral.engine import create_engine
+from voxmesh.services.voxtral.servicer import VoxtralServicer
+from voxmesh.services.voxtral.settings import VoxtralSettings
+
+from voxmesh.server import ServiceSpec
+from voxmesh.v1 import voxtral_pb2, voxtral_pb2_grpc
+
+
+def build_spec(settings: VoxtralSettings) -> ServiceSpec:
+    engine = create_engine(settings)
+    servicer = VoxtralServicer(engine, settings)
+
+    def register(server: grpc.aio.Server) -> None:
+        voxtral_pb2_grpc.add_VoxtralServicer_to_server(servicer, server)
+
+    return ServiceSpec(
+        name="voxtral",
+        service_names=[voxtral_pb2.DESCRIPTOR.services_by_name["Voxtral"].full_name],
+        register=register,
+        startup=engine.start,
+        shutdown=engine.close,
+    )

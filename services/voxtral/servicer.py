@@ -1,0 +1,82 @@
+"""The ``voxmesh.v1.Voxtral`` servicer: config checks, then a :class:`RespondSession`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+from voxmesh.services.voxtral.engine import ReplyEngine
+from voxmesh.services.voxtral.history import History
+from voxmesh.services.voxtral.session import RespondSession
+from voxmesh.services.voxtral.settings import VoxtralSettings
+
+from voxmesh import logs
+from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
+from voxmesh.errors import InvalidArgument
+from voxmesh.metrics import ACTIVE_SESSIONS
+from voxmesh.server import SessionSlots
+from voxmesh.v1 import common_pb2, voxtral_pb2, voxtral_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+MODES = {
+    "audio": common_pb2.TURN_MODE_AUDIO,
+    "stream": common_pb2.TURN_MODE_STREAM,
+    "transcribe": common_pb2.TURN_MODE_TRANSCRIBE,
+}
+#: Languages the embedded engines understand (pocketsphinx ships English only).
+LANGUAGES = ("en",)
+MAX_SYSTEM_PROMPT_CHARS = 16_000
+
+
+class VoxtralServicer(voxtral_pb2_grpc.VoxtralServicer):
+    def __init__(self, engine: ReplyEngine, settings: VoxtralSettings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.slots = SessionSlots(settings.max_sessions, ACTIVE_SESSIONS.labels("voxtral").set)
+
+    def _session(self, config: voxtral_pb2.RespondConfig) -> RespondSession:
+        if config.sample_rate_hz not in (0, PIPELINE_SAMPLE_RATE_HZ):
+            raise InvalidArgument(
+                "config.sample_rate_hz", f"{config.sample_rate_hz} Hz: utterance audio must be 16000 Hz"
+            )
+        mode = config.mode or MODES[self.settings.mode]
+        if mode not in MODES.values():
+            raise InvalidArgument("config.mode", f"unknown turn mode {config.mode}")
+        language = (config.language or "en").split("-")[0].lower()
+        if language not in LANGUAGES:
+            raise InvalidArgument(
+                "config.language", f"{config.language!r} is not understood; use one of {LANGUAGES}"
+            )
+        if len(config.system_prompt) > MAX_SYSTEM_PROMPT_CHARS:
+            raise InvalidArgument(
+                "config.system_prompt",
+                f"{len(config.system_prompt)} characters exceeds {MAX_SYSTEM_PROMPT_CHARS}",
+            )
+        history = History(config.system_prompt, self.settings.history_tokens, self.engine.count_tokens)
+        return RespondSession(self.engine, self.settings, mode, language, history)
+
+    async def Respond(
+        self,
+        request_iterator: AsyncIterator[voxtral_pb2.RespondRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[voxtral_pb2.RespondResponse]:
+        with self.slots.hold():
+            first = await anext(aiter(request_iterator), None)
+            if first is None:
+                return
+            if first.WhichOneof("request") != "config":
+                raise InvalidArgument("config", "the first message must be a RespondConfig")
+            logs.session_id_var.set(first.config.session_id)
+            session = self._session(first.config)
+            info = self.engine.info
+            log.info("session started", extra=logs.fields(engine=info.engine, mode=session.mode))
+            yield voxtral_pb2.RespondResponse(
+                engine=common_pb2.EngineInfo(
+                    engine=info.engine, model=info.model, is_fallback=info.is_fallback
+                )
+            )
+            async for response in session.run(request_iterator):
+                yield response
+            log.info("session ended")

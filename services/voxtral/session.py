@@ -1,0 +1,362 @@
+"""One Respond stream: turns of audio or text in, transcripts and reply deltas out.
+
+The *reader* applies requests as they arrive and never waits on a model: a
+cancel is handled the moment it is read. Each turn runs in its own task,
+started by its first message: it transcribes audio while it still streams
+in (``stream``/``transcribe``), or gathers it (``audio``), then writes the
+reply once the turn before it has finished (so history is in order).
+Events go through one bounded output queue; events of a cancelled turn
+still queued are dropped at the door.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from opentelemetry import trace
+from voxmesh.services.voxtral.engine import Message, ReplyEngine, Sampling
+from voxmesh.services.voxtral.history import History
+from voxmesh.services.voxtral.settings import VoxtralSettings
+
+from voxmesh import logs, tracing
+from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ, pcm16_to_float
+from voxmesh.errors import InvalidArgument, UtteranceTooLong, VoxmeshError
+from voxmesh.metrics import STAGE_LATENCY
+from voxmesh.v1 import common_pb2, voxtral_pb2
+
+log = logging.getLogger(__name__)
+_tracer = tracing.tracer(__name__)
+
+OUTPUT_QUEUE_SIZE = 64
+#: Closed turn ids remembered, to tell late input (ignored) from bad input.
+_CLOSED_TURNS_KEPT = 64
+#: Longest typed turn, in characters.
+MAX_TEXT_CHARS = 8_000
+
+
+class _Done:
+    """Output-queue marker: every turn is finished, the stream can end."""
+
+
+@dataclass
+class Turn:
+    turn_id: int
+    #: Audio pieces (16 kHz float32) until None (end of turn).
+    audio: asyncio.Queue[np.ndarray | None] = field(default_factory=asyncio.Queue)
+    samples: int = 0
+    text: str | None = None
+    ended: bool = False
+    transcript: str = ""
+    reply: str = ""
+    replying: bool = False
+    trace_context: Mapping[str, str] = field(default_factory=dict)
+    task: asyncio.Task[None] | None = None
+    started_at: float = field(default_factory=time.perf_counter)
+
+
+class RespondSession:
+    def __init__(
+        self,
+        engine: ReplyEngine,
+        settings: VoxtralSettings,
+        mode: int,
+        language: str,
+        history: History,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.mode = mode
+        self.language = language
+        self.history = history
+        self.sampling = Sampling(settings.max_reply_tokens, settings.temperature, settings.top_p)
+        self.max_samples = int(settings.max_utterance_s * PIPELINE_SAMPLE_RATE_HZ)
+        self.out: asyncio.Queue[voxtral_pb2.RespondResponse | BaseException | _Done] = asyncio.Queue(
+            OUTPUT_QUEUE_SIZE
+        )
+        self.turns: dict[int, Turn] = {}
+        self.closed: OrderedDict[int, str] = OrderedDict()
+        self.last_turn_id = 0
+        self._previous: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ run
+
+    async def run(
+        self, requests: AsyncIterator[voxtral_pb2.RespondRequest]
+    ) -> AsyncIterator[voxtral_pb2.RespondResponse]:
+        reader = asyncio.create_task(self._read(requests), name="voxtral-reader")
+        try:
+            while True:
+                item = await self.out.get()
+                if isinstance(item, _Done):
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                kind = item.WhichOneof("event")
+                if self.closed.get(getattr(item, kind).turn_id) != "cancelled":
+                    yield item
+        finally:
+            reader.cancel()
+            for turn in list(self.turns.values()):
+                if turn.task is not None:
+                    turn.task.cancel()
+            tasks = [t.task for t in self.turns.values() if t.task is not None]
+            await asyncio.gather(reader, *tasks, return_exceptions=True)
+
+    # --------------------------------------------------------------- reader
+
+    async def _read(self, requests: AsyncIterator[voxtral_pb2.RespondRequest]) -> None:
+        try:
+            async for request in requests:
+                kind = request.WhichOneof("request")
+                if kind == "audio":
+                    self._on_audio(request.audio)
+                elif kind == "end_of_turn":
+                    self._on_end(request.end_of_turn.turn_id, request.end_of_turn.trace_context)
+                elif kind == "text":
+                    self._on_text(request.text)
+                elif kind == "cancel":
+                    self._on_cancel(request.cancel)
+                elif kind == "config":
+                    raise InvalidArgument("config", "sent twice: the config is the first message only")
+                else:
+                    raise InvalidArgument("request", "empty message: set audio, end_of_turn, text or cancel")
+            # Half-close: finished turns are answered, unfinished ones never will be.
+            for turn in list(self.turns.values()):
+                if not turn.ended:
+                    self._cancel(turn, "")
+            tasks = [t.task for t in self.turns.values() if t.task is not None]
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.out.put(_Done())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self.out.put(exc)
+
+    def _turn(self, turn_id: int, field_name: str) -> Turn | None:
+        """The open turn with this id, a new one, or None if it was closed (late input)."""
+        if turn_id == 0:
+            raise InvalidArgument(field_name, "turn ids start at 1")
+        if turn_id in self.turns:
+            return self.turns[turn_id]
+        if turn_id in self.closed:
+            if self.closed[turn_id] == "done":
+                raise InvalidArgument(field_name, f"turn {turn_id} is already answered")
+            return None
+        if turn_id <= self.last_turn_id:
+            raise InvalidArgument(field_name, f"turn {turn_id} is not newer than turn {self.last_turn_id}")
+        turn = Turn(turn_id)
+        self.turns[turn_id] = turn
+        self.last_turn_id = turn_id
+        previous, self._previous = self._previous, None
+        turn.task = asyncio.create_task(self._run_turn(turn, previous), name=f"voxtral-turn-{turn_id}")
+        self._previous = turn.task
+        return turn
+
+    def _on_audio(self, audio: voxtral_pb2.UtteranceAudio) -> None:
+        turn = self._turn(audio.turn_id, "audio.turn_id")
+        if turn is None:
+            return
+        if turn.ended:
+            raise InvalidArgument("audio.turn_id", f"turn {audio.turn_id} already ended")
+        if turn.text is not None:
+            raise InvalidArgument("audio.turn_id", f"turn {audio.turn_id} is a typed turn")
+        samples = pcm16_to_float(audio.pcm, "audio.pcm")
+        turn.samples += len(samples)
+        if turn.samples > self.max_samples:
+            self._fail(
+                turn,
+                UtteranceTooLong(
+                    "audio.pcm",
+                    f"the utterance is longer than {self.settings.max_utterance_s:g} s, the longest accepted",
+                ),
+            )
+            return
+        turn.audio.put_nowait(samples)
+
+    def _on_end(self, turn_id: int, trace_context: Mapping[str, str]) -> None:
+        turn = self._turn(turn_id, "end_of_turn.turn_id")
+        if turn is None:
+            return
+        if turn.ended:
+            raise InvalidArgument("end_of_turn.turn_id", f"turn {turn_id} already ended")
+        turn.ended = True
+        turn.trace_context = dict(trace_context)
+        turn.audio.put_nowait(None)
+
+    def _on_text(self, text: voxtral_pb2.TextTurn) -> None:
+        if not text.text.strip():
+            raise InvalidArgument("text.text", "empty: a typed turn needs text")
+        if len(text.text) > MAX_TEXT_CHARS:
+            raise InvalidArgument("text.text", f"{len(text.text)} characters exceeds {MAX_TEXT_CHARS}")
+        if text.turn_id in self.turns:
+            raise InvalidArgument("text.turn_id", f"turn {text.turn_id} is already open")
+        turn = self._turn(text.turn_id, "text.turn_id")
+        if turn is None:
+            return
+        turn.text = text.text
+        turn.ended = True
+        turn.trace_context = dict(text.trace_context)
+        turn.audio.put_nowait(None)
+
+    def _on_cancel(self, cancel: common_pb2.CancelTurn) -> None:
+        turn = self.turns.get(cancel.turn_id)
+        if turn is not None:
+            self._cancel(turn, cancel.spoken_text)
+        elif self.closed.get(cancel.turn_id) == "done":
+            # The reply was fully written but not fully heard: keep what was.
+            self.history.amend(cancel.turn_id, cancel.spoken_text)
+        elif cancel.turn_id > self.last_turn_id:
+            self.last_turn_id = cancel.turn_id
+            self._remember(cancel.turn_id, "cancelled")
+
+    # ---------------------------------------------------------------- turns
+
+    async def _run_turn(self, turn: Turn, previous: asyncio.Task[None] | None) -> None:
+        logs.turn_id_var.set(turn.turn_id)
+        span: trace.Span = trace.INVALID_SPAN
+        try:
+            user = await self._listen(turn)
+            span = _tracer.start_span(
+                "voxtral.reply",
+                context=tracing.extract(turn.trace_context),
+                attributes={
+                    "voxmesh.turn_id": turn.turn_id,
+                    "voxmesh.transcript_chars": len(turn.transcript),
+                },
+            )
+            if self.mode == common_pb2.TURN_MODE_TRANSCRIBE:
+                await self._emit(
+                    done=voxtral_pb2.ReplyDone(turn_id=turn.turn_id, finish_reason="transcribe_only")
+                )
+                self._close(turn, "done")
+                return
+            if previous is not None:
+                # wait(), not await: the previous turn's cancel must not cancel this one.
+                await asyncio.wait([previous])
+            await self._reply(turn, user, span)
+            self.history.record(turn.turn_id, turn.transcript, turn.reply)
+            self._close(turn, "done")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._report_failure(turn, exc)
+        finally:
+            span.end()
+
+    async def _listen(self, turn: Turn) -> Message:
+        """Wait for the end of the turn; transcribe on the way unless in audio mode."""
+        if self.mode == common_pb2.TURN_MODE_AUDIO and turn.text is None:
+            utterance = []
+            while (piece := await turn.audio.get()) is not None:
+                utterance.append(piece)
+            audio = np.concatenate(utterance) if utterance else np.zeros(0, np.float32)
+            return Message("user", audio=audio)
+        transcriber = self.engine.transcriber(self.language)
+        try:
+            ended = False
+            while not ended:
+                # Take everything queued: one decode call catches up when audio
+                # arrived faster than it decodes. None (end of turn) is always last.
+                pieces: list[np.ndarray | None] = [await turn.audio.get()]
+                while not turn.audio.empty():
+                    pieces.append(turn.audio.get_nowait())
+                if pieces[-1] is None:
+                    ended = True
+                    pieces.pop()
+                if not pieces:
+                    continue
+                partial = await transcriber.feed(np.concatenate(pieces))  # type: ignore[arg-type]
+                if partial is not None:
+                    turn.transcript = partial
+                    await self._emit(
+                        transcript=voxtral_pb2.TranscriptUpdate(turn_id=turn.turn_id, text=partial)
+                    )
+            final = turn.text if turn.text is not None else await transcriber.finish()
+        finally:
+            transcriber.close()
+        turn.transcript = final.strip()
+        await self._emit(
+            transcript=voxtral_pb2.TranscriptUpdate(turn_id=turn.turn_id, text=turn.transcript, is_final=True)
+        )
+        return Message("user", text=turn.transcript)
+
+    async def _reply(self, turn: Turn, user: Message, span: trace.Span) -> None:
+        turn.replying = True
+        asked = time.perf_counter()
+        first = True
+        done = voxtral_pb2.ReplyDone(turn_id=turn.turn_id, finish_reason="stop")
+        generation = self.engine.generate(self.history.messages(user), self.sampling)
+        async with contextlib.aclosing(generation) as deltas:
+            async for delta in deltas:
+                if first:
+                    first = False
+                    STAGE_LATENCY.labels("voxtral_first_token").observe(time.perf_counter() - asked)
+                    span.add_event("first_token")
+                if delta.text:
+                    turn.reply += delta.text
+                    await self._emit(reply=voxtral_pb2.ReplyDelta(turn_id=turn.turn_id, delta=delta.text))
+                if delta.finish_reason is not None:
+                    done = voxtral_pb2.ReplyDone(
+                        turn_id=turn.turn_id,
+                        finish_reason=delta.finish_reason,
+                        prompt_tokens=delta.prompt_tokens,
+                        generated_tokens=delta.generated_tokens,
+                    )
+        await self._emit(done=done)
+        log.info(
+            "turn answered",
+            extra=logs.fields(
+                generated_tokens=done.generated_tokens,
+                reply_ms=round(1000 * (time.perf_counter() - asked), 1),
+            ),
+        )
+
+    async def _emit(self, **event: object) -> None:
+        await self.out.put(voxtral_pb2.RespondResponse(**event))  # type: ignore[arg-type]
+
+    # -------------------------------------------------------------- closing
+
+    def _cancel(self, turn: Turn, spoken_text: str) -> None:
+        if turn.task is not None:
+            turn.task.cancel()
+        if turn.replying:
+            self.history.record(turn.turn_id, turn.transcript, spoken_text)
+        log.info("turn cancelled", extra=logs.fields(turn_id=turn.turn_id, replying=turn.replying))
+        self._close(turn, "cancelled")
+
+    def _fail(self, turn: Turn, exc: VoxmeshError) -> None:
+        """Fail a turn from the reader (it must not wait on the output queue)."""
+        if turn.task is not None:
+            turn.task.cancel()
+        turn.task = asyncio.create_task(self._report_failure(turn, exc))
+
+    async def _report_failure(self, turn: Turn, exc: Exception) -> None:
+        if isinstance(exc, VoxmeshError):
+            code, message, retryable = exc.status, str(exc), exc.retryable
+            log.warning("turn failed: %s", exc, extra=logs.fields(code=code))
+        else:
+            code, message, retryable = "INTERNAL", f"{type(exc).__name__}: {exc}", False
+            log.exception("turn failed")
+        self._close(turn, "failed")
+        await self._emit(
+            failed=common_pb2.TurnFailed(
+                turn_id=turn.turn_id, code=code, message=message, retryable=retryable
+            )
+        )
+
+    def _close(self, turn: Turn, outcome: str) -> None:
+        if self.turns.pop(turn.turn_id, None) is None:
+            return
+        self._remember(turn.turn_id, outcome)
+
+    def _remember(self, turn_id: int, outcome: str) -> None:
+        self.closed[turn_id] = outcome
+        while len(self.closed) > _CLOSED_TURNS_KEPT:
+            self.closed.popitem(last=False)

