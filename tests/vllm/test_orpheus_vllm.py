@@ -133,4 +133,6 @@ async def test_cancel_aborts_the_request(long_phrases: ServiceProcess) -> None:
             break
         await asyncio.sleep(0.1)
     assert len(stops) == 2
-    assert all(json.loads(line)["reason"] == "cancelled" and json.loads(line)["tokens"] < 3000 for line in stops)
+    assert all(
+        json.loads(line)["reason"] == "cancelled" and json.loads(line)["tokens"] < 3000 for line in stops
+    )

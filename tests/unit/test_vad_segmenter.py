@@ -1,0 +1,54 @@
+"""Frame decisions → speech start/end on the audio clock."""
+
+from __future__ import annotations
+
+from voxmesh.services.vad.segmenter import Segmenter, SpeechEnded, SpeechStarted
+
+FRAME = 480  # 30 ms at 16 kHz
+
+
+def run(pattern: str, **kw: int) -> list[SpeechStarted | SpeechEnded]:
+    """``pattern``: one character per frame, ``#`` voiced, ``.`` not."""
+    seg = Segmenter(**{"pre_roll": 4800, "hangover": 8000, "min_speech": 1440, **kw})
+    events = [seg.feed(c == "#", FRAME) for c in pattern]
+    return [e for e in events if e is not None]
+
+
+def test_start_and_end_are_stamped_in_samples() -> None:
+    events = run("." * 20 + "#" * 30 + "." * 20)
+    assert events == [
+        SpeechStarted(
+            utterance_start_sample=20 * FRAME - 4800, onset_sample=20 * FRAME, decided_at_sample=23 * FRAME
+        ),
+        # 8000 samples of hangover = 17 frames (16.7 rounded up to a frame boundary).
+        SpeechEnded(last_voiced_sample=50 * FRAME, decided_at_sample=67 * FRAME),
+    ]
+
+
+def test_pre_roll_is_clipped_at_the_first_sample() -> None:
+    (start,) = run("..####")
+    assert start.onset_sample == 2 * FRAME and start.utterance_start_sample == 0
+
+
+def test_clicks_shorter_than_min_speech_are_ignored() -> None:
+    assert run("..##....#.##......") == []
+
+
+def test_a_pause_shorter_than_the_hangover_does_not_end_the_turn() -> None:
+    events = run("####" + "." * 10 + "####" + "." * 17)
+    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded]
+    assert events[1].last_voiced_sample == 18 * FRAME
+
+
+def test_decision_is_never_earlier_than_hangover_after_the_last_voiced_sample() -> None:
+    for hangover in (480, 1000, 8000, 16000):
+        events = run("#####" + "." * 40, hangover=hangover)
+        end = events[-1]
+        assert isinstance(end, SpeechEnded)
+        assert hangover <= end.decided_at_sample - end.last_voiced_sample < hangover + FRAME
+
+
+def test_a_second_utterance_starts_fresh() -> None:
+    events = run("####" + "." * 20 + "#####" + "." * 20)
+    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded, SpeechStarted, SpeechEnded]
+    assert events[2].onset_sample == 24 * FRAME
