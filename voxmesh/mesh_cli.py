@@ -9,10 +9,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from voxmesh.processes import ServiceProcess
-
-DEFAULT_PORTS = {"gateway": 50051, "vad": 50052, "voxtral": 50053, "orpheus": 50054}
-DEFAULT_METRICS_PORTS = {"gateway": 9400, "vad": 9401, "voxtral": 9402, "orpheus": 9403}
+from voxmesh.mesh import DEFAULT_METRICS_PORTS, DEFAULT_PORTS, Mesh
 
 
 @dataclass(frozen=True)
@@ -55,36 +52,12 @@ def _run(args: argparse.Namespace) -> int:
         ports = {name: args.base_port + i for i, name in enumerate(DEFAULT_PORTS)}
     elif args.gateway_port:
         ports["gateway"] = args.gateway_port
-
-    def metrics(name: str) -> list[str]:
-        return ["--metrics-port", "-1" if args.no_metrics else str(DEFAULT_METRICS_PORTS[name])]
-
-    stages = [
-        ServiceProcess("vad", ports["vad"], metrics("vad")),
-        ServiceProcess(
-            "voxtral", ports["voxtral"], ["--engine", profile.voxtral_engine, *metrics("voxtral")]
-        ),
-        ServiceProcess(
-            "orpheus", ports["orpheus"], ["--engine", profile.orpheus_engine, *metrics("orpheus")]
-        ),
-    ]
-    gateway = ServiceProcess(
-        "gateway",
-        ports["gateway"],
-        [
-            "--host",
-            args.host,
-            "--vad-addr",
-            stages[0].address,
-            "--voxtral-addr",
-            stages[1].address,
-            "--orpheus-addr",
-            stages[2].address,
-            *metrics("gateway"),
-        ],
+    mesh = Mesh.build(
+        {"voxtral": profile.voxtral_engine, "orpheus": profile.orpheus_engine},
+        ports=ports,
+        metrics_ports=None if args.no_metrics else DEFAULT_METRICS_PORTS,
         host=args.host,
     )
-    services = [*stages, gateway]
     print(f"voxmesh up: {profile.why}", flush=True)
 
     stopping = False
@@ -96,44 +69,29 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        for svc in stages:
-            svc.start()
-        for svc in stages:
-            print(f"  waiting for {svc.name} ({svc.address}) ...", flush=True)
-            svc.wait_serving(args.startup_timeout)
-        gateway.start().wait_serving(args.startup_timeout)
+        mesh.start(args.startup_timeout, progress=lambda line: print("  " + line, flush=True))
     except (RuntimeError, TimeoutError) as exc:
         print(f"voxmesh up: {exc}", file=sys.stderr)
-        _stop_all(services)
         return 1
 
     print("voxmesh is up:")
-    for svc in services:
+    for svc in mesh.services:
         metrics_note = (
             "" if args.no_metrics else f"  metrics http://127.0.0.1:{DEFAULT_METRICS_PORTS[svc.name]}/metrics"
         )
         print(f"  {svc.name:8s} grpc {svc.address}{metrics_note}  log {svc.log_path}")
     print(
-        f"Try: voxmesh talk question.wav -o reply.wav --gateway {gateway.address}   (Ctrl-C stops)",
+        f"Try: voxmesh talk question.wav -o reply.wav --gateway {mesh.gateway.address}   (Ctrl-C stops)",
         flush=True,
     )
 
     exit_code = 0
     while not stopping:
-        for svc in services:
-            if reason := svc.exit_reason():
-                print(
-                    f"voxmesh up: {svc.name} {reason}; stopping the mesh\n{svc.log_tail()}", file=sys.stderr
-                )
-                stopping, exit_code = True, 1
-                break
+        if died := mesh.exited():
+            svc, reason = died
+            print(f"voxmesh up: {svc.name} {reason}; stopping the mesh\n{svc.log_tail()}", file=sys.stderr)
+            exit_code = 1
+            break
         time.sleep(0.2)
-    _stop_all(services)
+    mesh.stop(progress=lambda line: print("  " + line, flush=True))
     return exit_code
-
-
-def _stop_all(services: list[ServiceProcess]) -> None:
-    """Gateway first (it drains its sessions), then the stages."""
-    for svc in reversed(services):
-        if svc.process is not None:
-            print(f"  stopping {svc.name}: {svc.stop()}", flush=True)
