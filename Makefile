@@ -42,10 +42,10 @@ lint: install-test
 	$(VENV)/bin/mypy voxmesh services gateway
 
 test: install-test lint $(TEST_DEPS)
-	$(PY) -m pytest -m "not slow and not vllm" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow and not vllm" --ignore=tests/vllm $(PYTEST_ARGS)
 
 unit: install-test
-	$(PY) -m pytest -m "not slow and not vllm" tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) build *.egg-info voxmesh/v1 .pytest_cache .ruff_cache .mypy_cache
