@@ -1,0 +1,131 @@
+"""Faults with real processes: a stage killed mid-turn, SIGTERM drains, a client that stops reading."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import grpc
+import pytest
+
+from tests.integration.conftest import Mesh
+from voxmesh.client import AsyncSession, AudioOut, Event, StageError, TurnComplete
+from voxmesh.synthetic_speech import speak
+from voxmesh.talk import send_paced
+from voxmesh.v1 import conversation_pb2, conversation_pb2_grpc
+
+
+async def _until(
+    events: list[Event], start: int, kinds: tuple[type, ...], timeout_s: float = 30
+) -> list[Event]:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        new = events[start:]
+        if any(isinstance(e, kinds) for e in new):
+            return new
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {kinds} within {timeout_s} s: {events[start:]}")
+
+
+@pytest.mark.parametrize("stage", ["vad", "orpheus"])
+async def test_stage_killed_mid_turn_then_restarted(start_mesh, stage: str) -> None:  # type: ignore[no-untyped-def]
+    """The client sees an Error naming the stage, the session survives, the next turn after the restart works."""
+    mesh: Mesh = start_mesh()
+    victim = getattr(mesh, stage)
+    events: list[Event] = []
+    async with await AsyncSession.connect(mesh.address) as session:
+
+        async def read() -> None:
+            async for event in session.events():
+                events.append(event)
+
+        reader = asyncio.create_task(read())
+        if stage == "vad":
+            # Mid-utterance: half a sentence is out when vad dies.
+            speech = speak("what is the weather like today")
+            await send_paced(session, speech[: len(speech) // 2], 16_000)
+            victim.kill()
+            await send_paced(session, speech[len(speech) // 2 :], 16_000)
+        else:
+            # Mid-reply: orpheus dies once the first audio is out.
+            await session.send_text("tell me a long story about the sea, the sky and the mountains")
+            await _until(events, 0, (AudioOut,))
+            victim.kill()
+        start = len(events)
+        failed = await _until(events, 0, (StageError,))
+        errors = [e for e in failed if isinstance(e, StageError)]
+        assert errors[0].stage == stage and errors[0].code in ("UNAVAILABLE", "CANCELLED"), errors
+
+        victim.start().wait_serving()
+        recovered: list[Event] = []
+        for _ in range(20):  # the gateway reconnects with backoff
+            start = len(events)
+            if stage == "vad":
+                await send_paced(session, speak("what is the weather like today"), 16_000, realtime=False)
+                await session.send_audio(b"\0\0" * 16_000)  # a second of silence ends the turn
+            else:
+                await session.send_text("hello again")
+            try:
+                recovered = await _until(events, start, (TurnComplete, StageError), 15)
+            except AssertionError:
+                continue
+            if any(isinstance(e, TurnComplete) for e in recovered):
+                break
+            await asyncio.sleep(0.5)
+        assert any(isinstance(e, TurnComplete) for e in recovered), recovered
+        await session.end_input()
+        await asyncio.wait_for(reader, 30)
+    assert all(svc.exit_reason() is None for svc in (mesh.vad, mesh.voxtral, mesh.orpheus, mesh.gateway))
+
+
+async def test_sigterm_on_the_gateway_finishes_the_turn_in_flight(mesh: Mesh) -> None:
+    events: list[Event] = []
+    async with await AsyncSession.connect(mesh.address) as session:
+
+        async def read() -> None:
+            async for event in session.events():
+                events.append(event)
+
+        reader = asyncio.create_task(read())
+        await session.send_text("please answer this before you stop")
+        await _until(events, 0, (AudioOut,))
+        assert mesh.gateway.process is not None
+        mesh.gateway.process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(reader, 30)
+    assert any(isinstance(e, TurnComplete) for e in events), events
+    mesh.gateway.process.wait(30)
+    assert mesh.gateway.exit_reason() == "exited with status 0", mesh.gateway.log_tail()
+
+
+async def test_a_client_that_stops_reading_is_ended_not_buffered(start_mesh) -> None:  # type: ignore[no-untyped-def]
+    mesh: Mesh = start_mesh(gateway_args=("--out-queue-size", "8"))
+    # No BDP probing: the HTTP/2 window stays at 64 KiB instead of growing to
+    # megabytes, so a client that does not read is felt at once.
+    async with grpc.aio.insecure_channel(mesh.address, options=[("grpc.http2.bdp_probe", 0)]) as channel:
+        queue: asyncio.Queue[conversation_pb2.ConverseRequest | None] = asyncio.Queue()
+
+        async def requests():  # type: ignore[no-untyped-def]
+            while (item := await queue.get()) is not None:
+                yield item
+
+        call = conversation_pb2_grpc.ConversationStub(channel).Converse(requests(), timeout=60)
+        await queue.put(
+            conversation_pb2.ConverseRequest(
+                config=conversation_pb2.SessionConfig(input_sample_rate_hz=16_000)
+            )
+        )
+        # A long reply (~40 s of speech, ~2 MB of PCM), never read: past gRPC's
+        # flow-control window the gateway must end the session, not hold it all.
+        await queue.put(
+            conversation_pb2.ConverseRequest(
+                text=conversation_pb2.TextInput(text="tell me more about the sea and the sky " * 12)
+            )
+        )
+        await asyncio.sleep(10)
+        await queue.put(None)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            async for _ in call:
+                pass
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "not reading" in (caught.value.details() or "")
+    assert mesh.gateway.exit_reason() is None
