@@ -32,7 +32,9 @@ def generate_stubs() -> None:
     ]
     if protoc.main(args) != 0:
         raise RuntimeError(f"protoc failed: {' '.join(args)}")
-    (ROOT / "voxmesh" / "v1" / "__init__.py").write_text('"""Generated gRPC stubs (voxmesh.v1). Do not edit."""\n')
+    (ROOT / "voxmesh" / "v1" / "__init__.py").write_text(
+        '"""Generated gRPC stubs (voxmesh.v1). Do not edit."""\n'
+    )
 
 
 class BuildWithStubs(build_py):

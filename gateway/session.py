@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from google.protobuf.message import DecodeError
 from opentelemetry import trace
 from voxmesh.gateway.audio_clock import AudioClock
 from voxmesh.gateway.session_options import SessionOptions
@@ -239,6 +240,8 @@ class Session:
             await self._finish_input()
         except VoxmeshError as exc:
             self._fail_fast(exc)
+        except DecodeError as exc:
+            self._fail_fast(InvalidArgument("request", f"not a valid ConverseRequest: {exc}"))
         except asyncio.CancelledError:
             raise
         except Exception as exc:

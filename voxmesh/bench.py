@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -129,13 +130,17 @@ async def _user(
                 # (it plays from its first chunk on, in real time).
                 await paced(np.zeros(0, np.float32), session, until=turn_over.is_set)
                 heard_at = first_audio_at + reply_audio_s + PAUSE_S
-                await paced(np.zeros(0, np.float32), session, until=lambda h=heard_at: time.perf_counter() >= h)
+                await paced(np.zeros(0, np.float32), session, until=functools.partial(_past, heard_at))
             await paced(np.zeros(int(1.5 * RATE), np.float32), session)
             await session.end_input()
             await asyncio.wait_for(reader, 120)
         finally:
             reader.cancel()
     return result
+
+
+def _past(deadline: float) -> bool:
+    return time.perf_counter() >= deadline
 
 
 class ProcessSampler:

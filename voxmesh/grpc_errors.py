@@ -8,16 +8,22 @@ traceback, so no exception ever kills the server.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from voxmesh.errors import VoxmeshError
 
 log = logging.getLogger(__name__)
+
+#: How long a refused stream waits for the caller's first message (see _wrap_stream).
+_FIRST_MESSAGE_WAIT_S = 1.0
 
 STATUS_BY_NAME: dict[str, grpc.StatusCode] = {code.name: code for code in grpc.StatusCode}
 
@@ -78,6 +84,11 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_stream(self, behavior: Callable[..., Any], authorized: bool) -> Callable[..., Any]:
         async def wrapper(request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
             if not authorized:
+                # Take the caller's first message before refusing: grpc's asyncio
+                # client loses the status (it sees INTERNAL) when a call ends
+                # while its first write is still in flight.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(anext(aiter(request_iterator), None), _FIRST_MESSAGE_WAIT_S)
                 await context.abort(
                     grpc.StatusCode.UNAUTHENTICATED, "authorization: missing or wrong bearer token"
                 )
@@ -86,6 +97,10 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                     yield response
             except (grpc.aio.AbortError, GeneratorExit):
                 raise
+            except DecodeError as exc:
+                # Bytes that do not parse as the request message are the caller's fault.
+                log.info("undecodable request", extra={"fields": {"error": str(exc)}})
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request: not a valid message: {exc}")
             except Exception as exc:
                 await self._abort(context, exc, "stream")
 

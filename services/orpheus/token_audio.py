@@ -9,8 +9,9 @@ the next window usually takes several frames at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,17 +62,20 @@ def stream_params(settings: OrpheusSettings) -> StreamParams:
 
 
 async def tokens_to_audio(
-    token_batches: AsyncIterator[list[int]], batcher: SnacBatcher, params: StreamParams
+    token_batches: AsyncGenerator[list[int], None], batcher: SnacBatcher, params: StreamParams
 ) -> AsyncIterator[np.ndarray]:
     """Yield float32 24 kHz chunks (whole frames) for a phrase's generated ids."""
     parser = FrameParser()
     stream = params.new_stream()
-    async for ids in token_batches:
-        stream.add(parser.push(ids))
-        while (window := stream.next_window()) is not None:
-            yield stream.accept(window, await batcher.decode(window))
-        if parser.ended:
-            break
+    # aclosing: when the consumer stops early (a cancelled turn), the model's
+    # generator is closed now, which aborts its request, not whenever GC runs.
+    async with contextlib.aclosing(token_batches) as batches:
+        async for ids in batches:
+            stream.add(parser.push(ids))
+            while (window := stream.next_window()) is not None:
+                yield stream.accept(window, await batcher.decode(window))
+            if parser.ended:
+                break
     parser.finish()
     while (window := stream.next_window(final=True)) is not None:
         yield stream.accept(window, await batcher.decode(window))

@@ -179,8 +179,10 @@ class TransformersEngine(SpeechEngine):
     async def synthesize(self, text: str, voice: str) -> AsyncIterator[np.ndarray]:
         assert self.batcher is not None, "start() was not awaited"
         ids = prompt_ids(self.tokenizer, voice, text)
-        async for chunk in tokens_to_audio(self._generate(ids), self.batcher, self.params):
-            yield chunk
+        audio = tokens_to_audio(self._generate(ids), self.batcher, self.params)
+        async with contextlib.aclosing(audio) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     async def _generate(self, ids: list[int]) -> AsyncIterator[list[int]]:
         """Token ids as ``generate`` samples them, until END_OF_SPEECH or the phrase token cap."""

@@ -15,6 +15,7 @@ SNAC and downloads SNAC at import time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -99,8 +100,10 @@ class VllmEngine(SpeechEngine):
     async def synthesize(self, text: str, voice: str) -> AsyncIterator[np.ndarray]:
         assert self.batcher is not None, "start() was not awaited"
         ids = prompt_ids(self.tokenizer, voice, text)
-        async for chunk in tokens_to_audio(self._generate(ids), self.batcher, self.params):
-            yield chunk
+        audio = tokens_to_audio(self._generate(ids), self.batcher, self.params)
+        async with contextlib.aclosing(audio) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     async def _generate(self, ids: list[int]) -> AsyncIterator[list[int]]:
         from vllm import SamplingParams, TokensPrompt

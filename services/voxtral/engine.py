@@ -29,7 +29,7 @@ from voxmesh.errors import InvalidArgument
 if TYPE_CHECKING:
     from voxmesh.services.voxtral.settings import VoxtralSettings
 
-ENGINES = ("echo", "null")
+ENGINES = ("echo", "null", "transformers")
 
 
 @dataclass
@@ -106,4 +106,8 @@ def create_engine(settings: VoxtralSettings) -> ReplyEngine:
         from voxmesh.services.voxtral.null_engine import NullEngine
 
         return NullEngine()
+    if settings.engine == "transformers":
+        from voxmesh.services.voxtral.transformers_engine import TransformersEngine
+
+        return TransformersEngine(settings)
     raise InvalidArgument("engine", f"unknown engine {settings.engine!r}; choose one of {', '.join(ENGINES)}")

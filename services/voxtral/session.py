@@ -168,6 +168,8 @@ class RespondSession:
         if turn.text is not None:
             raise InvalidArgument("audio.turn_id", f"turn {audio.turn_id} is a typed turn")
         samples = pcm16_to_float(audio.pcm, "audio.pcm")
+        if not len(samples):
+            return
         turn.samples += len(samples)
         if turn.samples > self.max_samples:
             self._fail(

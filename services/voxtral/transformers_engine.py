@@ -1,0 +1,429 @@
+"""The ``transformers`` engine: Voxtral (``VoxtralForConditionalGeneration``) on CUDA or CPU.
+
+Prompts are built with mistral-common from the checkpoint's ``tekken.json``
+(see :mod:`voxtral_prompt`): a chat request whose last user turn is text
+(``stream`` mode, typed turns) or audio (``audio`` mode), or a transcription
+request (``[TRANSCRIBE]``). mistral-common pads each clip to whole 30 s
+windows (375 audio tokens each); the Whisper feature extractor turns the
+padded audio into one log-mel window per 30 s, which the model's encoder
+and projector turn into the audio tokens' embeddings.
+
+Each request is one ``generate`` call on a worker thread. A streamer hands
+every sampled id to the event loop, where :class:`TextDeltas` turns ids into
+text deltas at once (no waiting for whole words). Closing or cancelling the
+consumer sets a flag that a stopping criterion checks after every token, so
+generation stops within one token and its KV cache is freed.
+
+Transcription (``stream``/``transcribe`` modes) uses the same model's
+transcription request on the whole utterance at end of turn: Voxtral Mini
+3B cannot transcribe audio as it streams in, so there are no partial
+transcripts; live partials need Voxtral Realtime (not in this engine yet).
+
+Prompts longer than the model's context (``--max-model-len``, capped by the
+model's position embeddings) are refused, never truncated: an utterance
+whose audio tokens do not fit fails its turn with ``UtteranceTooLong``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, ReplyEngine, Sampling
+from voxmesh.services.voxtral.voxtral_prompt import TextDeltas, chat_request, transcription_request
+
+from voxmesh import logs
+from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
+from voxmesh.engine_info import EngineInfo
+from voxmesh.errors import EngineNotInstalled, EngineUnavailable, InvalidArgument, UtteranceTooLong
+
+if TYPE_CHECKING:
+    import torch
+    from voxmesh.services.voxtral.settings import VoxtralSettings
+
+log = logging.getLogger(__name__)
+
+#: Transcript length cap: speech runs at ~3 text tokens/s, so 8/s plus a margin never cuts one short.
+TRANSCRIPT_TOKENS_PER_S = 8
+TRANSCRIPT_MIN_TOKENS = 32
+#: Prompt tokens a chat turn adds around a message ([INST]…[/INST], </s>), for the history budget.
+MESSAGE_OVERHEAD_TOKENS = 2
+
+
+def pick_device(setting: str) -> torch.device:
+    import torch
+
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        raise EngineUnavailable(f"device: {setting!r} asked for but CUDA is not available")
+    return torch.device(setting)
+
+
+def pick_dtype(setting: str, device: torch.device) -> torch.dtype:
+    import torch
+
+    if setting == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtype = getattr(torch, setting, None)
+    if not isinstance(dtype, torch.dtype):
+        raise InvalidArgument("dtype", f"unknown torch dtype {setting!r}")
+    return dtype
+
+
+class _IdStreamer:
+    """A ``generate`` streamer that forwards each new id list to a callback (skips the prompt)."""
+
+    def __init__(self, on_ids: Any) -> None:
+        self._on_ids = on_ids
+        self._prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        self._on_ids(value.reshape(-1).tolist())
+
+    def end(self) -> None:
+        pass
+
+
+class _StopFlag:
+    """A stopping criterion: the consumer went away (cancel, barge-in, client gone)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full(
+            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
+        )
+
+
+class _Prepared:
+    """A tokenized request ready for ``generate``."""
+
+    def __init__(self, tokens: list[int], features: torch.Tensor | None, max_new_tokens: int) -> None:
+        self.tokens = tokens
+        self.features = features
+        self.max_new_tokens = max_new_tokens
+
+
+class _Transcriber(LiveTranscriber):
+    """Gathers the utterance; transcribes it at :meth:`finish` (no partials from Voxtral Mini 3B)."""
+
+    def __init__(self, engine: TransformersEngine, language: str) -> None:
+        self._engine = engine
+        self._language = language
+        self._pieces: list[np.ndarray] = []
+        self._samples = 0
+
+    async def feed(self, audio: np.ndarray) -> str | None:
+        self._pieces.append(audio)
+        self._samples += len(audio)
+        # Refuse as soon as the utterance cannot fit, not after the user stops.
+        self._engine.check_audio_fits(self._samples)
+        return None
+
+    async def finish(self) -> str:
+        if not self._samples:
+            return ""
+        audio = np.concatenate(self._pieces)
+        self._pieces = []
+        return await self._engine.transcribe(audio, self._language)
+
+    def close(self) -> None:
+        self._pieces = []
+
+
+class TransformersEngine(ReplyEngine):
+    def __init__(self, settings: VoxtralSettings, preloaded: tuple[Any, Any] | None = None) -> None:
+        """``preloaded``: (model, processor) already on the device (benchmarks), else loaded from settings."""
+        try:
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+            from mistral_common.protocol.instruct.request import ChatCompletionRequest  # noqa: F401
+        except ImportError as exc:
+            raise EngineNotInstalled(
+                f"engine transformers needs torch, transformers and mistral-common[audio] ({exc.name} is "
+                "missing): install the `models` extra (pip install 'voxmesh[models]') or run --engine echo"
+            ) from exc
+        self.settings = settings
+        self._preloaded = preloaded
+        self.device = pick_device(settings.device)
+        self.dtype = pick_dtype(settings.dtype, self.device)
+        self.model: Any = None
+        self.processor: Any = None
+        self.tokenizer: Any = None  # mistral-common MistralTokenizer
+        self.context_tokens = settings.max_model_len
+        self._mel_frames = 0
+        self._system_beside_audio = False
+        self._audio_tokens_per_window = 0
+        self._window_samples = 0
+        self._eos_id = 0
+        self._executor = ThreadPoolExecutor(settings.max_sessions, thread_name_prefix="voxtral-generate")
+
+    @property
+    def info(self) -> EngineInfo:
+        return EngineInfo(engine="transformers", model=self.settings.model, is_fallback=False)
+
+    # -------------------------------------------------------------- loading
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._load)
+
+    def _load(self) -> None:
+        from mistral_common.tokens.tokenizers.base import TokenizerVersion
+        from transformers import AutoProcessor, VoxtralForConditionalGeneration
+
+        if self._preloaded is not None:
+            model, processor = self._preloaded
+        else:
+            log.info(
+                "loading Voxtral",
+                extra=logs.fields(model=self.settings.model, device=str(self.device), dtype=str(self.dtype)),
+            )
+            processor = AutoProcessor.from_pretrained(self.settings.model)
+            model = VoxtralForConditionalGeneration.from_pretrained(self.settings.model, dtype=self.dtype)
+            model = cast(Any, model).to(self.device).eval()
+        tokenizer = processor.tokenizer.tokenizer
+        tekken = tokenizer.instruct_tokenizer.tokenizer
+        audio = tekken.audio
+        if audio is None or tokenizer.instruct_tokenizer.audio_encoder is None:
+            raise ValueError(f"model: the tokenizer of {self.settings.model} has no audio section")
+        audio_id = tekken.get_special_token("[AUDIO]")
+        if model.config.audio_token_id != audio_id:
+            raise ValueError(
+                f"model: config.audio_token_id {model.config.audio_token_id} is not the tokenizer's "
+                f"[AUDIO] id {audio_id}"
+            )
+        mel_frames = 2 * model.config.audio_config.max_source_positions
+        feature_extractor = processor.feature_extractor
+        if feature_extractor.nb_max_frames != mel_frames or audio.chunk_length_s is None:
+            raise ValueError(
+                f"model: the encoder takes {mel_frames} mel frames per window, the feature extractor "
+                f"makes {feature_extractor.nb_max_frames} (chunk_length_s {audio.chunk_length_s})"
+            )
+        self.model, self.processor, self.tokenizer = model, processor, tokenizer
+        self._mel_frames = mel_frames
+        self._window_samples = int(audio.chunk_length_s * audio.sampling_rate)
+        self._audio_tokens_per_window = audio.num_audio_tokens(self._window_samples)
+        self._system_beside_audio = tekken.version >= TokenizerVersion.v13
+        self._eos_id = tokenizer.instruct_tokenizer.tokenizer.eos_id
+        self.context_tokens = min(
+            self.settings.max_model_len, model.config.text_config.max_position_embeddings
+        )
+        log.info(
+            "Voxtral ready",
+            extra=logs.fields(
+                context_tokens=self.context_tokens,
+                audio_tokens_per_30s=self._audio_tokens_per_window,
+                tokenizer=tekken.version.value,
+            ),
+        )
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------ interface
+
+    def transcriber(self, language: str) -> LiveTranscriber:
+        return _Transcriber(self, language)
+
+    def count_tokens(self, text: str) -> int:
+        assert self.tokenizer is not None, "start() was not awaited"
+        ids = self.tokenizer.instruct_tokenizer.tokenizer.encode(text, bos=False, eos=False)
+        return len(ids) + MESSAGE_OVERHEAD_TOKENS
+
+    async def generate(self, messages: list[Message], sampling: Sampling) -> AsyncIterator[Delta]:
+        assert self.model is not None, "start() was not awaited"
+        audio = messages[-1].audio if messages else None
+        if audio is not None:
+            self.check_audio_fits(len(audio))
+
+        def prepare() -> _Prepared:
+            request = chat_request(messages, system_beside_audio=self._system_beside_audio)
+            tokenized = self.tokenizer.encode_chat_completion(request)
+            return self._prepared(tokenized, sampling.max_tokens, has_audio=audio is not None)
+
+        async for delta in self._stream(prepare, sampling, "reply"):
+            yield delta
+
+    async def transcribe(self, audio: np.ndarray, language: str) -> str:
+        """The whole utterance's transcript (greedy), with Voxtral's transcription request."""
+        self.check_audio_fits(len(audio))
+        cap = TRANSCRIPT_MIN_TOKENS + math.ceil(
+            TRANSCRIPT_TOKENS_PER_S * len(audio) / PIPELINE_SAMPLE_RATE_HZ
+        )
+
+        def prepare() -> _Prepared:
+            tokenized = self.tokenizer.encode_transcription(transcription_request(audio, language))
+            return self._prepared(tokenized, cap, has_audio=True)
+
+        parts = []
+        stream = self._stream(prepare, Sampling(cap, 0.0, 1.0), "transcript")
+        async with contextlib.aclosing(stream) as deltas:
+            async for delta in deltas:
+                parts.append(delta.text)
+        return "".join(parts).strip()
+
+    # ------------------------------------------------------------- requests
+
+    def check_audio_fits(self, samples: int) -> None:
+        """Refuse an utterance whose audio tokens alone leave no room in the context."""
+        if not self._window_samples:
+            return
+        windows = max(1, math.ceil(samples / self._window_samples))
+        # [BEGIN_AUDIO], [INST], [/INST], BOS and at least one reply token.
+        needed = windows * self._audio_tokens_per_window + 5
+        if needed > self.context_tokens:
+            seconds = samples / PIPELINE_SAMPLE_RATE_HZ
+            fits = max(0, (self.context_tokens - 5) // self._audio_tokens_per_window)
+            raise UtteranceTooLong(
+                "audio.pcm",
+                f"a {seconds:.1f} s utterance is {windows} × 30 s audio windows = "
+                f"{windows * self._audio_tokens_per_window} audio tokens, past the model's context of "
+                f"{self.context_tokens} tokens (max_model_len); at most {fits * 30} s fits",
+            )
+
+    def _prepared(self, tokenized: Any, max_tokens: int, *, has_audio: bool) -> _Prepared:
+        """Check the prompt fits the context; mel features for its audio (on this worker thread)."""
+        import torch
+
+        tokens = list(tokenized.tokens)
+        room = self.context_tokens - len(tokens)
+        if room < 1:
+            if has_audio:
+                raise UtteranceTooLong(
+                    "audio.pcm",
+                    f"the prompt with this utterance is {len(tokens)} tokens, past the model's context of "
+                    f"{self.context_tokens} tokens (max_model_len)",
+                )
+            raise InvalidArgument(
+                "text.text",
+                f"the prompt is {len(tokens)} tokens, past the model's context of {self.context_tokens} tokens",
+            )
+        features = None
+        if tokenized.audios:
+            windows = []
+            for clip in tokenized.audios:
+                mel = self.processor.feature_extractor(
+                    clip.audio_array,
+                    sampling_rate=PIPELINE_SAMPLE_RATE_HZ,
+                    padding=True,
+                    truncation=False,
+                    pad_to_multiple_of=self._window_samples,
+                    return_tensors="pt",
+                )["input_features"]
+                # (1, mel bins, n × frames) → (n, mel bins, frames): one row per 30 s window.
+                windows.append(mel.reshape(mel.shape[1], -1, self._mel_frames).transpose(0, 1))
+            features = torch.cat(windows).to(self.device, self.dtype)
+        return _Prepared(tokens, features, min(max_tokens, room))
+
+    async def _stream(self, prepare: Any, sampling: Sampling, kind: str) -> AsyncGenerator[Delta, None]:
+        """Deltas as ``generate`` samples; the last carries the totals. Closing it stops generation."""
+        loop = asyncio.get_running_loop()
+        # Unbounded in form, bounded in fact: at most max_new_tokens entries.
+        queue: asyncio.Queue[list[int] | None] = asyncio.Queue()
+        stop = threading.Event()
+        shape: dict[str, int] = {}
+
+        def on_ids(new: list[int]) -> None:
+            shape["sampled"] = shape.get("sampled", 0) + len(new)
+            loop.call_soon_threadsafe(queue.put_nowait, new)
+
+        def run() -> None:
+            try:
+                prepared = prepare()
+                shape.update(prompt=len(prepared.tokens), cap=prepared.max_new_tokens)
+                self._run_generate(prepared, sampling, _IdStreamer(on_ids), stop)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        started = time.perf_counter()
+        future = loop.run_in_executor(self._executor, run)
+        deltas = TextDeltas(self._decode)
+        tokens = 0
+        last_id = -1
+        reason = "cancelled"
+        try:
+            while (new := await queue.get()) is not None:
+                tokens += len(new)
+                last_id = new[-1]
+                text = deltas.push(new)
+                if text:
+                    yield Delta(text)
+            await future  # raises what prepare or generate raised
+            reason = "stop" if last_id == self._eos_id or tokens < shape["cap"] else "length"
+            yield Delta(
+                deltas.flush(),
+                finish_reason=reason,
+                prompt_tokens=shape["prompt"],
+                generated_tokens=tokens,
+            )
+        except (asyncio.CancelledError, GeneratorExit):
+            raise  # the consumer went away: reason stays "cancelled"
+        except Exception:
+            reason = "failed"
+            raise
+        finally:
+            stop.set()
+            if not future.done():
+                # Wait for generate to see the flag (one token), so the thread
+                # and its KV cache are free when the turn ends.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(future)
+            log.info(
+                "generation stopped",
+                extra=logs.fields(
+                    kind=kind,
+                    reason=reason,
+                    prompt_tokens=shape.get("prompt", 0),
+                    # Sampled by the model, including any not yet read when it was cancelled.
+                    tokens=shape.get("sampled", 0),
+                    seconds=round(time.perf_counter() - started, 3),
+                ),
+            )
+
+    def _decode(self, ids: list[int]) -> str:
+        from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
+
+        return str(self.tokenizer.decode(ids, special_token_policy=SpecialTokenPolicy.IGNORE))
+
+    def _run_generate(
+        self, prepared: _Prepared, sampling: Sampling, streamer: _IdStreamer, stop: Any
+    ) -> None:
+        import torch
+        from transformers import StoppingCriteriaList
+
+        input_ids = torch.tensor([prepared.tokens], device=self.device)
+        kwargs: dict[str, Any] = {}
+        if prepared.features is not None:
+            kwargs["input_features"] = prepared.features
+        if sampling.temperature > 0:
+            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        with torch.inference_mode():
+            if stop.is_set():
+                return
+            self.model.generate(
+                input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                max_new_tokens=prepared.max_new_tokens,
+                eos_token_id=self._eos_id,
+                pad_token_id=self._eos_id,
+                stopping_criteria=StoppingCriteriaList([_StopFlag(stop)]),
+                streamer=streamer,
+                **kwargs,
+            )
