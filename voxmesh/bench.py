@@ -60,9 +60,15 @@ class SessionResult:
 
 
 async def _user(
-    gateway: str, turns: int, barge_in: bool, offset: int, token: str | None, on_turn: Callable[[], None]
+    gateway: str,
+    turns: int,
+    barge_in: bool,
+    offset: int,
+    token: str | None,
+    on_turn: Callable[[], None],
+    until: float | None = None,
 ) -> SessionResult:
-    """One simulated user holding one session for ``turns`` turns."""
+    """One simulated user holding one session for ``turns`` turns (or until ``until``, a perf_counter time)."""
     result = SessionResult()
     chunk = RATE * CHUNK_MS // 1000
     quiet = np.zeros(chunk, np.float32)
@@ -84,7 +90,9 @@ async def _user(
                     reply_started.set()
                 reply_audio_s += len(event.pcm) / 2 / event.sample_rate_hz
             elif isinstance(event, TurnComplete):
-                result.latencies.append({s: getattr(event.latency, s) for s in STAGES})
+                result.latencies.append(
+                    {**{s: getattr(event.latency, s) for s in STAGES}, "at": time.perf_counter()}
+                )
                 turn_over.set()
                 on_turn()
             elif isinstance(event, Interrupted):
@@ -115,7 +123,9 @@ async def _user(
     async with await AsyncSession.connect(gateway, token=token, sample_rate_hz=RATE) as session:
         reader = asyncio.create_task(read(session))
         try:
-            for t in range(turns):
+            t = 0
+            while (t < turns) if until is None else (time.perf_counter() < until):
+                t += 1
                 reply_started.clear()
                 turn_over.clear()
                 first_audio_seen = False
@@ -201,15 +211,21 @@ async def run_level(
     token: str | None,
     pids: dict[str, int] | None,
     on_turn: Callable[[], None],
+    duration_s: float | None = None,
 ) -> dict[str, Any]:
-    """One load level: ``sessions`` users at once; returns its figures."""
+    """One load level: ``sessions`` users at once; returns its figures.
+
+    With ``duration_s`` (a soak) users keep taking turns until it is over, and
+    the figures add latency drift (first vs last quarter of the turns).
+    """
     sampler = ProcessSampler(pids) if pids else contextlib.nullcontext()
     started = time.perf_counter()
+    until = started + duration_s if duration_s else None
     with sampler:
         # Stagger starts over one sentence so users do not speak in lockstep.
         async def staggered(i: int) -> SessionResult:
             await asyncio.sleep(2.0 * i / max(1, sessions))
-            return await _user(gateway, turns, barge_in, i, token, on_turn)
+            return await _user(gateway, turns, barge_in, i, token, on_turn, until)
 
         results = await asyncio.gather(*(staggered(i) for i in range(sessions)), return_exceptions=True)
     wall = time.perf_counter() - started
@@ -230,6 +246,13 @@ async def run_level(
     }
     if isinstance(sampler, ProcessSampler):
         level["processes"] = sampler.summary()
+    if duration_s:
+        ordered = [lat["response_latency_ms"] for lat in sorted(latencies, key=lambda lat: lat["at"])]
+        quarter = max(1, len(ordered) // 4)
+        level["drift"] = {
+            "response_latency_p50_first_quarter_ms": percentiles(ordered[:quarter]).get("p50"),
+            "response_latency_p50_last_quarter_ms": percentiles(ordered[-quarter:]).get("p50"),
+        }
     return level
 
 

@@ -26,6 +26,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--sessions", default="1,4,16,64", help="comma-separated load levels (default 1,4,16,64)")
     p.add_argument("--turns", type=int, default=3, help="turns per session (default 3)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="soak: seconds each level runs (users keep taking turns; --turns is ignored); "
+        "reports memory growth per process and latency drift",
+    )
     p.add_argument("--barge-in", action="store_true", help="speak again 0.5 s into every reply")
     p.add_argument("--token", default=None, help="bearer token, if the gateway requires one")
     p.add_argument("--json", default="bench-results.json", help="where to write the figures")
@@ -50,6 +57,11 @@ def _table(level: dict[str, Any]) -> str:
         lines.append(
             f"  {name:8s} cpu {proc['cpu_percent_mean']:6.1f} %  rss {proc['rss_mb_start']:.0f} -> "
             f"{proc['rss_mb_peak']:.0f} MB"
+        )
+    if drift := level.get("drift"):
+        lines.append(
+            f"  drift: response latency p50 {drift['response_latency_p50_first_quarter_ms']} ms (first quarter) -> "
+            f"{drift['response_latency_p50_last_quarter_ms']} ms (last quarter)"
         )
     for error in level["errors"][:5]:
         lines.append(f"  error: {error}")
