@@ -21,7 +21,6 @@ import itertools
 import json
 import math
 import re
-import sys
 import threading
 import time
 import urllib.request
@@ -37,12 +36,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from voxmesh.bench import run_level
+from voxmesh.mesh import DEFAULT_PORTS, Mesh
+from voxmesh.processes import free_port
 
-from voxmesh.bench import run_level  # noqa: E402
-from voxmesh.mesh import DEFAULT_PORTS, Mesh  # noqa: E402
-from voxmesh.processes import free_port  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 CPU_ENGINES = {"vad": "webrtcvad", "voxtral": "echo", "orpheus": "espeak"}
 #: (sessions, turns per session, barge-in): the load levels, run in turn until the time is up.

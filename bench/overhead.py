@@ -38,13 +38,12 @@ import grpc
 import numpy as np
 import psutil
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from voxmesh.client import AsyncSession, AudioOut, SpeechEnded, StageError, TurnComplete
+from voxmesh.mesh import Mesh
+from voxmesh.processes import free_port
+from voxmesh.synthetic_speech import silence, speak
 
-from voxmesh.client import AsyncSession, AudioOut, SpeechEnded, StageError, TurnComplete  # noqa: E402
-from voxmesh.mesh import Mesh  # noqa: E402
-from voxmesh.processes import free_port  # noqa: E402
-from voxmesh.synthetic_speech import silence, speak  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 ECHO_METHOD = "/bench.Echo/Echo"
 IN_BYTES = 640  # 20 ms of 16 kHz PCM16
@@ -249,7 +248,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--turns", type=int, default=20, help="typed turns and spoken turns, each")
     parser.add_argument("--messages", type=int, default=1000, help="echo round trips per loop kind")
-    parser.add_argument("--json", default=str(REPO / "bench" / "overhead-results.json"))
+    parser.add_argument("--json", default=str(REPO / "bench" / "results" / "overhead.json"))
     parser.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--reply-bytes", type=int, default=4800, help=argparse.SUPPRESS)
     parser.add_argument("--uvloop", action="store_true", help=argparse.SUPPRESS)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from voxmesh import logs, tracing
-from voxmesh.errors import EngineOverloaded
+from voxmesh.errors import EngineOverloaded, VoxmeshError
 from voxmesh.grpc_errors import ErrorInterceptor
 from voxmesh.settings import ServiceSettings
 
@@ -160,4 +161,11 @@ def run(service: str, spec_factory: Callable[[], ServiceSpec], settings: Service
     async def main() -> None:
         await serve(spec_factory(), settings)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except VoxmeshError as exc:
+        # A start-up refusal (engine not installed, bad model path, bad
+        # setting) is the operator's to fix: one clear line, no traceback.
+        log.error("cannot start %s: %s", service, exc, extra=logs.fields(code=exc.status))
+        print(f"voxmesh serve {service}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -43,29 +43,12 @@ from voxmesh.services.orpheus.token_audio import stream_params, tokens_to_audio
 
 from voxmesh import logs
 from voxmesh.engine_info import EngineInfo
-from voxmesh.errors import EngineUnavailable
+from voxmesh.torch_generation import IdStreamer, StopFlag, pick_device, pick_dtype
 
 if TYPE_CHECKING:
     from voxmesh.services.orpheus.settings import OrpheusSettings
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(setting: str) -> torch.device:
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if setting.startswith("cuda") and not torch.cuda.is_available():
-        raise EngineUnavailable(f"device: {setting!r} asked for but CUDA is not available")
-    return torch.device(setting)
-
-
-def pick_dtype(setting: str, device: torch.device) -> torch.dtype:
-    if setting == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    dtype = getattr(torch, setting, None)
-    if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"dtype: unknown torch dtype {setting!r}")
-    return dtype
 
 
 class AudioFramesOnly:
@@ -87,35 +70,6 @@ class AudioFramesOnly:
         if slot == 0:
             allowed[:, END_OF_SPEECH] = 0.0
         return scores + allowed  # type: ignore[return-value]
-
-
-class _TokenStreamer:
-    """A ``generate`` streamer that forwards each new id list to a callback (skips the prompt)."""
-
-    def __init__(self, on_ids: Any) -> None:
-        self._on_ids = on_ids
-        self._prompt_seen = False
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self._prompt_seen:
-            self._prompt_seen = True
-            return
-        self._on_ids(value.reshape(-1).tolist())
-
-    def end(self) -> None:
-        pass
-
-
-class _StopFlag:
-    """A stopping criterion: the phrase was cancelled."""
-
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
-
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-        return torch.full(
-            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
-        )  # type: ignore[return-value]
 
 
 class TransformersEngine(SpeechEngine):
@@ -196,7 +150,7 @@ class TransformersEngine(SpeechEngine):
 
         def run() -> None:
             try:
-                self._run_generate(ids, _TokenStreamer(on_ids), stop)
+                self._run_generate(ids, IdStreamer(on_ids), stop)
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
 
@@ -218,7 +172,7 @@ class TransformersEngine(SpeechEngine):
                     await asyncio.shield(future)
             log.info("generation stopped", extra=logs.fields(reason=reason, tokens=tokens))
 
-    def _run_generate(self, ids: list[int], streamer: _TokenStreamer, stop: threading.Event) -> None:
+    def _run_generate(self, ids: list[int], streamer: IdStreamer, stop: threading.Event) -> None:
         from transformers import LogitsProcessorList, StoppingCriteriaList
 
         processors = LogitsProcessorList()
@@ -243,7 +197,7 @@ class TransformersEngine(SpeechEngine):
                 eos_token_id=END_OF_SPEECH,
                 pad_token_id=END_OF_SPEECH,
                 logits_processor=processors,
-                stopping_criteria=StoppingCriteriaList([_StopFlag(stop)]),
+                stopping_criteria=StoppingCriteriaList([StopFlag(stop)]),
                 streamer=streamer,
                 **kwargs,
             )

@@ -48,7 +48,8 @@ from voxmesh.services.voxtral.voxtral_prompt import TextDeltas, chat_request, tr
 from voxmesh import logs
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.engine_info import EngineInfo
-from voxmesh.errors import EngineNotInstalled, EngineUnavailable, InvalidArgument, UtteranceTooLong
+from voxmesh.errors import EngineNotInstalled, InvalidArgument, UtteranceTooLong
+from voxmesh.torch_generation import IdStreamer, StopFlag, pick_device, pick_dtype
 
 if TYPE_CHECKING:
     import torch
@@ -61,58 +62,6 @@ TRANSCRIPT_TOKENS_PER_S = 8
 TRANSCRIPT_MIN_TOKENS = 32
 #: Prompt tokens a chat turn adds around a message ([INST]…[/INST], </s>), for the history budget.
 MESSAGE_OVERHEAD_TOKENS = 2
-
-
-def pick_device(setting: str) -> torch.device:
-    import torch
-
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if setting.startswith("cuda") and not torch.cuda.is_available():
-        raise EngineUnavailable(f"device: {setting!r} asked for but CUDA is not available")
-    return torch.device(setting)
-
-
-def pick_dtype(setting: str, device: torch.device) -> torch.dtype:
-    import torch
-
-    if setting == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    dtype = getattr(torch, setting, None)
-    if not isinstance(dtype, torch.dtype):
-        raise InvalidArgument("dtype", f"unknown torch dtype {setting!r}")
-    return dtype
-
-
-class _IdStreamer:
-    """A ``generate`` streamer that forwards each new id list to a callback (skips the prompt)."""
-
-    def __init__(self, on_ids: Any) -> None:
-        self._on_ids = on_ids
-        self._prompt_seen = False
-
-    def put(self, value: Any) -> None:
-        if not self._prompt_seen:
-            self._prompt_seen = True
-            return
-        self._on_ids(value.reshape(-1).tolist())
-
-    def end(self) -> None:
-        pass
-
-
-class _StopFlag:
-    """A stopping criterion: the consumer went away (cancel, barge-in, client gone)."""
-
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        return torch.full(
-            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
-        )
 
 
 class _Prepared:
@@ -394,7 +343,7 @@ class TransformersEngine(ReplyEngine):
             try:
                 prepared = prepare()
                 shape.update(prompt=len(prepared.tokens), cap=prepared.max_new_tokens)
-                self._run_generate(prepared, sampling, _IdStreamer(on_ids), stop)
+                self._run_generate(prepared, sampling, IdStreamer(on_ids), stop)
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
 
@@ -448,9 +397,7 @@ class TransformersEngine(ReplyEngine):
 
         return str(self.tokenizer.decode(ids, special_token_policy=SpecialTokenPolicy.IGNORE))
 
-    def _run_generate(
-        self, prepared: _Prepared, sampling: Sampling, streamer: _IdStreamer, stop: Any
-    ) -> None:
+    def _run_generate(self, prepared: _Prepared, sampling: Sampling, streamer: IdStreamer, stop: Any) -> None:
         import torch
         from transformers import StoppingCriteriaList
 
@@ -471,7 +418,7 @@ class TransformersEngine(ReplyEngine):
                 max_new_tokens=prepared.max_new_tokens,
                 eos_token_id=self._eos_id,
                 pad_token_id=self._eos_id,
-                stopping_criteria=StoppingCriteriaList([_StopFlag(stop)]),
+                stopping_criteria=StoppingCriteriaList([StopFlag(stop)]),
                 streamer=streamer,
                 **kwargs,
             )
