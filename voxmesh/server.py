@@ -98,6 +98,13 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
         options=[
             ("grpc.max_receive_message_length", 1024 * 1024),
             ("grpc.so_reuseport", 0),
+            # The gateway pings its stages every 20 s to notice a dead peer. By
+            # default a server allows one ping per 5 min on a stream with no data
+            # and answers the third with GOAWAY "too_many_pings", which killed
+            # every session's orpheus stream under load (found by voxmesh bench).
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ],
     )
     health_servicer = health.aio.HealthServicer()
