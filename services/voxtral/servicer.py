@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator
 
 import grpc
@@ -28,6 +29,8 @@ MODES = {
 #: Languages the embedded engines understand (pocketsphinx ships English only).
 LANGUAGES = ("en",)
 MAX_SYSTEM_PROMPT_CHARS = 16_000
+#: Voxtral's audio encoder: one BEGIN_AUDIO + 375 tokens per 30 s window (12.5 tokens/s).
+AUDIO_TOKENS_PER_30S = 376
 
 
 class VoxtralServicer(voxtral_pb2_grpc.VoxtralServicer):
@@ -54,8 +57,18 @@ class VoxtralServicer(voxtral_pb2_grpc.VoxtralServicer):
                 "config.system_prompt",
                 f"{len(config.system_prompt)} characters exceeds {MAX_SYSTEM_PROMPT_CHARS}",
             )
-        history = History(config.system_prompt, self.settings.history_tokens, self.engine.count_tokens)
+        history = History(config.system_prompt, self._history_budget(), self.engine.count_tokens)
         return RespondSession(self.engine, self.settings, mode, language, history)
+
+    def _history_budget(self) -> int:
+        """Past turns may use what the context leaves after the reply and this turn's audio.
+
+        A longer budget would let a long conversation fill the context and fail
+        turns instead of dropping the oldest ones.
+        """
+        s = self.settings
+        this_turn = AUDIO_TOKENS_PER_30S * math.ceil(s.max_utterance_s / 30)
+        return max(0, min(s.history_tokens, s.max_model_len - s.max_reply_tokens - this_turn))
 
     async def Respond(
         self,

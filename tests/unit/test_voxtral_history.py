@@ -44,3 +44,18 @@ def test_amend_keeps_only_what_was_heard() -> None:
     history.record(4, "tell me a story", "Once upon a time there was a fox.")
     history.amend(4, "Once upon a time")
     assert history.messages(Message("user", "go on"))[1].text == "Once upon a time"
+
+
+def test_history_budget_leaves_room_for_the_reply_and_this_turns_audio() -> None:
+    from voxmesh.services.voxtral.null_engine import NullEngine
+    from voxmesh.services.voxtral.servicer import VoxtralServicer
+    from voxmesh.services.voxtral.settings import VoxtralSettings
+
+    def budget(**kw: float) -> int:
+        return VoxtralServicer(NullEngine(), VoxtralSettings(**kw))._history_budget()  # type: ignore[arg-type]
+
+    assert budget(max_model_len=2000, max_reply_tokens=256, history_tokens=4096) == 2000 - 256 - 376
+    assert budget(max_model_len=32768, max_reply_tokens=256, history_tokens=4096) == 4096
+    # A 60 s utterance takes two 30 s encoder windows.
+    assert budget(max_model_len=2000, max_reply_tokens=256, max_utterance_s=60) == 2000 - 256 - 2 * 376
+    assert budget(max_model_len=500, max_reply_tokens=256) == 0
