@@ -46,6 +46,8 @@ STAGES = (
     "response_latency_ms",
     "voice_to_voice_ms",
 )
+#: How long a simulated user waits for an answer before counting the turn lost.
+TURN_TIMEOUT_S = 60.0
 #: The pause a polite user leaves after the reply has played, seconds.
 PAUSE_S = 0.3
 RATE = 16_000
@@ -132,15 +134,25 @@ async def _user(
                 reply_audio_s = 0.0
                 sentence = speak(SENTENCES[(offset + t) % len(SENTENCES)])
                 await paced(sentence, session)
+                # A lost turn must not stall the whole run: a user gives up after a while.
+                give_up_at = time.perf_counter() + TURN_TIMEOUT_S
                 if barge_in:
-                    await paced(np.zeros(0, np.float32), session, until=reply_started.is_set)
+                    await paced(
+                        quiet[:0], session, until=functools.partial(_set_or_past, reply_started, give_up_at)
+                    )
+                    if not reply_started.is_set():
+                        result.errors.append(f"turn {t}: no reply audio within {TURN_TIMEOUT_S:g} s")
                     await paced(np.zeros(int(0.5 * RATE), np.float32), session)
                     continue  # the next sentence interrupts this reply
                 # Keep the mic open until the reply is over and has been heard
                 # (it plays from its first chunk on, in real time).
-                await paced(np.zeros(0, np.float32), session, until=turn_over.is_set)
+                await paced(quiet[:0], session, until=functools.partial(_set_or_past, turn_over, give_up_at))
+                if not turn_over.is_set():
+                    result.errors.append(f"turn {t}: no TurnComplete within {TURN_TIMEOUT_S:g} s")
+                    on_turn()
+                    continue
                 heard_at = first_audio_at + reply_audio_s + PAUSE_S
-                await paced(np.zeros(0, np.float32), session, until=functools.partial(_past, heard_at))
+                await paced(quiet[:0], session, until=functools.partial(_past, heard_at))
             await paced(np.zeros(int(1.5 * RATE), np.float32), session)
             await session.end_input()
             await asyncio.wait_for(reader, 120)
@@ -151,6 +163,10 @@ async def _user(
 
 def _past(deadline: float) -> bool:
     return time.perf_counter() >= deadline
+
+
+def _set_or_past(event: asyncio.Event, deadline: float) -> bool:
+    return event.is_set() or _past(deadline)
 
 
 class ProcessSampler:
