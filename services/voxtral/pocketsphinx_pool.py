@@ -1,32 +1,105 @@
-"""A pool of pocketsphinx decoders: one costs ~0.6 s to load, so they are reused.
+"""pocketsphinx decoding in worker processes, one utterance pinned to one worker.
 
-A decoder is not thread-safe: each utterance takes one for its lifetime and
-gives it back. Only ever called from worker threads, never the event loop.
+pocketsphinx holds the GIL while it decodes. In threads of the service
+process it stalled the event loop (replies of other sessions waited behind a
+decode) and two decoding threads took 4.4x as long as one, so decoding runs
+in separate processes: each worker is a single-process pool whose module
+state keeps that worker's decoders (one costs ~0.6 s to load, so they are
+reused), and an utterance always goes to the same worker.
+Workers are spawned, not forked: the service process runs gRPC threads.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import itertools
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 
-from pocketsphinx import Decoder
+#: Worker side: free decoders, and the decoder of each open utterance.
+_free: list = []  # type: ignore[type-arg]
+_open: dict[int, object] = {}
 
-from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
+
+def _decoder() -> object:
+    from pocketsphinx import Decoder
+
+    from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
+
+    if _free:
+        return _free.pop()
+    # fwdflat off: the second (flat-lexicon) pass runs at end_utt, after the
+    # user stopped, and cost 110-150 ms a turn here for no better words on
+    # our test speech; without it the end of turn costs 10-20 ms.
+    return Decoder(samprate=PIPELINE_SAMPLE_RATE_HZ, loglevel="FATAL", fwdflat=False)
 
 
-class DecoderPool:
-    def __init__(self) -> None:
-        self._free: list[Decoder] = []
-        self._lock = threading.Lock()
+def _warm() -> None:
+    _free.append(_decoder())
 
-    def acquire(self) -> Decoder:
-        with self._lock:
-            if self._free:
-                return self._free.pop()
-        # fwdflat off: the second (flat-lexicon) pass runs at end_utt, after the
-        # user stopped, and cost 110-150 ms a turn here for no better words
-        # on our test speech; without it the end of turn costs 10-20 ms.
-        return Decoder(samprate=PIPELINE_SAMPLE_RATE_HZ, loglevel="FATAL", fwdflat=False)
 
-    def release(self, decoder: Decoder) -> None:
-        with self._lock:
-            self._free.append(decoder)
+def _feed(utterance: int, pcm: bytes) -> str:
+    decoder = _open.get(utterance)
+    if decoder is None:
+        decoder = _open[utterance] = _decoder()
+        decoder.start_utt()  # type: ignore[attr-defined]
+    decoder.process_raw(pcm)  # type: ignore[attr-defined]
+    hyp = decoder.hyp()  # type: ignore[attr-defined]
+    return hyp.hypstr if hyp is not None else ""
+
+
+def _finish(utterance: int) -> str:
+    decoder = _open.pop(utterance, None)
+    if decoder is None:
+        return ""
+    decoder.end_utt()  # type: ignore[attr-defined]
+    hyp = decoder.hyp()  # type: ignore[attr-defined]
+    _free.append(decoder)
+    return hyp.hypstr if hyp is not None else ""
+
+
+def _release(utterance: int) -> None:
+    decoder = _open.pop(utterance, None)
+    if decoder is not None:
+        try:
+            decoder.end_utt()  # type: ignore[attr-defined]
+        except RuntimeError:
+            pass  # no utterance was open
+        _free.append(decoder)
+
+
+class DecoderWorkers:
+    """``workers`` decoding processes; utterance ids are spread round-robin."""
+
+    def __init__(self, workers: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._pools = [ProcessPoolExecutor(1, mp_context=context) for _ in range(workers)]
+        self._ids = itertools.count(1)
+
+    def new_utterance(self) -> int:
+        return next(self._ids)
+
+    def _pool(self, utterance: int) -> ProcessPoolExecutor:
+        return self._pools[utterance % len(self._pools)]
+
+    async def warm(self) -> None:
+        """Start every worker and load one decoder in each, before SERVING."""
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(pool, _warm) for pool in self._pools))
+
+    async def feed(self, utterance: int, pcm: bytes) -> str:
+        return await asyncio.get_running_loop().run_in_executor(self._pool(utterance), _feed, utterance, pcm)
+
+    async def finish(self, utterance: int) -> str:
+        return await asyncio.get_running_loop().run_in_executor(self._pool(utterance), _finish, utterance)
+
+    def release(self, utterance: int) -> None:
+        """Free the utterance's decoder; queued behind any feed still running for it."""
+        try:
+            self._pool(utterance).submit(_release, utterance)
+        except RuntimeError:
+            pass  # shut down already
+
+    def close(self) -> None:
+        for pool in self._pools:
+            pool.shutdown(wait=False, cancel_futures=True)
