@@ -105,10 +105,18 @@ def _run(args: argparse.Namespace) -> int:
     }
     try:
         for sessions in levels:
-            with tqdm(total=sessions * args.turns, desc=f"{sessions:3d} sessions", unit="turn") as bar:
+            total = None if args.duration else sessions * args.turns
+            with tqdm(total=total, desc=f"{sessions:3d} sessions", unit="turn") as bar:
                 level = asyncio.run(
                     run_level(
-                        gateway, sessions, args.turns, args.barge_in, args.token, pids, lambda: bar.update()
+                        gateway,
+                        sessions,
+                        args.turns,
+                        args.barge_in,
+                        args.token,
+                        pids,
+                        lambda: bar.update(),
+                        args.duration,
                     )
                 )
             report["levels"].append(level)
