@@ -256,7 +256,6 @@ class Session:
 
     async def _on_audio(self, pcm: bytes) -> None:
         samples = pcm16_to_float(pcm, "audio.pcm")
-        self._touch()
         resampled = self._resampler.process(samples)
         if len(resampled) == 0:
             return
@@ -622,6 +621,9 @@ class Session:
             )
 
     def _touch(self) -> None:
+        """A stage (or a turn transition) made progress. Client audio does not
+        count: a live mic streams all the time, and it must not hide a stage
+        that stopped answering from the watchdog."""
         self._last_progress = time.perf_counter()
 
     # ------------------------------------------------------------- tracing

@@ -6,6 +6,7 @@ import asyncio
 import signal
 
 import grpc
+import numpy as np
 import pytest
 
 from tests.integration.conftest import Mesh
@@ -129,3 +130,30 @@ async def test_a_client_that_stops_reading_is_ended_not_buffered(start_mesh) -> 
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "not reading" in (caught.value.details() or "")
     assert mesh.gateway.exit_reason() is None
+
+
+async def test_a_frozen_stage_is_reported_while_the_mic_keeps_streaming(start_mesh) -> None:  # type: ignore[no-untyped-def]
+    """Voxtral stops answering (SIGSTOP: alive, connected, silent) while the client keeps
+    sending microphone audio: the stage deadline still fires and names voxtral.
+    """
+    mesh: Mesh = start_mesh(gateway_args=("--stage-timeout-s", "3"))
+    events: list[Event] = []
+    async with await AsyncSession.connect(mesh.address) as session:
+
+        async def read() -> None:
+            async for event in session.events():
+                events.append(event)
+
+        reader = asyncio.create_task(read())
+        assert mesh.voxtral.process is not None
+        mesh.voxtral.process.send_signal(signal.SIGSTOP)
+        try:
+            await send_paced(session, speak("what is the weather like today"), 16_000, realtime=False)
+            # Silence at real-time pace, as an open microphone sends it, for 8 s.
+            await send_paced(session, np.zeros(8 * 16_000, np.float32), 16_000)
+            errors = [e for e in events if isinstance(e, StageError)]
+            assert errors and errors[0].stage == "voxtral" and errors[0].code == "DEADLINE_EXCEEDED", events
+        finally:
+            mesh.voxtral.process.send_signal(signal.SIGCONT)
+        await session.end_input()
+        await asyncio.wait_for(reader, 30)
