@@ -623,7 +623,8 @@ class Session:
     def _touch(self) -> None:
         """A stage (or a turn transition) made progress. Client audio does not
         count: a live mic streams all the time, and it must not hide a stage
-        that stopped answering from the watchdog."""
+        that stopped answering from the watchdog.
+        """
         self._last_progress = time.perf_counter()
 
     # ------------------------------------------------------------- tracing

@@ -133,7 +133,14 @@ class StageLink:
                 await self._on_event(message)
         except grpc.aio.AioRpcError as exc:
             if not self._closing:
-                failure = StageFailure(self.stage, exc.code().name, f"{self.name}: {exc.details()}")
+                code = exc.code().name
+                if exc.code() is grpc.StatusCode.INTERNAL and "Internal error from Core" in (
+                    exc.details() or ""
+                ):
+                    # grpc's asyncio client says this when the peer vanished while
+                    # we were writing (a killed stage): it is retryable, not a bug.
+                    code = "UNAVAILABLE"
+                failure = StageFailure(self.stage, code, f"{self.name}: {exc.details()}")
         finally:
             self._queue = None
         if failure is not None:

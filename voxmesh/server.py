@@ -89,6 +89,23 @@ def _start_metrics(settings: ServiceSettings) -> int | None:
     return int(server.server_port)
 
 
+async def _report_gpu_memory(period_s: float = 5.0) -> None:
+    """Keep voxmesh_gpu_memory_bytes current where an engine put torch on a GPU.
+
+    Only looks at torch if an engine already imported it: the CPU services
+    never pay for importing it.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return
+    from voxmesh.metrics import GPU_MEMORY
+
+    while True:
+        for index in range(torch.cuda.device_count()):
+            GPU_MEMORY.labels(f"cuda:{index}").set(torch.cuda.memory_allocated(index))
+        await asyncio.sleep(period_s)
+
+
 async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
     """Serve until SIGTERM/SIGINT, then drain and exit."""
     log.info("starting %s", spec.name, extra=logs.fields(settings=settings.masked()))
@@ -143,7 +160,9 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
         extra=logs.fields(service=spec.name, port=port, metrics_port=metrics_port, tls=creds is not None),
     )
 
+    gpu_gauge = asyncio.create_task(_report_gpu_memory(), name="gpu-memory")
     await stop.wait()
+    gpu_gauge.cancel()
     log.info("stopping: draining in-flight streams", extra=logs.fields(grace_s=settings.grace_s))
     await health_servicer.enter_graceful_shutdown()
     if spec.drain:

@@ -55,7 +55,7 @@ async def test_stage_killed_mid_turn_then_restarted(start_mesh, stage: str) -> N
         start = len(events)
         failed = await _until(events, 0, (StageError,))
         errors = [e for e in failed if isinstance(e, StageError)]
-        assert errors[0].stage == stage and errors[0].code in ("UNAVAILABLE", "CANCELLED"), errors
+        assert errors[0].stage == stage and errors[0].code == "UNAVAILABLE" and errors[0].retryable, errors
 
         victim.start().wait_serving()
         recovered: list[Event] = []
