@@ -85,6 +85,10 @@ class Session:
         self._out: asyncio.Queue[Any] = asyncio.Queue(out_queue_size)
         self._resampler = StreamResampler(options.input_sample_rate_hz, PIPELINE_SAMPLE_RATE_HZ)
         self._clock = AudioClock(PIPELINE_SAMPLE_RATE_HZ)
+        #: vad counts samples from the first one of *its* stream; after vad comes
+        #: back, its offsets restart at 0 and this is where that stream began.
+        self._vad_base = 0
+        self._vad_stream = 0
         self._turn: Turn | None = None
         self._next_turn_id = 1
         self._audio_seq = 0
@@ -262,6 +266,9 @@ class Session:
         pcm16k = pcm if self._resampler.from_hz == PIPELINE_SAMPLE_RATE_HZ else float_to_pcm16(resampled)
         self._clock.append(resampled, time.perf_counter())
         if await self.vad.ensure_open():
+            if self.vad.streams_opened != self._vad_stream:
+                self._vad_stream = self.vad.streams_opened
+                self._vad_base = self._clock.head - len(resampled)
             self.vad.send(vad_pb2.DetectRequest(audio=pcm16k))
         turn = self._turn
         if turn is not None and turn.state is TurnState.LISTENING:
@@ -328,14 +335,15 @@ class Session:
         self._emit(
             conversation_pb2.ConverseResponse(
                 speech_started=conversation_pb2.SpeechStarted(
-                    turn_id=turn.turn_id, audio_offset_ms=self._clock.offset_ms(event.onset_sample)
+                    turn_id=turn.turn_id,
+                    audio_offset_ms=self._clock.offset_ms(self._vad_base + event.onset_sample),
                 )
             )
         )
         if not await self.voxtral.ensure_open():
             self._end_turn(turn, "voxtral unreachable")
             return
-        pre_roll = self._clock.since(event.utterance_start_sample)
+        pre_roll = self._clock.since(self._vad_base + event.utterance_start_sample)
         for start in range(0, len(pre_roll), _FORWARD_SAMPLES):
             piece = float_to_pcm16(pre_roll[start : start + _FORWARD_SAMPLES])
             self.voxtral.send(
@@ -347,15 +355,15 @@ class Session:
         if turn is None or turn.state is not TurnState.LISTENING:
             return
         turn.endpoint = time.perf_counter()
-        turn.t_end = self._clock.wall_time_of(event.last_voiced_sample)
+        turn.t_end = self._clock.wall_time_of(self._vad_base + event.last_voiced_sample)
         turn.state = TurnState.REPLYING
         self._touch()
         self._emit(
             conversation_pb2.ConverseResponse(
                 speech_ended=conversation_pb2.SpeechEnded(
                     turn_id=turn.turn_id,
-                    last_voiced_offset_ms=self._clock.offset_ms(event.last_voiced_sample),
-                    endpoint_offset_ms=self._clock.offset_ms(event.decided_at_sample),
+                    last_voiced_offset_ms=self._clock.offset_ms(self._vad_base + event.last_voiced_sample),
+                    endpoint_offset_ms=self._clock.offset_ms(self._vad_base + event.decided_at_sample),
                 )
             )
         )

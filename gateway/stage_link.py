@@ -68,6 +68,8 @@ class StageLink:
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
         self._retry_at = 0.0
+        #: Streams opened so far; a new one means the stage starts afresh (e.g. vad's sample count).
+        self.streams_opened = 0
         self._backoff = _RETRY_MIN_S
         self._lock = asyncio.Lock()
         self.engine = common_pb2.EngineInfo()
@@ -117,6 +119,7 @@ class StageLink:
             call.cancel()
             raise ConnectionError(f"{self.name} did not announce its engine")
         self.engine = first.engine
+        self.streams_opened += 1
         self._queue, self._call, self._closing = queue, call, False
         self._reader = asyncio.create_task(self._read(call), name=f"{self.name}-reader")
         log.info("stage stream open", extra=logs.fields(stage=self.name, engine=self.engine.engine))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.integration.conftest import Mesh
-from voxmesh.client import AsyncSession, AudioOut, Event, StageError, TurnComplete
+from voxmesh.client import AsyncSession, AudioOut, Event, SpeechStarted, StageError, TurnComplete
 from voxmesh.synthetic_speech import speak
 from voxmesh.talk import send_paced
 from voxmesh.v1 import conversation_pb2, conversation_pb2_grpc
@@ -74,6 +74,11 @@ async def test_stage_killed_mid_turn_then_restarted(start_mesh, stage: str) -> N
                 break
             await asyncio.sleep(0.5)
         assert any(isinstance(e, TurnComplete) for e in recovered), recovered
+        if stage == "vad":
+            # The restarted vad counts samples from its new stream; the gateway must
+            # place its events on the session's clock (over 2 s of speech came before).
+            started = [e for e in recovered if isinstance(e, SpeechStarted)]
+            assert started and started[-1].audio_offset_ms > 2_000, started
         await session.end_input()
         await asyncio.wait_for(reader, 30)
     assert all(svc.exit_reason() is None for svc in (mesh.vad, mesh.voxtral, mesh.orpheus, mesh.gateway))
