@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
@@ -109,6 +110,12 @@ class AsyncSession:
         return self.events()
 
     async def close(self) -> None:
+        # End the request generator first: cancelling the call while grpc is
+        # still awaiting it makes grpc print "cannot reuse already awaited coroutine".
+        if not self._closed_input:
+            self._closed_input = True
+            with contextlib.suppress(asyncio.QueueFull):
+                self._queue.put_nowait(None)
         self._call.cancel()
         await self._channel.close()
 
