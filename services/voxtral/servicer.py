@@ -31,6 +31,8 @@ LANGUAGES = ("en",)
 MAX_SYSTEM_PROMPT_CHARS = 16_000
 #: Voxtral's audio encoder: one BEGIN_AUDIO + 375 tokens per 30 s window (12.5 tokens/s).
 AUDIO_TOKENS_PER_30S = 376
+#: Room kept for a text user turn (a transcript: ~3 words/s of speech).
+TEXT_TURN_TOKENS = 128
 
 
 class VoxtralServicer(voxtral_pb2_grpc.VoxtralServicer):
@@ -57,17 +59,22 @@ class VoxtralServicer(voxtral_pb2_grpc.VoxtralServicer):
                 "config.system_prompt",
                 f"{len(config.system_prompt)} characters exceeds {MAX_SYSTEM_PROMPT_CHARS}",
             )
-        history = History(config.system_prompt, self._history_budget(), self.engine.count_tokens)
+        history = History(config.system_prompt, self._history_budget(mode), self.engine.count_tokens)
         return RespondSession(self.engine, self.settings, mode, language, history)
 
-    def _history_budget(self) -> int:
-        """Past turns may use what the context leaves after the reply and this turn's audio.
+    def _history_budget(self, mode: int) -> int:
+        """Past turns may use what the context leaves after the reply and this turn.
 
-        A longer budget would let a long conversation fill the context and fail
-        turns instead of dropping the oldest ones.
+        This turn is audio in ``audio`` mode (376 tokens per 30 s window), text
+        otherwise (a transcript or a typed turn). A longer budget would let a
+        long conversation fill the context and fail turns instead of dropping
+        the oldest ones.
         """
         s = self.settings
-        this_turn = AUDIO_TOKENS_PER_30S * math.ceil(s.max_utterance_s / 30)
+        if mode == common_pb2.TURN_MODE_AUDIO:
+            this_turn = AUDIO_TOKENS_PER_30S * math.ceil(s.max_utterance_s / 30)
+        else:
+            this_turn = TEXT_TURN_TOKENS
         return max(0, min(s.history_tokens, s.max_model_len - s.max_reply_tokens - this_turn))
 
     async def Respond(

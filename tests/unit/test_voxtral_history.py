@@ -51,11 +51,15 @@ def test_history_budget_leaves_room_for_the_reply_and_this_turns_audio() -> None
     from voxmesh.services.voxtral.servicer import VoxtralServicer
     from voxmesh.services.voxtral.settings import VoxtralSettings
 
-    def budget(**kw: float) -> int:
-        return VoxtralServicer(NullEngine(), VoxtralSettings(**kw))._history_budget()  # type: ignore[arg-type]
+    from voxmesh.v1 import common_pb2
+
+    def budget(mode: int = common_pb2.TURN_MODE_AUDIO, **kw: float) -> int:
+        return VoxtralServicer(NullEngine(), VoxtralSettings(**kw))._history_budget(mode)  # type: ignore[arg-type]
 
     assert budget(max_model_len=2000, max_reply_tokens=256, history_tokens=4096) == 2000 - 256 - 376
     assert budget(max_model_len=32768, max_reply_tokens=256, history_tokens=4096) == 4096
     # A 60 s utterance takes two 30 s encoder windows.
     assert budget(max_model_len=2000, max_reply_tokens=256, max_utterance_s=60) == 2000 - 256 - 2 * 376
     assert budget(max_model_len=500, max_reply_tokens=256) == 0
+    # Text turns (stream mode, typed) keep room for a transcript, not for audio.
+    assert budget(common_pb2.TURN_MODE_STREAM, max_model_len=2000, max_reply_tokens=256) == 2000 - 256 - 128

@@ -198,11 +198,14 @@ async def test_typed_turns_stream_deltas_then_done(voxtral: ServiceProcess) -> N
     first, second = of_turn(events, 1), of_turn(events, 2)
     # A typed turn's transcript is its text, final; then the reply streams.
     assert first[0].transcript.is_final and first[0].transcript.text == "good morning"
-    done1 = assert_reply(first[1:])
+    assert_reply(first[1:])
     assert len(first[1:-1]) >= 2, "a reply streams as several deltas"
     done2 = assert_reply(second[1:])
-    # Turn 2's prompt carries turn 1's exchange: the history grew.
-    assert done2.prompt_tokens > done1.prompt_tokens + 3
+    # Turn 1's exchange (a reply of up to 600 tokens) does not fit beside another
+    # 600-token reply in a 1000-token context, so the history dropped it rather
+    # than let turn 2 overflow; the prompt stays within what the context leaves.
+    # (History growth is covered where the context has room: test_voxtral_transformers.)
+    assert done2.prompt_tokens <= CONTEXT_TOKENS - REPLY_TOKENS
 
 
 async def test_audio_mode_replies_from_the_audio(voxtral: ServiceProcess) -> None:
