@@ -204,35 +204,41 @@ def p50(rows: list[dict[str, float]], key: str) -> float:
     return statistics.median(row[key] for row in rows)
 
 
+async def build_engine(args: argparse.Namespace, tmp: str, max_sessions: int = 4) -> TransformersEngine:
+    """The transformers engine on ``--model``/``--realtime-model`` dirs or random checkpoints of ``--size``."""
+    settings_kw: dict[str, Any] = {
+        "engine": "transformers",
+        "device": args.device,
+        "dtype": args.dtype,
+        "max_reply_tokens": args.reply_tokens,
+        "temperature": 1.0,
+        "realtime_delay_ms": args.delay_ms,
+        "max_model_len": 8192,
+        "max_sessions": max_sessions,
+    }
+    realtime = None
+    preloaded = None
+    if args.size == "full" and not args.model:
+        settings = VoxtralSettings(model="random-full-size", realtime_model="", **settings_kw)
+        probe = TransformersEngine(settings)
+        model, processor, realtime = full_size_models(tmp, probe.device, probe.dtype, args.delay_ms)
+        preloaded = (model, processor)
+    else:
+        model_dir = args.model or save_voxtral(str(Path(tmp) / "tiny"))
+        rt_dir = args.realtime_model or save_voxtral_realtime(str(Path(tmp) / "tiny-realtime"))
+        settings = VoxtralSettings(model=model_dir, realtime_model=rt_dir, **settings_kw)
+    engine = TransformersEngine(settings, preloaded=preloaded)
+    await engine.start()
+    if realtime is not None:
+        engine.realtime = realtime
+    return engine
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings_kw: dict[str, Any] = {
-            "engine": "transformers",
-            "device": args.device,
-            "dtype": args.dtype,
-            "max_reply_tokens": args.reply_tokens,
-            "temperature": 1.0,
-            "realtime_delay_ms": args.delay_ms,
-            "max_model_len": 8192,
-            "max_sessions": 4,
-        }
-        realtime = None
-        preloaded = None
-        if args.size == "full" and not args.model:
-            settings = VoxtralSettings(model="random-full-size", realtime_model="", **settings_kw)
-            probe = TransformersEngine(settings)
-            model, processor, realtime = full_size_models(tmp, probe.device, probe.dtype, args.delay_ms)
-            preloaded = (model, processor)
-        else:
-            model_dir = args.model or save_voxtral(str(Path(tmp) / "tiny"))
-            rt_dir = args.realtime_model or save_voxtral_realtime(str(Path(tmp) / "tiny-realtime"))
-            settings = VoxtralSettings(model=model_dir, realtime_model=rt_dir, **settings_kw)
-        engine = TransformersEngine(settings, preloaded=preloaded)
-        await engine.start()
-        if realtime is not None:
-            engine.realtime = realtime
+        engine = await build_engine(args, tmp)
         transcriber = "realtime" if engine.realtime is not None else "finish-time (fallback)"
         sampling = Sampling(args.reply_tokens, 1.0, 0.95)
         audio = utterance(args.seconds)
