@@ -33,22 +33,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
-import numpy as np
-from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, ReplyEngine, Sampling
+from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Sampling
+from voxmesh.services.voxtral.mistral_engine import FinishTimeTranscriber, MistralPromptEngine
 from voxmesh.services.voxtral.realtime_transcriber import RealtimeModel, RealtimeTranscriber, check_delay
-from voxmesh.services.voxtral.voxtral_prompt import TextDeltas, chat_request, transcription_request
+from voxmesh.services.voxtral.voxtral_prompt import TextDeltas
 
 from voxmesh import logs
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.engine_info import EngineInfo
-from voxmesh.errors import EngineNotInstalled, InvalidArgument, UtteranceTooLong
+from voxmesh.errors import EngineNotInstalled
 from voxmesh.torch_generation import IdStreamer, StopFlag, pick_device, pick_dtype
 
 if TYPE_CHECKING:
@@ -56,12 +55,6 @@ if TYPE_CHECKING:
     from voxmesh.services.voxtral.settings import VoxtralSettings
 
 log = logging.getLogger(__name__)
-
-#: Transcript length cap: speech runs at ~3 text tokens/s, so 8/s plus a margin never cuts one short.
-TRANSCRIPT_TOKENS_PER_S = 8
-TRANSCRIPT_MIN_TOKENS = 32
-#: Prompt tokens a chat turn adds around a message ([INST]…[/INST], </s>), for the history budget.
-MESSAGE_OVERHEAD_TOKENS = 2
 
 
 class _Prepared:
@@ -73,34 +66,7 @@ class _Prepared:
         self.max_new_tokens = max_new_tokens
 
 
-class _Transcriber(LiveTranscriber):
-    """Gathers the utterance; transcribes it at :meth:`finish` (no partials from Voxtral Mini 3B)."""
-
-    def __init__(self, engine: TransformersEngine, language: str) -> None:
-        self._engine = engine
-        self._language = language
-        self._pieces: list[np.ndarray] = []
-        self._samples = 0
-
-    async def feed(self, audio: np.ndarray) -> str | None:
-        self._pieces.append(audio)
-        self._samples += len(audio)
-        # Refuse as soon as the utterance cannot fit, not after the user stops.
-        self._engine.check_audio_fits(self._samples)
-        return None
-
-    async def finish(self) -> str:
-        if not self._samples:
-            return ""
-        audio = np.concatenate(self._pieces)
-        self._pieces = []
-        return await self._engine.transcribe(audio, self._language)
-
-    def close(self) -> None:
-        self._pieces = []
-
-
-class TransformersEngine(ReplyEngine):
+class TransformersEngine(MistralPromptEngine):
     def __init__(self, settings: VoxtralSettings, preloaded: tuple[Any, Any] | None = None) -> None:
         """``preloaded``: (model, processor) already on the device (benchmarks), else loaded from settings."""
         try:
@@ -235,81 +201,16 @@ class TransformersEngine(ReplyEngine):
     def transcriber(self, language: str) -> LiveTranscriber:
         if self.realtime is not None:
             return RealtimeTranscriber(self.realtime, self._realtime_executor, language)
-        return _Transcriber(self, language)
-
-    def count_tokens(self, text: str) -> int:
-        assert self.tokenizer is not None, "start() was not awaited"
-        ids = self.tokenizer.instruct_tokenizer.tokenizer.encode(text, bos=False, eos=False)
-        return len(ids) + MESSAGE_OVERHEAD_TOKENS
-
-    async def generate(self, messages: list[Message], sampling: Sampling) -> AsyncIterator[Delta]:
-        assert self.model is not None, "start() was not awaited"
-        audio = messages[-1].audio if messages else None
-        if audio is not None:
-            self.check_audio_fits(len(audio))
-
-        def prepare() -> _Prepared:
-            request = chat_request(messages, system_beside_audio=self._system_beside_audio)
-            tokenized = self.tokenizer.encode_chat_completion(request)
-            return self._prepared(tokenized, sampling.max_tokens, has_audio=audio is not None)
-
-        async for delta in self._stream(prepare, sampling, "reply"):
-            yield delta
-
-    async def transcribe(self, audio: np.ndarray, language: str) -> str:
-        """The whole utterance's transcript (greedy), with Voxtral's transcription request."""
-        self.check_audio_fits(len(audio))
-        cap = TRANSCRIPT_MIN_TOKENS + math.ceil(
-            TRANSCRIPT_TOKENS_PER_S * len(audio) / PIPELINE_SAMPLE_RATE_HZ
-        )
-
-        def prepare() -> _Prepared:
-            tokenized = self.tokenizer.encode_transcription(transcription_request(audio, language))
-            return self._prepared(tokenized, cap, has_audio=True)
-
-        parts = []
-        stream = self._stream(prepare, Sampling(cap, 0.0, 1.0), "transcript")
-        async with contextlib.aclosing(stream) as deltas:
-            async for delta in deltas:
-                parts.append(delta.text)
-        return "".join(parts).strip()
+        return FinishTimeTranscriber(self, language)
 
     # ------------------------------------------------------------- requests
 
-    def check_audio_fits(self, samples: int) -> None:
-        """Refuse an utterance whose audio tokens alone leave no room in the context."""
-        if not self._window_samples:
-            return
-        windows = max(1, math.ceil(samples / self._window_samples))
-        # [BEGIN_AUDIO], [INST], [/INST], BOS and at least one reply token.
-        needed = windows * self._audio_tokens_per_window + 5
-        if needed > self.context_tokens:
-            seconds = samples / PIPELINE_SAMPLE_RATE_HZ
-            fits = max(0, (self.context_tokens - 5) // self._audio_tokens_per_window)
-            raise UtteranceTooLong(
-                "audio.pcm",
-                f"a {seconds:.1f} s utterance is {windows} × 30 s audio windows = "
-                f"{windows * self._audio_tokens_per_window} audio tokens, past the model's context of "
-                f"{self.context_tokens} tokens (max_model_len); at most {fits * 30} s fits",
-            )
-
-    def _prepared(self, tokenized: Any, max_tokens: int, *, has_audio: bool) -> _Prepared:
+    def _prompt(self, tokenized: Any, max_tokens: int, *, has_audio: bool) -> _Prepared:
         """Check the prompt fits the context; mel features for its audio (on this worker thread)."""
         import torch
 
         tokens = list(tokenized.tokens)
-        room = self.context_tokens - len(tokens)
-        if room < 1:
-            if has_audio:
-                raise UtteranceTooLong(
-                    "audio.pcm",
-                    f"the prompt with this utterance is {len(tokens)} tokens, past the model's context of "
-                    f"{self.context_tokens} tokens (max_model_len)",
-                )
-            raise InvalidArgument(
-                "text.text",
-                f"the prompt is {len(tokens)} tokens, past the model's context of {self.context_tokens} tokens",
-            )
+        room = self._room(tokens, has_audio=has_audio)
         features = None
         if tokenized.audios:
             windows = []
@@ -391,11 +292,6 @@ class TransformersEngine(ReplyEngine):
                     seconds=round(time.perf_counter() - started, 3),
                 ),
             )
-
-    def _decode(self, ids: list[int]) -> str:
-        from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
-
-        return str(self.tokenizer.decode(ids, special_token_policy=SpecialTokenPolicy.IGNORE))
 
     def _run_generate(self, prepared: _Prepared, sampling: Sampling, streamer: IdStreamer, stop: Any) -> None:
         import torch

@@ -47,33 +47,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, ReplyEngine, Sampling
-from voxmesh.services.voxtral.voxtral_prompt import TextDeltas, chat_request, transcription_request
+from voxmesh.services.voxtral.engine import Delta, Sampling
+from voxmesh.services.voxtral.mistral_engine import MistralPromptEngine
+from voxmesh.services.voxtral.voxtral_prompt import TextDeltas
 
 from voxmesh import logs
-from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.engine_info import EngineInfo
-from voxmesh.errors import EngineNotInstalled, EngineUnavailable, InvalidArgument, UtteranceTooLong
+from voxmesh.errors import EngineNotInstalled, EngineUnavailable, InvalidArgument
 
 if TYPE_CHECKING:
     from voxmesh.services.voxtral.settings import VoxtralSettings
 
 log = logging.getLogger(__name__)
-
-#: Transcript length cap: speech runs at ~3 text tokens/s, so 8/s plus a margin never cuts one short.
-TRANSCRIPT_TOKENS_PER_S = 8
-TRANSCRIPT_MIN_TOKENS = 32
-#: Prompt tokens a chat turn adds around a message ([INST]…[/INST], </s>), for the history budget.
-MESSAGE_OVERHEAD_TOKENS = 2
-#: Tokens around the audio of the smallest audio prompt: BOS, [INST], [BEGIN_AUDIO], [/INST], one reply token.
-AUDIO_PROMPT_OVERHEAD_TOKENS = 5
 
 
 def _vllm_client_error() -> type[BaseException] | tuple[()]:
@@ -85,33 +75,6 @@ def _vllm_client_error() -> type[BaseException] | tuple[()]:
     return VLLMClientError  # type: ignore[no-any-return]
 
 
-class _Transcriber(LiveTranscriber):
-    """Gathers the utterance; transcribes it at :meth:`finish` (no partials from Voxtral Mini 3B)."""
-
-    def __init__(self, engine: VllmEngine, language: str) -> None:
-        self._engine = engine
-        self._language = language
-        self._pieces: list[np.ndarray] = []
-        self._samples = 0
-
-    async def feed(self, audio: np.ndarray) -> str | None:
-        self._pieces.append(audio)
-        self._samples += len(audio)
-        # Refuse as soon as the utterance cannot fit, not after the user stops.
-        self._engine.check_audio_fits(self._samples)
-        return None
-
-    async def finish(self) -> str:
-        if not self._samples:
-            return ""
-        audio = np.concatenate(self._pieces)
-        self._pieces = []
-        return await self._engine.transcribe(audio, self._language)
-
-    def close(self) -> None:
-        self._pieces = []
-
-
 class _Prompt:
     """An encoded request: vLLM's prompt dict, its length and the reply cap that fits the context."""
 
@@ -121,7 +84,7 @@ class _Prompt:
         self.max_tokens = max_tokens
 
 
-class VllmEngine(ReplyEngine):
+class VllmEngine(MistralPromptEngine):
     def __init__(self, settings: VoxtralSettings) -> None:
         try:
             import vllm  # noqa: F401
@@ -209,81 +172,12 @@ class VllmEngine(ReplyEngine):
 
     # ------------------------------------------------------------ interface
 
-    def transcriber(self, language: str) -> LiveTranscriber:
-        return _Transcriber(self, language)
-
-    def count_tokens(self, text: str) -> int:
-        assert self.tokenizer is not None, "start() was not awaited"
-        ids = self.tokenizer.instruct_tokenizer.tokenizer.encode(text, bos=False, eos=False)
-        return len(ids) + MESSAGE_OVERHEAD_TOKENS
-
-    async def generate(self, messages: list[Message], sampling: Sampling) -> AsyncIterator[Delta]:
-        assert self.tokenizer is not None, "start() was not awaited"
-        audio = messages[-1].audio if messages else None
-        if audio is not None:
-            self.check_audio_fits(len(audio))
-
-        def prepare() -> _Prompt:
-            request = chat_request(messages, system_beside_audio=self._system_beside_audio)
-            tokenized = self.tokenizer.encode_chat_completion(request)
-            return self._prompt(tokenized, sampling.max_tokens, has_audio=audio is not None)
-
-        async for delta in self._stream(prepare, sampling, "reply"):
-            yield delta
-
-    async def transcribe(self, audio: np.ndarray, language: str) -> str:
-        """The whole utterance's transcript (greedy), with Voxtral's transcription request."""
-        self.check_audio_fits(len(audio))
-        cap = TRANSCRIPT_MIN_TOKENS + math.ceil(
-            TRANSCRIPT_TOKENS_PER_S * len(audio) / PIPELINE_SAMPLE_RATE_HZ
-        )
-
-        def prepare() -> _Prompt:
-            tokenized = self.tokenizer.encode_transcription(transcription_request(audio, language))
-            return self._prompt(tokenized, cap, has_audio=True)
-
-        parts = []
-        stream = self._stream(prepare, Sampling(cap, 0.0, 1.0), "transcript")
-        async with contextlib.aclosing(stream) as deltas:
-            async for delta in deltas:
-                parts.append(delta.text)
-        return "".join(parts).strip()
-
     # ------------------------------------------------------------- requests
-
-    def check_audio_fits(self, samples: int) -> None:
-        """Refuse an utterance whose audio tokens alone leave no room in the context."""
-        if not self._window_samples:
-            return
-        windows = max(1, math.ceil(samples / self._window_samples))
-        needed = windows * self._audio_tokens_per_window + AUDIO_PROMPT_OVERHEAD_TOKENS
-        if needed > self.context_tokens:
-            seconds = samples / PIPELINE_SAMPLE_RATE_HZ
-            fits = max(
-                0, (self.context_tokens - AUDIO_PROMPT_OVERHEAD_TOKENS) // self._audio_tokens_per_window
-            )
-            raise UtteranceTooLong(
-                "audio.pcm",
-                f"a {seconds:.1f} s utterance is {windows} × 30 s audio windows = "
-                f"{windows * self._audio_tokens_per_window} audio tokens, past the model's context of "
-                f"{self.context_tokens} tokens (max_model_len); at most {fits * 30} s fits",
-            )
 
     def _prompt(self, tokenized: Any, max_tokens: int, *, has_audio: bool) -> _Prompt:
         """VLLM's prompt for a mistral-common ``Tokenized``; refuses one that leaves no room to reply."""
         tokens = list(tokenized.tokens)
-        room = self.context_tokens - len(tokens)
-        if room < 1:
-            if has_audio:
-                raise UtteranceTooLong(
-                    "audio.pcm",
-                    f"the prompt with this utterance is {len(tokens)} tokens, past the model's context of "
-                    f"{self.context_tokens} tokens (max_model_len)",
-                )
-            raise InvalidArgument(
-                "text.text",
-                f"the prompt is {len(tokens)} tokens, past the model's context of {self.context_tokens} tokens",
-            )
+        room = self._room(tokens, has_audio=has_audio)
         prompt: dict[str, Any] = {"prompt_token_ids": tokens}
         if tokenized.audios:
             # Already padded to whole 30 s windows by mistral-common; one clip per prompt.
@@ -381,8 +275,3 @@ class VllmEngine(ReplyEngine):
                     seconds=round(time.perf_counter() - started, 3),
                 ),
             )
-
-    def _decode(self, ids: list[int]) -> str:
-        from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
-
-        return str(self.tokenizer.decode(ids, special_token_policy=SpecialTokenPolicy.IGNORE))

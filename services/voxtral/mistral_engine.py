@@ -1,0 +1,162 @@
+"""What the model engines (transformers, vllm) share: Voxtral prompts built
+with mistral-common, the context checks, transcription requests and the
+whole-utterance transcriber.
+
+A subclass loads the model and its mistral-common tokenizer (setting the
+attributes below in ``start``) and supplies two things: ``_prompt`` (turn a
+``Tokenized`` into its own request, after :meth:`_room` checked it fits) and
+``_stream`` (run a request, yield :class:`Delta` s).
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import math
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any
+
+import numpy as np
+from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, ReplyEngine, Sampling
+from voxmesh.services.voxtral.voxtral_prompt import chat_request, transcription_request
+
+from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
+from voxmesh.errors import InvalidArgument, UtteranceTooLong
+
+#: Transcript length cap: speech runs at ~3 text tokens/s, so 8/s plus a margin never cuts one short.
+TRANSCRIPT_TOKENS_PER_S = 8
+TRANSCRIPT_MIN_TOKENS = 32
+#: Prompt tokens a chat turn adds around a message ([INST]…[/INST], </s>), for the history budget.
+MESSAGE_OVERHEAD_TOKENS = 2
+#: Tokens around the audio of the smallest audio prompt: BOS, [INST], [BEGIN_AUDIO], [/INST], one reply token.
+AUDIO_PROMPT_OVERHEAD_TOKENS = 5
+
+
+class FinishTimeTranscriber(LiveTranscriber):
+    """Gathers the utterance; transcribes it at :meth:`finish` (no partials from Voxtral Mini 3B)."""
+
+    def __init__(self, engine: MistralPromptEngine, language: str) -> None:
+        self._engine = engine
+        self._language = language
+        self._pieces: list[np.ndarray] = []
+        self._samples = 0
+
+    async def feed(self, audio: np.ndarray) -> str | None:
+        self._pieces.append(audio)
+        self._samples += len(audio)
+        # Refuse as soon as the utterance cannot fit, not after the user stops.
+        self._engine.check_audio_fits(self._samples)
+        return None
+
+    async def finish(self) -> str:
+        if not self._samples:
+            return ""
+        audio = np.concatenate(self._pieces)
+        self._pieces = []
+        return await self._engine.transcribe(audio, self._language)
+
+    def close(self) -> None:
+        self._pieces = []
+
+
+class MistralPromptEngine(ReplyEngine):
+    """A Voxtral engine whose prompts are mistral-common requests."""
+
+    #: mistral-common's ``MistralTokenizer``; set by ``start``.
+    tokenizer: Any = None
+    #: Prompt + reply tokens the model accepts.
+    context_tokens: int = 0
+    #: Samples and audio tokens per encoder window (30 s, 375 + 1); 0 = no audio.
+    _window_samples: int = 0
+    _audio_tokens_per_window: int = 0
+    #: Whether the tokenizer accepts a system prompt beside audio (v13+); else it is folded in.
+    _system_beside_audio: bool = False
+
+    def transcriber(self, language: str) -> LiveTranscriber:
+        return FinishTimeTranscriber(self, language)
+
+    def count_tokens(self, text: str) -> int:
+        assert self.tokenizer is not None, "start() was not awaited"
+        ids = self.tokenizer.instruct_tokenizer.tokenizer.encode(text, bos=False, eos=False)
+        return len(ids) + MESSAGE_OVERHEAD_TOKENS
+
+    async def generate(self, messages: list[Message], sampling: Sampling) -> AsyncIterator[Delta]:
+        assert self.tokenizer is not None, "start() was not awaited"
+        audio = messages[-1].audio if messages else None
+        if audio is not None:
+            self.check_audio_fits(len(audio))
+
+        def prepare() -> Any:
+            request = chat_request(messages, system_beside_audio=self._system_beside_audio)
+            tokenized = self.tokenizer.encode_chat_completion(request)
+            return self._prompt(tokenized, sampling.max_tokens, has_audio=audio is not None)
+
+        async for delta in self._stream(prepare, sampling, "reply"):
+            yield delta
+
+    async def transcribe(self, audio: np.ndarray, language: str) -> str:
+        """The whole utterance's transcript (greedy), with Voxtral's transcription request."""
+        self.check_audio_fits(len(audio))
+        cap = TRANSCRIPT_MIN_TOKENS + math.ceil(
+            TRANSCRIPT_TOKENS_PER_S * len(audio) / PIPELINE_SAMPLE_RATE_HZ
+        )
+
+        def prepare() -> Any:
+            tokenized = self.tokenizer.encode_transcription(transcription_request(audio, language))
+            return self._prompt(tokenized, cap, has_audio=True)
+
+        parts = []
+        stream = self._stream(prepare, Sampling(cap, 0.0, 1.0), "transcript")
+        async with contextlib.aclosing(stream) as deltas:
+            async for delta in deltas:
+                parts.append(delta.text)
+        return "".join(parts).strip()
+
+    def check_audio_fits(self, samples: int) -> None:
+        """Refuse an utterance whose audio tokens alone leave no room in the context."""
+        if not self._window_samples:
+            return
+        windows = max(1, math.ceil(samples / self._window_samples))
+        needed = windows * self._audio_tokens_per_window + AUDIO_PROMPT_OVERHEAD_TOKENS
+        if needed > self.context_tokens:
+            seconds = samples / PIPELINE_SAMPLE_RATE_HZ
+            fits = max(
+                0, (self.context_tokens - AUDIO_PROMPT_OVERHEAD_TOKENS) // self._audio_tokens_per_window
+            )
+            raise UtteranceTooLong(
+                "audio.pcm",
+                f"a {seconds:.1f} s utterance is {windows} × 30 s audio windows = "
+                f"{windows * self._audio_tokens_per_window} audio tokens, past the model's context of "
+                f"{self.context_tokens} tokens (max_model_len); at most {fits * 30} s fits",
+            )
+
+    def _room(self, tokens: list[int], *, has_audio: bool) -> int:
+        """Tokens left to reply after this prompt; refuses a prompt that leaves none."""
+        room = self.context_tokens - len(tokens)
+        if room >= 1:
+            return room
+        if has_audio:
+            raise UtteranceTooLong(
+                "audio.pcm",
+                f"the prompt with this utterance is {len(tokens)} tokens, past the model's context of "
+                f"{self.context_tokens} tokens (max_model_len)",
+            )
+        raise InvalidArgument(
+            "text.text",
+            f"the prompt is {len(tokens)} tokens, past the model's context of {self.context_tokens} tokens",
+        )
+
+    def _decode(self, ids: list[int]) -> str:
+        from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
+
+        return str(self.tokenizer.decode(ids, special_token_policy=SpecialTokenPolicy.IGNORE))
+
+    @abc.abstractmethod
+    def _prompt(self, tokenized: Any, max_tokens: int, *, has_audio: bool) -> Any:
+        """The engine's request for a mistral-common ``Tokenized`` (runs on a worker thread)."""
+
+    @abc.abstractmethod
+    def _stream(
+        self, prepare: Callable[[], Any], sampling: Sampling, kind: str
+    ) -> AsyncGenerator[Delta, None]:
+        """Run ``prepare()``'s request; yield deltas; stop the model when closed early."""
