@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
@@ -34,6 +33,7 @@ from voxmesh import logs, tracing
 from voxmesh.audio import StreamResampler, float_to_pcm16
 from voxmesh.errors import InvalidArgument, VoxmeshError
 from voxmesh.metrics import SYNTHESIS_RTF
+from voxmesh.turn_outcomes import ClosedTurns, turn_failed
 from voxmesh.v1 import common_pb2, orpheus_pb2
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,6 @@ _tracer = tracing.tracer(__name__)
 
 #: Events waiting for the client; a full queue pauses the speaker.
 OUTPUT_QUEUE_SIZE = 64
-#: Finished and cancelled turn ids remembered to tell stale input from bad input.
-_CLOSED_TURNS_KEPT = 64
 #: Largest text delta accepted, in characters.
 MAX_DELTA_CHARS = 4_096
 
@@ -92,7 +90,7 @@ class SynthesisSession:
         #: Turns to speak, in the order they began; None closes the speaker.
         self.order: asyncio.Queue[Turn | None] = asyncio.Queue(settings.max_queued_turns + 2)
         #: Recently closed turn ids → "done", "cancelled" or "failed".
-        self.closed: OrderedDict[int, str] = OrderedDict()
+        self.closed = ClosedTurns()
         self.last_turn_id = -1
 
     # ------------------------------------------------------------------ run
@@ -216,7 +214,7 @@ class SynthesisSession:
         elif cancel.turn_id > self.last_turn_id:
             # Cancelled before its first text arrived: remember, so late text is ignored.
             self.last_turn_id = cancel.turn_id
-            self._remember(cancel.turn_id, "cancelled")
+            self.closed.remember(cancel.turn_id, "cancelled")
 
     def _ignored(self, turn_id: int, field_name: str) -> bool:
         """True for input to a cancelled or failed turn (it may cross the cancel in flight)."""
@@ -319,26 +317,11 @@ class SynthesisSession:
         self._close(turn, "cancelled")
 
     async def _fail(self, turn: Turn, exc: Exception, index: int) -> None:
-        if isinstance(exc, VoxmeshError):
-            code, message, retryable = exc.status, str(exc), exc.retryable
-            log.warning("turn failed: %s", exc, extra=logs.fields(phrase_index=index, code=code))
-        else:
-            code, message, retryable = "INTERNAL", f"{type(exc).__name__}: {exc}", False
-            log.exception("synthesis failed", extra=logs.fields(phrase_index=index))
         self._close(turn, "failed")
-        await self._emit(
-            failed=common_pb2.TurnFailed(
-                turn_id=turn.turn_id, code=code, message=message, retryable=retryable
-            )
-        )
+        await self._emit(failed=turn_failed(turn.turn_id, exc, log, phrase_index=index))
 
     def _close(self, turn: Turn, outcome: str) -> None:
         if self.turns.pop(turn.turn_id, None) is None:
             return
         turn.end_span(outcome)
-        self._remember(turn.turn_id, outcome)
-
-    def _remember(self, turn_id: int, outcome: str) -> None:
-        self.closed[turn_id] = outcome
-        while len(self.closed) > _CLOSED_TURNS_KEPT:
-            self.closed.popitem(last=False)
+        self.closed.remember(turn.turn_id, outcome)

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
@@ -29,14 +28,13 @@ from voxmesh import logs, tracing
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ, pcm16_to_float
 from voxmesh.errors import InvalidArgument, UtteranceTooLong, VoxmeshError
 from voxmesh.metrics import STAGE_LATENCY
+from voxmesh.turn_outcomes import ClosedTurns, turn_failed
 from voxmesh.v1 import common_pb2, voxtral_pb2
 
 log = logging.getLogger(__name__)
 _tracer = tracing.tracer(__name__)
 
 OUTPUT_QUEUE_SIZE = 64
-#: Closed turn ids remembered, to tell late input (ignored) from bad input.
-_CLOSED_TURNS_KEPT = 64
 #: Longest typed turn, in characters.
 MAX_TEXT_CHARS = 8_000
 
@@ -81,7 +79,7 @@ class RespondSession:
             OUTPUT_QUEUE_SIZE
         )
         self.turns: dict[int, Turn] = {}
-        self.closed: OrderedDict[int, str] = OrderedDict()
+        self.closed = ClosedTurns()
         self.last_turn_id = 0
         self._previous: asyncio.Task[None] | None = None
 
@@ -145,8 +143,8 @@ class RespondSession:
             raise InvalidArgument(field_name, "turn ids start at 1")
         if turn_id in self.turns:
             return self.turns[turn_id]
-        if turn_id in self.closed:
-            if self.closed[turn_id] == "done":
+        if (outcome := self.closed.get(turn_id)) is not None:
+            if outcome == "done":
                 raise InvalidArgument(field_name, f"turn {turn_id} is already answered")
             return None
         if turn_id <= self.last_turn_id:
@@ -216,7 +214,7 @@ class RespondSession:
             self.history.amend(cancel.turn_id, cancel.spoken_text)
         elif cancel.turn_id > self.last_turn_id:
             self.last_turn_id = cancel.turn_id
-            self._remember(cancel.turn_id, "cancelled")
+            self.closed.remember(cancel.turn_id, "cancelled")
 
     # ---------------------------------------------------------------- turns
 
@@ -340,25 +338,10 @@ class RespondSession:
         turn.task = asyncio.create_task(self._report_failure(turn, exc))
 
     async def _report_failure(self, turn: Turn, exc: Exception) -> None:
-        if isinstance(exc, VoxmeshError):
-            code, message, retryable = exc.status, str(exc), exc.retryable
-            log.warning("turn failed: %s", exc, extra=logs.fields(code=code))
-        else:
-            code, message, retryable = "INTERNAL", f"{type(exc).__name__}: {exc}", False
-            log.exception("turn failed")
         self._close(turn, "failed")
-        await self._emit(
-            failed=common_pb2.TurnFailed(
-                turn_id=turn.turn_id, code=code, message=message, retryable=retryable
-            )
-        )
+        await self._emit(failed=turn_failed(turn.turn_id, exc, log))
 
     def _close(self, turn: Turn, outcome: str) -> None:
         if self.turns.pop(turn.turn_id, None) is None:
             return
-        self._remember(turn.turn_id, outcome)
-
-    def _remember(self, turn_id: int, outcome: str) -> None:
-        self.closed[turn_id] = outcome
-        while len(self.closed) > _CLOSED_TURNS_KEPT:
-            self.closed.popitem(last=False)
+        self.closed.remember(turn.turn_id, outcome)
