@@ -22,7 +22,7 @@ from voxmesh.errors import VoxmeshError
 
 log = logging.getLogger(__name__)
 
-#: How long a refused stream waits for the caller's first message (see _wrap_stream).
+#: How long a refused stream waits for the caller's first message (see _Watched).
 _FIRST_MESSAGE_WAIT_S = 1.0
 
 STATUS_BY_NAME: dict[str, grpc.StatusCode] = {code.name: code for code in grpc.StatusCode}
@@ -83,17 +83,14 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap_stream(self, behavior: Callable[..., Any], authorized: bool) -> Callable[..., Any]:
         async def wrapper(request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+            requests = _Watched(request_iterator)
             if not authorized:
-                # Take the caller's first message before refusing: grpc's asyncio
-                # client loses the status (it sees INTERNAL) when a call ends
-                # while its first write is still in flight.
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(anext(aiter(request_iterator), None), _FIRST_MESSAGE_WAIT_S)
+                await requests.take_first_if_unread()
                 await context.abort(
                     grpc.StatusCode.UNAUTHENTICATED, "authorization: missing or wrong bearer token"
                 )
             try:
-                async for response in behavior(request_iterator, context):
+                async for response in behavior(requests, context):
                     yield response
             except (grpc.aio.AbortError, GeneratorExit):
                 raise
@@ -102,6 +99,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 log.info("undecodable request", extra={"fields": {"error": str(exc)}})
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request: not a valid message: {exc}")
             except Exception as exc:
+                # A refusal before anything was read (max_sessions) must not race the first write.
+                await requests.take_first_if_unread()
                 await self._abort(context, exc, "stream")
 
         return wrapper
@@ -120,3 +119,31 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 await self._abort(context, exc, "unary")
 
         return wrapper
+
+
+class _Watched:
+    """The request stream, remembering whether the servicer has read from it.
+
+    grpc's asyncio client loses the status (it sees INTERNAL, "Internal error
+    from Core") when a call ends while its first write is still in flight
+    (grpc/grpc#36066: the failed write overwrites the server's status). So a
+    stream refused before the servicer read anything (bad token, max_sessions)
+    first takes the caller's opening message, waiting at most a second.
+    """
+
+    def __init__(self, requests: AsyncIterator[Any]) -> None:
+        self._requests = requests
+        self.read_any = False
+
+    def __aiter__(self) -> _Watched:
+        return self
+
+    async def __anext__(self) -> Any:
+        self.read_any = True
+        return await anext(self._requests)
+
+    async def take_first_if_unread(self) -> None:
+        if self.read_any:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(anext(self), _FIRST_MESSAGE_WAIT_S)

@@ -133,7 +133,7 @@ async def test_too_many_sessions_is_resource_exhausted(start_mesh) -> None:  # t
         events = holder.events()
         assert isinstance(await anext(events), SessionStarted)  # the slot is taken
         code = await converse(mesh.address, [CONFIG])
-        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, converse.details  # type: ignore[attr-defined]
         assert "max_sessions" in converse.details  # type: ignore[attr-defined]
         await holder.send_text("are you still there")
         await holder.end_input()
