@@ -1,5 +1,6 @@
 """What every transformers engine needs around ``model.generate``: the device and
-dtype from a setting, a streamer of new token ids, and a stop flag.
+dtype from a setting, the static-cache choice, a streamer of new token ids,
+and a stop flag.
 
 torch is imported inside the functions: this module is imported by engines
 that the lean CPU install (no torch) never loads, but keeping the imports
@@ -27,6 +28,18 @@ def pick_device(setting: str) -> torch.device:
     if setting.startswith("cuda") and not torch.cuda.is_available():
         raise EngineUnavailable(f"device: {setting!r} asked for but CUDA is not available")
     return torch.device(setting)
+
+
+#: ``--static-cache``: a static KV cache lets transformers compile the decode step
+#: (CUDA graphs on CUDA); auto = on CUDA only, where it cuts per-token latency.
+STATIC_CACHE_CHOICES = ("auto", "on", "off")
+
+
+def use_static_cache(setting: str, device: torch.device) -> bool:
+    """Whether ``generate`` runs with ``cache_implementation="static"`` (one call at a time then)."""
+    if setting not in STATIC_CACHE_CHOICES:
+        raise InvalidArgument("static_cache", f"{setting!r}: choose one of {', '.join(STATIC_CACHE_CHOICES)}")
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
 
 
 def pick_dtype(setting: str, device: torch.device) -> torch.dtype:

@@ -43,7 +43,7 @@ from voxmesh.services.orpheus.token_audio import stream_params, tokens_to_audio
 
 from voxmesh import logs
 from voxmesh.engine_info import EngineInfo
-from voxmesh.torch_generation import IdStreamer, StopFlag, pick_device, pick_dtype
+from voxmesh.torch_generation import IdStreamer, StopFlag, pick_device, pick_dtype, use_static_cache
 
 if TYPE_CHECKING:
     from voxmesh.services.orpheus.settings import OrpheusSettings
@@ -81,9 +81,7 @@ class TransformersEngine(SpeechEngine):
         self._preloaded = preloaded
         self.device = pick_device(settings.device)
         self.dtype = pick_dtype(settings.dtype, self.device)
-        self.static_cache = settings.static_cache == "on" or (
-            settings.static_cache == "auto" and self.device.type == "cuda"
-        )
+        self.static_cache = use_static_cache(settings.static_cache, self.device)
         self.params = stream_params(settings)
         self.model: Any = None
         self.tokenizer: Any = None

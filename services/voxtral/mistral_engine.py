@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import logging
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import numpy as np
 from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, ReplyEngine, Sampling
 from voxmesh.services.voxtral.voxtral_prompt import chat_request, transcription_request
 
+from voxmesh import logs
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.errors import InvalidArgument, UtteranceTooLong
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 #: Transcript length cap: speech runs at ~3 text tokens/s, so 8/s plus a margin never cuts one short.
 TRANSCRIPT_TOKENS_PER_S = 8
@@ -74,6 +80,40 @@ class MistralPromptEngine(ReplyEngine):
 
     def transcriber(self, language: str) -> LiveTranscriber:
         return FinishTimeTranscriber(self, language)
+
+    @staticmethod
+    async def _load_realtime_model(
+        path: str, load: Callable[[], Awaitable[_T]], describe: Callable[[_T], dict[str, object]]
+    ) -> _T | None:
+        """Voxtral Realtime from ``load()``, or None; logs which transcriber stream mode will use
+        (with ``describe(model)``'s fields once it loaded).
+
+        A realtime model that is not set, or does not load, leaves stream mode
+        working: it transcribes the whole utterance at end of turn, without partials.
+        """
+        if not path:
+            log.info(
+                "live transcripts off: no realtime model; stream mode transcribes at end of turn",
+                extra=logs.fields(transcriber="finish"),
+            )
+            return None
+        try:
+            loaded = await load()
+        except Exception as exc:
+            log.warning(
+                "live transcripts off: realtime model %s not loadable (%s: %s); "
+                "stream mode transcribes at end of turn",
+                path,
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+                extra=logs.fields(transcriber="finish", realtime_model=path),
+            )
+            return None
+        log.info(
+            "live transcripts on: Voxtral Realtime",
+            extra=logs.fields(transcriber="realtime", realtime_model=path, **describe(loaded)),
+        )
+        return loaded
 
     def count_tokens(self, text: str) -> int:
         assert self.tokenizer is not None, "start() was not awaited"

@@ -284,6 +284,7 @@ def mistral_weight_shapes(params: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     enc = whisper["encoder_args"]
     factor = whisper["downsample_args"]["downsample_factor"]
     e_dim, e_hidden, e_inner = enc["dim"], enc["hidden_dim"], enc["n_heads"] * enc["head_dim"]
+    causal = bool(enc.get("causal"))
     mels = enc["audio_encoding_args"]["num_mel_bins"]
     w = "mm_whisper_embeddings."
     shapes |= {
@@ -303,17 +304,23 @@ def mistral_weight_shapes(params: dict[str, Any]) -> dict[str, tuple[int, ...]]:
             p + "attention.wo.weight": (e_dim, e_inner),
             p + "attention.wo.bias": (e_dim,),
             p + "attention_norm.weight": (e_dim,),
-            p + "attention_norm.bias": (e_dim,),
             p + "feed_forward.w1.weight": (e_hidden, e_dim),
-            p + "feed_forward.w1.bias": (e_hidden,),
             p + "feed_forward.w2.weight": (e_dim, e_hidden),
             p + "feed_forward.w2.bias": (e_dim,),
             p + "ffn_norm.weight": (e_dim,),
-            p + "ffn_norm.bias": (e_dim,),
         }
+        if causal:  # Realtime: RMS norms, and a gated (w1, w3) feed-forward without input biases
+            shapes[p + "feed_forward.w3.weight"] = (e_hidden, e_dim)
+        else:  # 2507: Whisper's layer norms and GELU feed-forward
+            shapes |= {
+                p + "attention_norm.bias": (e_dim,),
+                p + "feed_forward.w1.bias": (e_hidden,),
+                p + "ffn_norm.bias": (e_dim,),
+            }
+    shapes[w + "whisper_encoder.transformer.norm.weight"] = (e_dim,)
+    if not causal:
+        shapes[w + "whisper_encoder.transformer.norm.bias"] = (e_dim,)
     shapes |= {
-        w + "whisper_encoder.transformer.norm.weight": (e_dim,),
-        w + "whisper_encoder.transformer.norm.bias": (e_dim,),
         w + "audio_language_projection.0.weight": (dim, e_dim * factor),
         w + "audio_language_projection.2.weight": (dim, dim),
     }
@@ -334,24 +341,31 @@ def save_voxtral_mistral(
     ``load_format=mistral`` (the ``vllm`` engine). Weights are N(0, 0.02),
     norms one, biases zero; numpy and safetensors only (no torch, no transformers).
     """
+    save_tokenizer(directory, inner_vocab)
+    params = mistral_params(text_config, encoder_args, vocab_size=NUM_SPECIAL_TOKENS + inner_vocab)
+    _save_mistral_weights(directory, params, mistral_weight_shapes(params), seed)
+    return directory
+
+
+def _save_mistral_weights(
+    directory: str, params: dict[str, Any], shapes: dict[str, tuple[int, ...]], seed: int
+) -> None:
+    """``params.json`` and random ``consolidated.safetensors`` (N(0, 0.02), norms one, biases zero)."""
     import numpy as np
     from safetensors.numpy import save_file
 
-    save_tokenizer(directory, inner_vocab)
-    params = mistral_params(text_config, encoder_args, vocab_size=NUM_SPECIAL_TOKENS + inner_vocab)
     rng = np.random.default_rng(seed)
     tensors = {}
-    for name, shape in mistral_weight_shapes(params).items():
+    for name, shape in shapes.items():
         if name.endswith(".bias"):
             tensors[name] = np.zeros(shape, np.float32)
-        elif "norm" in name:
+        elif name.endswith("norm.weight"):
             tensors[name] = np.ones(shape, np.float32)
         else:
             tensors[name] = rng.normal(0.0, 0.02, shape).astype(np.float32)
     save_file(tensors, os.path.join(directory, "consolidated.safetensors"))
     with open(os.path.join(directory, "params.json"), "w") as f:
         json.dump(params, f, indent=2)
-    return directory
 
 
 # ------------------------------------------------------------ Voxtral Realtime
@@ -474,6 +488,44 @@ def save_voxtral_realtime(
     VoxtralRealtimeProcessor(
         feature_extractor, MistralCommonBackend(tokenizer_path=tokenizer_path)
     ).save_pretrained(directory)
+    return directory
+
+
+#: What makes a Mistral-format Voxtral the Realtime one (vLLM's ``VoxtralRealtimeGeneration``):
+#: a causal, sliding-window encoder with rotary positions, and a decoder whose norms are
+#: conditioned on the transcription delay (``ada_rms_norm_t_cond``).
+REALTIME_ENCODER_ARGS: dict[str, Any] = {"causal": True, "sliding_window": 750, "pos_embed": "rope"}
+ADA_NORM_DIM = 32
+
+
+def save_voxtral_realtime_mistral(
+    directory: str, inner_vocab: int = 7192, delay_ms: int = 480, seed: int = 0
+) -> str:
+    """Write a random Voxtral Realtime in Mistral's format, the layout vLLM serves for live transcripts.
+
+    The decoder and encoder widths are the tiny ones of :func:`mistral_params`
+    (vLLM on CPU needs head_dim >= 32); the tokenizer is
+    :func:`tekken_with_streaming_audio` (80 ms per token, ``delay_ms``).
+    """
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "tekken.json"), "w") as f:
+        json.dump(tekken_with_streaming_audio(inner_vocab, delay_ms), f)
+    params = mistral_params(
+        encoder_args=REALTIME_ENCODER_ARGS,
+        vocab_size=NUM_SPECIAL_TOKENS + inner_vocab,
+        # Untied for the same reason as TINY_REALTIME_TEXT_CONFIG's.
+        tied_embeddings=False,
+    )
+    params |= {
+        "sliding_window": params["max_seq_len"],
+        "ada_rms_norm_t_cond": True,
+        "ada_rms_norm_t_cond_dim": ADA_NORM_DIM,
+    }
+    shapes = mistral_weight_shapes(params)
+    for i in range(params["n_layers"]):
+        shapes[f"layers.{i}.ada_rms_norm_t_cond.0.weight"] = (ADA_NORM_DIM, params["dim"])
+        shapes[f"layers.{i}.ada_rms_norm_t_cond.2.weight"] = (params["dim"], ADA_NORM_DIM)
+    _save_mistral_weights(directory, params, shapes, seed)
     return directory
 
 

@@ -66,6 +66,15 @@ def check_delay(delay_ms: int) -> int:
     return delay_ms
 
 
+def decode_transcript(tokenizer: Any, ids: list[int]) -> str:
+    """The text of a realtime transcript's ids (mistral-common ``MistralTokenizer``), pads dropped."""
+    from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
+
+    text = str(tokenizer.decode(ids, special_token_policy=SpecialTokenPolicy.IGNORE))
+    # A byte-level token may end inside a UTF-8 character: hold it back.
+    return text.rstrip("\ufffd").strip()
+
+
 class RealtimeModel:
     """A loaded Voxtral Realtime and what every utterance's stream needs from it."""
 
@@ -134,11 +143,7 @@ class RealtimeModel:
         return mel.to(self.device, self.dtype)
 
     def decode(self, ids: list[int]) -> str:
-        from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
-
-        text = str(self.tokenizer.decode(ids, special_token_policy=SpecialTokenPolicy.IGNORE))
-        # A byte-level token may end inside a UTF-8 character: hold it back.
-        return text.rstrip("\ufffd").strip()
+        return decode_transcript(self.tokenizer, ids)
 
 
 class _AudioStream:

@@ -24,7 +24,14 @@ class VoxtralSettings(ServiceSettings):
     )
     device: str = Field("auto", description="transformers: cuda, cpu or auto")
     dtype: str = Field("auto", description="transformers: bfloat16, float16, float32 or auto")
-    gpu_memory_utilization: float = Field(0.45, description="vllm: fraction of GPU memory for this model")
+    static_cache: str = Field(
+        "auto",
+        description="transformers: static KV cache + compiled decode step (auto = on CUDA only), on or off",
+    )
+    gpu_memory_utilization: float = Field(0.4, description="vllm: fraction of GPU memory for the reply model")
+    realtime_gpu_memory_utilization: float = Field(
+        0.2, description="vllm: fraction of GPU memory for the realtime (live transcript) model"
+    )
     max_model_len: int = Field(8192, description="Context length (prompt + reply), tokens")
     history_tokens: int = Field(4096, description="Token budget for conversation history")
     max_reply_tokens: int = Field(256, description="Reply length cap, tokens")

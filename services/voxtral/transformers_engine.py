@@ -23,6 +23,14 @@ request on the whole utterance at end of turn: Voxtral Mini 3B cannot
 transcribe audio as it streams in, so there are no partials. The log at
 start says which.
 
+On CUDA a static KV cache (``--static-cache``, on by default there) lets
+transformers compile the decode step (``torch.compile`` + CUDA graphs): per-token
+latency drops, at the price of slow first requests while it compiles (each
+call's cache is sized from the largest so far, so shapes settle quickly). The
+compiled step and its cache are shared, so with a static cache requests take
+turns on the model; without it they run concurrently, each with its own
+dynamic cache. Batching across sessions is the ``vllm`` engine's job.
+
 Prompts longer than the model's context (``--max-model-len``, capped by the
 model's position embeddings) are refused, never truncated: an utterance
 whose audio tokens do not fit fails its turn with ``UtteranceTooLong``.
@@ -40,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
 from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Sampling
-from voxmesh.services.voxtral.mistral_engine import FinishTimeTranscriber, MistralPromptEngine
+from voxmesh.services.voxtral.mistral_engine import MistralPromptEngine
 from voxmesh.services.voxtral.realtime_transcriber import RealtimeModel, RealtimeTranscriber, check_delay
 from voxmesh.services.voxtral.voxtral_prompt import TextDeltas
 
@@ -48,7 +56,7 @@ from voxmesh import logs
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.engine_info import EngineInfo
 from voxmesh.errors import EngineNotInstalled
-from voxmesh.torch_generation import IdStreamer, StopFlag, pick_device, pick_dtype
+from voxmesh.torch_generation import IdStreamer, StopFlag, pick_device, pick_dtype, use_static_cache
 
 if TYPE_CHECKING:
     import torch
@@ -92,6 +100,9 @@ class TransformersEngine(MistralPromptEngine):
         self._window_samples = 0
         self._eos_id = 0
         self._executor = ThreadPoolExecutor(settings.max_sessions, thread_name_prefix="voxtral-generate")
+        self.static_cache = use_static_cache(settings.static_cache, self.device)
+        # Compiled (static-cache) generation shares one cache: one request on the model at a time.
+        self._model_lock = threading.Lock() if self.static_cache else None
         #: Voxtral Realtime for live transcripts; None: transcripts at end of turn.
         self.realtime: RealtimeModel | None = None
         if settings.realtime_model:
@@ -109,6 +120,17 @@ class TransformersEngine(MistralPromptEngine):
 
     async def start(self) -> None:
         await asyncio.to_thread(self._load)
+        self.realtime = await self._load_realtime_model(
+            self.settings.realtime_model,
+            lambda: asyncio.to_thread(
+                RealtimeModel.load,
+                self.settings.realtime_model,
+                self.settings.realtime_delay_ms,
+                self.device,
+                self.dtype,
+            ),
+            lambda rt: {"delay_ms": rt.delay_ms, "delay_tokens": rt.num_delay_tokens},
+        )
 
     def _load(self) -> None:
         from mistral_common.tokens.tokenizers.base import TokenizerVersion
@@ -159,38 +181,6 @@ class TransformersEngine(MistralPromptEngine):
                 tokenizer=tekken.version.value,
             ),
         )
-        self._load_realtime()
-
-    def _load_realtime(self) -> None:
-        """Voxtral Realtime for live partials, or the fallback (transcripts at end of turn); logs which."""
-        path = self.settings.realtime_model
-        if not path:
-            log.info(
-                "live transcripts off: no realtime model; stream mode transcribes at end of turn",
-                extra=logs.fields(transcriber="finish", model=self.settings.model),
-            )
-            return
-        try:
-            self.realtime = RealtimeModel.load(path, self.settings.realtime_delay_ms, self.device, self.dtype)
-        except Exception as exc:
-            log.warning(
-                "live transcripts off: realtime model %s not loadable (%s: %s); "
-                "stream mode transcribes at end of turn",
-                path,
-                type(exc).__name__,
-                str(exc).splitlines()[0] if str(exc) else "",
-                extra=logs.fields(transcriber="finish", realtime_model=path),
-            )
-            return
-        log.info(
-            "live transcripts on: Voxtral Realtime",
-            extra=logs.fields(
-                transcriber="realtime",
-                realtime_model=path,
-                delay_ms=self.realtime.delay_ms,
-                delay_tokens=self.realtime.num_delay_tokens,
-            ),
-        )
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -201,7 +191,7 @@ class TransformersEngine(MistralPromptEngine):
     def transcriber(self, language: str) -> LiveTranscriber:
         if self.realtime is not None:
             return RealtimeTranscriber(self.realtime, self._realtime_executor, language)
-        return FinishTimeTranscriber(self, language)
+        return super().transcriber(language)
 
     # ------------------------------------------------------------- requests
 
@@ -305,7 +295,9 @@ class TransformersEngine(MistralPromptEngine):
             kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        with torch.inference_mode():
+        if self.static_cache:
+            kwargs["cache_implementation"] = "static"
+        with self._model_lock or contextlib.nullcontext(), torch.inference_mode():
             if stop.is_set():
                 return
             self.model.generate(

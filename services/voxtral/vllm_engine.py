@@ -26,12 +26,13 @@ Continuous batching across sessions is vLLM's (``max_num_seqs`` = the
 service's session limit). Cancelling or closing the consumer (barge-in,
 client gone) aborts the request in vLLM, which frees its KV cache at once.
 
-Transcription (``stream``/``transcribe`` modes) runs the same model's
-transcription request on the whole utterance at end of turn: Voxtral Mini 3B
-cannot transcribe audio while it streams in, so there are no partial
-transcripts. Live partials need Voxtral Mini 4B Realtime, which vLLM serves
-through a streaming-input request per session (``AsyncLLM.generate`` fed an
-async generator of audio); that is not in this engine yet.
+Transcription (``stream``/``transcribe`` modes) runs on Voxtral Realtime
+(``--realtime-model``, see :mod:`vllm_realtime`) when it is set and loads: a
+second ``AsyncLLM`` in this process, one streaming-input request per
+utterance fed while the user speaks, with partial transcripts as its tokens
+come. Otherwise it falls back to the reply model's transcription request on
+the whole utterance at end of turn (Voxtral Mini 3B cannot transcribe audio
+as it streams in, so no partials). The log at start says which.
 
 Prompts longer than the model's context (``--max-model-len``) are refused,
 never truncated: an utterance whose audio tokens do not fit fails its turn
@@ -52,8 +53,9 @@ import uuid
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
-from voxmesh.services.voxtral.engine import Delta, Sampling
+from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Sampling
 from voxmesh.services.voxtral.mistral_engine import MistralPromptEngine
+from voxmesh.services.voxtral.vllm_realtime import VllmRealtime
 from voxmesh.services.voxtral.voxtral_prompt import TextDeltas
 
 from voxmesh import logs
@@ -109,6 +111,8 @@ class VllmEngine(MistralPromptEngine):
         self._audio_tokens_per_window = 0
         self._window_samples = 0
         self._eos_id = 0
+        #: Voxtral Realtime for live transcripts; None: transcripts at end of turn.
+        self.realtime: VllmRealtime | None = None
 
     @property
     def info(self) -> EngineInfo:
@@ -164,13 +168,29 @@ class VllmEngine(MistralPromptEngine):
                 tokenizer=tekken.version.value,
             ),
         )
+        self.realtime = await self._load_realtime_model(
+            self.settings.realtime_model, self._start_realtime, lambda rt: {"delay_ms": rt.delay_ms}
+        )
+
+    async def _start_realtime(self) -> VllmRealtime:
+        realtime = VllmRealtime(self.settings)
+        await realtime.start()
+        return realtime
 
     async def close(self) -> None:
+        if self.realtime is not None:
+            await self.realtime.close()
+            self.realtime = None
         if self.llm is not None:
             self.llm.shutdown()
             self.llm = None
 
     # ------------------------------------------------------------ interface
+
+    def transcriber(self, language: str) -> LiveTranscriber:
+        if self.realtime is not None:
+            return self.realtime.transcriber(language)
+        return super().transcriber(language)
 
     # ------------------------------------------------------------- requests
 

@@ -244,3 +244,35 @@ async def test_cancel_mid_reply_stops_generation(long_replies: ServiceProcess) -
         await asyncio.sleep(0.1)
     assert [s["reason"] for s in stops] == ["cancelled", "cancelled"]
     assert all(0 < s["tokens"] < LONG_REPLY_TOKENS for s in stops)
+
+
+async def test_a_static_cache_gives_the_same_greedy_reply(checkpoint: str) -> None:
+    # --static-cache on (the CUDA default, where it lets transformers compile the decode step)
+    # runs the same model: on CPU it is not compiled, so this checks the cache itself.
+    from voxmesh.services.voxtral.engine import Message, Sampling
+    from voxmesh.services.voxtral.settings import VoxtralSettings
+    from voxmesh.services.voxtral.transformers_engine import TransformersEngine
+
+    replies = []
+    for static_cache in ("off", "on"):
+        settings = VoxtralSettings(
+            engine="transformers",
+            model=checkpoint,
+            realtime_model="",
+            device="cpu",
+            static_cache=static_cache,
+        )
+        engine = TransformersEngine(settings)
+        assert engine.static_cache == (static_cache == "on")
+        await engine.start()
+        try:
+            messages = [Message("system", "Be brief."), Message("user", "good morning")]
+            deltas = [d async for d in engine.generate(messages, Sampling(24, 0.0, 1.0))]
+            # transformers sizes each call's StaticCache from the last one's (no recompiles).
+            static_cache_len = getattr(engine.model, "_previous_max_cache_length", None)
+            assert (static_cache_len is not None) == (static_cache == "on")
+        finally:
+            await engine.close()
+        assert deltas[-1].generated_tokens == 24 or deltas[-1].finish_reason == "stop"
+        replies.append(("".join(d.text for d in deltas), deltas[-1].generated_tokens))
+    assert replies[0] == replies[1]

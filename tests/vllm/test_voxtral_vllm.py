@@ -25,7 +25,7 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from voxmesh.services.voxtral.random_checkpoint import save_voxtral_mistral
+from voxmesh.services.voxtral.random_checkpoint import save_voxtral_mistral, save_voxtral_realtime_mistral
 
 from voxmesh.audio import float_to_pcm16
 from voxmesh.processes import ServiceProcess, check_health, free_port
@@ -49,8 +49,11 @@ Event = voxtral_pb2.RespondResponse
 
 @pytest.fixture(scope="module")
 def voxtral(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    # Both models, as in production: the reply model and Voxtral Realtime for live partials.
     model = save_voxtral_mistral(str(tmp_path_factory.mktemp("voxtral-vllm") / "tiny"))
-    args = ["--engine", "vllm", "--model", model, "--dtype", "float32", "--metrics-port", "-1"]
+    realtime = save_voxtral_realtime_mistral(str(tmp_path_factory.mktemp("voxtral-vllm") / "tiny-realtime"))
+    args = ["--engine", "vllm", "--model", model, "--realtime-model", realtime]
+    args += ["--dtype", "float32", "--metrics-port", "-1"]
     args += ["--max-model-len", str(CONTEXT_TOKENS), "--max-reply-tokens", str(REPLY_TOKENS)]
     args += ["--temperature", "1.0", "--max-utterance-s", "90"]
     svc = ServiceProcess("voxtral", free_port(), args, VLLM_ENV)
@@ -94,10 +97,15 @@ def kinds(events: list[Event]) -> list[str]:
     return [str(e.WhichOneof("event")) for e in events]
 
 
-def stops(svc: ServiceProcess) -> list[dict[str, object]]:
-    """The engine's "generation stopped" records, oldest first."""
+def stops(svc: ServiceProcess, what: str = "generation stopped") -> list[dict[str, object]]:
+    """The engine's "generation stopped" (or ``what``) records, oldest first."""
     lines = Path(svc.log_path).read_text().splitlines()
-    return [json.loads(line) for line in lines if "generation stopped" in line]
+    return [json.loads(line) for line in lines if what in line]
+
+
+def transcriptions(svc: ServiceProcess) -> list[dict[str, object]]:
+    """The live transcriber's "realtime transcription stopped" records, oldest first."""
+    return stops(svc, "realtime transcription stopped")
 
 
 async def new_stops(svc: ServiceProcess, before: int, count: int) -> list[dict[str, object]]:
@@ -135,6 +143,15 @@ class Live:
         for request in requests:
             await self.call.write(request)
 
+    async def speak(self, turn_id: int, audio: np.ndarray, *, end: bool = True) -> None:
+        """The utterance at the pace of speech (100 ms pieces), then its end of turn."""
+        pcm = float_to_pcm16(audio)
+        for i in range(0, len(pcm), 3200):
+            await self.send(Request(audio=voxtral_pb2.UtteranceAudio(turn_id=turn_id, pcm=pcm[i : i + 3200])))
+            await asyncio.sleep(0.1)
+        if end:
+            await self.send(Request(end_of_turn=voxtral_pb2.EndOfTurn(turn_id=turn_id)))
+
     async def until_reply(self, turn_id: int) -> None:
         while True:
             event = await asyncio.wait_for(self.call.read(), 60)
@@ -168,6 +185,29 @@ def test_the_checkpoint_reads_as_voxtral_in_vllms_mistral_config(tmp_path: Path)
     # Voxtral's real audio geometry: 128 mel bins, 1500 encoder positions per 30 s, 4 frames a token.
     assert (audio.num_mel_bins, audio.max_source_positions, audio.downsample_factor) == (128, 1500, 4)
     assert audio.d_model // audio.encoder_attention_heads >= 32
+
+
+def test_the_realtime_checkpoint_reads_as_voxtral_realtime(tmp_path: Path) -> None:
+    from vllm.transformers_utils.configs.mistral import adapt_config_dict
+
+    model = save_voxtral_realtime_mistral(str(tmp_path / "tiny-realtime"))
+    config = adapt_config_dict(json.loads((Path(model) / "params.json").read_text()), {})
+    assert config.architectures == ["VoxtralRealtimeGeneration"]
+    assert config.audio_config.is_causal and config.audio_config.block_pool_size == 4
+
+
+def test_realtime_engine_args_size_the_context_to_the_longest_utterance(tmp_path: Path) -> None:
+    from voxmesh.services.voxtral.settings import VoxtralSettings
+    from voxmesh.services.voxtral.vllm_realtime import STREAM_OVERHEAD_TOKENS, VllmRealtime
+
+    settings = VoxtralSettings(
+        engine="vllm", realtime_model=str(tmp_path), max_utterance_s=20, realtime_gpu_memory_utilization=0.15
+    )
+    args = VllmRealtime(settings).engine_args()
+    assert (args.tokenizer_mode, args.config_format, args.load_format) == ("mistral", "mistral", "mistral")
+    # 20 s at 12.5 tokens/s, plus the stream's pads.
+    assert args.max_model_len == 250 + STREAM_OVERHEAD_TOKENS
+    assert (args.model, args.gpu_memory_utilization) == (str(tmp_path), 0.15)
 
 
 def test_engine_args_load_voxtral_in_mistral_format(tmp_path: Path) -> None:
@@ -229,42 +269,115 @@ async def test_audio_mode_replies_from_the_audio(voxtral: ServiceProcess) -> Non
 
 
 async def test_transcribe_mode_gives_a_final_transcript(voxtral: ServiceProcess) -> None:
-    before = len(stops(voxtral))
+    before, transcribed = len(stops(voxtral)), len(transcriptions(voxtral))
     events = of_turn(
         await respond(
             voxtral.address, [config(mode=common_pb2.TURN_MODE_TRANSCRIBE), *audio_turn(1, speak(SENTENCE))]
         ),
         1,
     )
-    assert kinds(events) == ["transcript", "done"]
-    assert events[0].transcript.is_final
-    assert events[1].done.finish_reason == "transcribe_only"
-    (record,) = await new_stops(voxtral, before, 1)
-    # Whole-utterance transcription request: one audio window in the prompt, greedy, capped.
-    assert record["kind"] == "transcript" and record["reason"] in ("stop", "length")
-    assert AUDIO_WINDOW_TOKENS < int(str(record["prompt_tokens"])) < AUDIO_WINDOW_TOKENS + 16
+    # The audio came all at once, so the transcript is ready only at the end: one final, no reply.
+    assert kinds(events)[-2:] == ["transcript", "done"]
+    assert events[-2].transcript.is_final
+    assert events[-1].done.finish_reason == "transcribe_only"
+    # Voxtral Realtime did the transcription; the reply model did no work.
+    (record,) = transcriptions(voxtral)[transcribed:]
+    assert record["reason"] == "end_of_audio"
+    assert stops(voxtral)[before:] == []
 
 
-async def test_stream_mode_transcribes_then_replies_from_text(voxtral: ServiceProcess) -> None:
-    events = of_turn(await respond(voxtral.address, [config(), *audio_turn(1, speak(SENTENCE))]), 1)
-    # Voxtral Mini 3B transcribes the whole utterance at end of turn: one final transcript, no partials.
-    assert kinds(events)[0] == "transcript" and events[0].transcript.is_final
-    assert "transcript" not in kinds(events[1:])
-    done = assert_reply(events[1:])
+async def stream_turn(svc: ServiceProcess, audio: np.ndarray) -> list[Event]:
+    """One stream-mode turn spoken at the pace of speech; its events."""
+    live = Live(svc.address)
+    try:
+        await live.send(config())
+        await live.speak(1, audio)
+        return of_turn(await live.rest(), 1)
+    finally:
+        await live.channel.close()
+
+
+async def test_stream_mode_sends_partials_while_the_user_speaks(voxtral: ServiceProcess) -> None:
+    before = len(transcriptions(voxtral))
+    audio = speak(SENTENCE)
+    events = await stream_turn(voxtral, audio)
+    updates = [e.transcript for e in events if e.WhichOneof("event") == "transcript"]
+    # Voxtral Realtime on vLLM: partials while the audio streams in, then one final transcript.
+    assert len(updates) >= 2 and updates[-1].is_final
+    assert not any(u.is_final for u in updates[:-1]), "partials are not final"
+    assert kinds(events)[len(updates) :].count("transcript") == 0, "the reply comes after the final"
+    done = assert_reply(events[len(updates) :])
     # The reply is generated from the transcript as text: no audio tokens in its prompt.
     assert done.prompt_tokens < AUDIO_WINDOW_TOKENS
+    records = transcriptions(voxtral)[before:]
+    assert len(records) == 1, records
+    record = records[0]
+    assert record["engine"] == "vllm" and record["reason"] == "end_of_audio"
+    # One token per 80 ms of audio, plus the delay's flush at the end.
+    tokens, spoken_tokens = int(str(record["tokens"])), len(audio) / 16_000 * 12.5
+    assert spoken_tokens <= tokens <= spoken_tokens + 48
 
 
-@pytest.mark.parametrize("mode", [common_pb2.TURN_MODE_AUDIO, common_pb2.TURN_MODE_TRANSCRIBE])
-async def test_an_utterance_past_the_context_fails_its_turn_only(voxtral: ServiceProcess, mode: int) -> None:
-    # 61 s: three 30 s windows = 1125 audio tokens, past the 1000-token context. Refused, never truncated.
-    long = np.concatenate([speak(SENTENCE), np.zeros(61 * 16_000, np.float32)])
+async def test_a_stream_cancelled_mid_utterance_aborts_its_realtime_request(voxtral: ServiceProcess) -> None:
+    before = len(transcriptions(voxtral))
+    live = Live(voxtral.address)
+    try:
+        await live.send(config())
+        await live.speak(1, speak(SENTENCE), end=False)
+        await live.send(Request(cancel=common_pb2.CancelTurn(turn_id=1, spoken_text="")))
+        await live.speak(2, speak("and another thing"))
+        rest = await live.rest()
+    finally:
+        await live.channel.close()
+    assert "done" not in kinds(of_turn(rest, 1))
+    assert_reply([e for e in of_turn(rest, 2) if e.WhichOneof("event") != "transcript"])
+    first, second = transcriptions(voxtral)[before:]
+    assert first["reason"] == "cancelled" and second["reason"] == "end_of_audio"
+    assert first["request_id"] != second["request_id"]
+
+
+async def test_clients_dropped_mid_utterance_leave_live_transcripts_working(voxtral: ServiceProcess) -> None:
+    # The issue's known vLLM fault: realtime sessions crashed when a client dropped abruptly.
+    before = len(transcriptions(voxtral))
+    for _ in range(2):
+        live = Live(voxtral.address)
+        await live.send(config())
+        await live.speak(1, speak(SENTENCE)[:16_000], end=False)
+        live.call.cancel()  # gone mid-utterance: no end of turn, no half-close
+        await live.channel.close(grace=None)
+    for _ in range(100):
+        if len(transcriptions(voxtral)) - before >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert [r["reason"] for r in transcriptions(voxtral)[before:]] == ["cancelled", "cancelled"]
+    assert check_health(voxtral.address) == "SERVING"
+    # Two sessions at once still get partials and a final transcript each.
+    both = await asyncio.gather(*(stream_turn(voxtral, speak(SENTENCE)) for _ in range(2)))
+    for events in both:
+        updates = [e.transcript for e in events if e.WhichOneof("event") == "transcript"]
+        assert len(updates) >= 2 and updates[-1].is_final
+
+
+@pytest.mark.parametrize(
+    ("mode", "seconds", "why"),
+    [
+        # 61 s: three 30 s windows = 1125 audio tokens, past the 1000-token context.
+        (common_pb2.TURN_MODE_AUDIO, 61, "context"),
+        # Voxtral Realtime reads 12.5 tokens/s with no 30 s windows: its limit is --max-utterance-s.
+        (common_pb2.TURN_MODE_TRANSCRIBE, 91, "longer than 90 s"),
+    ],
+)
+async def test_an_utterance_past_the_limit_fails_its_turn_only(
+    voxtral: ServiceProcess, mode: int, seconds: int, why: str
+) -> None:
+    # Refused, never truncated; the next turn is served.
+    long = np.concatenate([speak(SENTENCE), np.zeros(seconds * 16_000, np.float32)])
     events = await respond(
         voxtral.address, [config(mode=mode), *audio_turn(1, long), text_turn(2, "still here")]
     )
     failed = [e.failed for e in of_turn(events, 1) if e.WhichOneof("event") == "failed"]
     assert len(failed) == 1 and failed[0].code == "INVALID_ARGUMENT"
-    assert failed[0].message.startswith("audio.pcm:") and "context" in failed[0].message
+    assert failed[0].message.startswith("audio.pcm:") and why in failed[0].message
     assert "reply" not in kinds(of_turn(events, 1))
     assert of_turn(events, 2)[-1].WhichOneof("event") == "done"
 

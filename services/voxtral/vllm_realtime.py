@@ -1,0 +1,263 @@
+"""Live transcripts on vLLM: Voxtral Realtime, one streaming-input request per utterance.
+
+vLLM serves Voxtral Mini 4B Realtime in-process by feeding ``AsyncLLM.generate``
+an async generator of :class:`StreamingInput` instead of a prompt: the
+request (and its KV cache) stays alive while audio streams in, each chunk
+extends it, and the model samples one text token per 80 ms of audio. The
+chunking is the model's own (``VoxtralRealtimeGeneration.buffer_realtime_audio``:
+the streaming prompt, the left/right pad silence, the encoder's look-back
+and look-ahead), fed with our audio queue and with every sampled token, which
+goes back into the next chunk's prompt. This is what vLLM's ``/v1/realtime``
+server does per WebSocket; ``StreamingInput`` and ``buffer_realtime_audio`` are
+internal APIs, hence the pinned vLLM.
+
+One :class:`VllmRealtime` (one ``AsyncLLM``, its own engine process and
+``--realtime-gpu-memory-utilization`` share) per voxtral process, beside the
+reply model's; one :class:`VllmRealtimeTranscriber` per utterance. The delay
+is the checkpoint's (its ``tekken.json``): vLLM builds the model's time
+conditioning from it at load, so ``--realtime-delay-ms`` cannot change it
+and a different value is reported at start.
+
+Closing the transcriber (barge-in, client gone, a turn that fails) cancels
+the request's task and aborts it in vLLM, which frees its KV cache and its
+encoder-cache entries; the next utterance starts a fresh request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+import uuid
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from voxmesh.services.voxtral.engine import LiveTranscriber
+from voxmesh.services.voxtral.realtime_transcriber import decode_transcript
+
+from voxmesh import logs
+from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
+from voxmesh.errors import EngineUnavailable
+
+if TYPE_CHECKING:
+    from voxmesh.services.voxtral.settings import VoxtralSettings
+
+log = logging.getLogger(__name__)
+
+#: Tokens past the utterance's own in the realtime context: BOS, the left pad (32 tokens
+#: in the released tokenizer), the delay and the right pad that flushes it.
+STREAM_OVERHEAD_TOKENS = 96
+
+
+class VllmRealtime:
+    """Voxtral Realtime on its own ``AsyncLLM``: what every utterance's stream needs."""
+
+    def __init__(self, settings: VoxtralSettings) -> None:
+        self.settings = settings
+        self.llm: Any = None  # vllm.v1.engine.async_llm.AsyncLLM
+        self.model_cls: Any = None  # the model class, for buffer_realtime_audio
+        self.tokenizer: Any = None  # mistral-common MistralTokenizer
+        self.delay_ms = 0
+        self.realtime_max_tokens = 1
+
+    def max_model_len(self) -> int:
+        """The longest accepted utterance at 12.5 tokens/s, plus the stream's pads."""
+        return math.ceil(self.settings.max_utterance_s * 12.5) + STREAM_OVERHEAD_TOKENS
+
+    def engine_args(self) -> Any:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+
+        settings = self.settings
+        return AsyncEngineArgs(
+            model=settings.realtime_model,
+            tokenizer_mode="mistral",
+            config_format="mistral",
+            load_format="mistral",
+            dtype=settings.dtype,
+            max_model_len=self.max_model_len(),
+            gpu_memory_utilization=settings.realtime_gpu_memory_utilization,
+            max_num_seqs=settings.max_sessions,
+            disable_log_stats=True,
+        )
+
+    async def start(self) -> None:
+        from vllm.model_executor.model_loader import get_model_cls
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        self.llm = AsyncLLM.from_engine_args(self.engine_args())
+        try:
+            self.model_cls = get_model_cls(self.llm.model_config)
+            if not hasattr(self.model_cls, "buffer_realtime_audio"):
+                raise ValueError(
+                    f"realtime_model: {self.settings.realtime_model} is a {self.model_cls.__name__}, "
+                    "not a streaming (Realtime) Voxtral"
+                )
+            mistral = self.llm.get_tokenizer().mistral
+            audio = mistral.instruct_tokenizer.audio_encoder.audio_config
+            if audio.sampling_rate != PIPELINE_SAMPLE_RATE_HZ:
+                raise ValueError(
+                    f"realtime_model: audio at {audio.sampling_rate} Hz, the pipeline runs at 16 kHz"
+                )
+        except Exception:
+            self.llm.shutdown()
+            self.llm = None
+            raise
+        self.tokenizer = mistral
+        self.delay_ms = int(audio.transcription_delay_ms)
+        self.realtime_max_tokens = int(getattr(self.model_cls, "realtime_max_tokens", 1))
+        if self.delay_ms != self.settings.realtime_delay_ms:
+            log.warning(
+                "realtime_delay_ms=%d ignored: vLLM takes the delay from the checkpoint's tekken.json (%d ms)",
+                self.settings.realtime_delay_ms,
+                self.delay_ms,
+            )
+
+    async def close(self) -> None:
+        if self.llm is not None:
+            self.llm.shutdown()
+            self.llm = None
+
+    async def streaming_inputs(
+        self, audio: AsyncGenerator[np.ndarray, None], sampled: asyncio.Queue[list[int]]
+    ) -> AsyncGenerator[Any, None]:
+        """The request's inputs: the model's own chunking of ``audio``, rendered for the engine."""
+        from vllm.engine.protocol import StreamingInput
+        from vllm.renderers.inputs.preprocess import parse_model_prompt
+
+        llm = self.llm
+        prompts = self.model_cls.buffer_realtime_audio(audio, sampled, llm.model_config)
+        async with contextlib.aclosing(prompts):
+            async for prompt in prompts:
+                (engine_input,) = await llm.renderer.render_cmpl_async(
+                    [parse_model_prompt(llm.model_config, prompt)]
+                )
+                yield StreamingInput(prompt=engine_input)
+
+    def sampling_params(self) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        return SamplingParams(
+            temperature=0.0,  # transcripts are greedy
+            max_tokens=self.realtime_max_tokens,
+            output_kind=RequestOutputKind.DELTA,
+            detokenize=False,  # ids are decoded here, special tokens dropped
+            skip_clone=True,
+        )
+
+    def transcriber(self, language: str) -> VllmRealtimeTranscriber:
+        return VllmRealtimeTranscriber(self, language)
+
+
+class VllmRealtimeTranscriber(LiveTranscriber):
+    """One utterance: audio in while the user speaks, the transcript so far out."""
+
+    def __init__(self, rt: VllmRealtime, language: str = "") -> None:
+        self.rt = rt
+        self.language = language  # streaming transcription is language-agnostic
+        self.request_id = f"voxtral-realtime-{uuid.uuid4().hex}"
+        self._audio: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
+        self._sampled: asyncio.Queue[list[int]] = asyncio.Queue()
+        self._ids: list[int] = []
+        self._text = ""
+        self._returned = ""
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._samples = 0
+
+    async def feed(self, audio: np.ndarray) -> str | None:
+        if self._closed:
+            return None
+        if self._task is None:
+            self._start()
+        elif self._task.done():
+            self._task.result()  # the request failed: raise it here
+        self._samples += len(audio)
+        self._audio.put_nowait(np.asarray(audio, np.float32))
+        return self._changed()
+
+    async def finish(self) -> str:
+        if self._task is None:
+            if not self._samples:
+                return ""
+            self._start()
+        assert self._task is not None
+        self._audio.put_nowait(None)
+        await asyncio.shield(self._task)
+        return self._text
+
+    def close(self) -> None:
+        self._closed = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()  # its finally aborts the request in vLLM
+
+    def partial(self) -> str:
+        return self._text
+
+    @property
+    def tokens(self) -> int:
+        """Tokens sampled so far (one per 80 ms of audio, pads included)."""
+        return len(self._ids)
+
+    def _changed(self) -> str | None:
+        if self._text == self._returned:
+            return None
+        self._returned = self._text
+        return self._text
+
+    def _start(self) -> None:
+        if self.rt.llm is None:
+            raise EngineUnavailable("the realtime vLLM engine is not running")
+        self._task = asyncio.create_task(self._run(), name=self.request_id)
+
+    async def _audio_stream(self) -> AsyncGenerator[np.ndarray, None]:
+        while (piece := await self._audio.get()) is not None:
+            yield piece
+
+    async def _run(self) -> None:
+        llm = self.rt.llm
+        started = time.perf_counter()
+        reason = "failed"
+        finished = False
+        chunks = 0
+        try:
+            inputs = self.rt.streaming_inputs(self._audio_stream(), self._sampled)
+            outputs = llm.generate(inputs, self.rt.sampling_params(), self.request_id)
+            async with contextlib.aclosing(outputs):
+                async for output in outputs:
+                    chunks += 1
+                    ids = list(output.outputs[0].token_ids) if output.outputs else []
+                    if ids:
+                        # The model reads its own last token beside the next audio chunk.
+                        self._sampled.put_nowait(ids)
+                        self._ids.extend(ids)
+                        self._text = decode_transcript(self.rt.tokenizer, self._ids)
+                    if output.finished:
+                        break
+            # The outputs end once the input stream ended and its last chunk ran.
+            finished = True
+            reason = "end_of_audio"
+        except asyncio.CancelledError:
+            reason = "cancelled"
+            raise
+        finally:
+            if not finished:
+                self._audio.put_nowait(None)  # let the input generator end
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(llm.abort(self.request_id))
+            log.info(
+                "realtime transcription stopped",
+                extra=logs.fields(
+                    engine="vllm",
+                    reason=reason,
+                    request_id=self.request_id,
+                    chunks=chunks,
+                    tokens=len(self._ids),
+                    audio_s=round(self._samples / PIPELINE_SAMPLE_RATE_HZ, 3),
+                    delay_ms=self.rt.delay_ms,
+                    seconds=round(time.perf_counter() - started, 3),
+                ),
+            )
