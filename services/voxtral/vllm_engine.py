@@ -55,7 +55,6 @@ from typing import TYPE_CHECKING, Any
 
 from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Sampling
 from voxmesh.services.voxtral.mistral_engine import MistralPromptEngine
-from voxmesh.services.voxtral.vllm_realtime import VllmRealtime
 from voxmesh.services.voxtral.voxtral_prompt import TextDeltas
 
 from voxmesh import logs
@@ -64,8 +63,25 @@ from voxmesh.errors import EngineNotInstalled, EngineUnavailable, InvalidArgumen
 
 if TYPE_CHECKING:
     from voxmesh.services.voxtral.settings import VoxtralSettings
+    from voxmesh.services.voxtral.vllm_realtime import VllmRealtime
 
 log = logging.getLogger(__name__)
+
+
+def mistral_format_engine_args(settings: VoxtralSettings, model: str, **args: Any) -> Any:
+    """``AsyncEngineArgs`` for a Voxtral checkpoint in Mistral's format (the hub's layout), plus ``args``."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    return AsyncEngineArgs(
+        model=model,
+        tokenizer_mode="mistral",
+        config_format="mistral",
+        load_format="mistral",
+        dtype=settings.dtype,
+        max_num_seqs=settings.max_sessions,
+        disable_log_stats=True,
+        **args,
+    )
 
 
 def _vllm_client_error() -> type[BaseException] | tuple[()]:
@@ -121,22 +137,15 @@ class VllmEngine(MistralPromptEngine):
     # -------------------------------------------------------------- loading
 
     def engine_args(self) -> Any:
-        """VLLM's ``AsyncEngineArgs`` for the settings (Voxtral needs Mistral's formats)."""
-        from vllm.engine.arg_utils import AsyncEngineArgs
-
+        """VLLM's ``AsyncEngineArgs`` for the reply model."""
         settings = self.settings
-        return AsyncEngineArgs(
-            model=settings.model,
-            tokenizer_mode="mistral",
-            config_format="mistral",
-            load_format="mistral",
-            dtype=settings.dtype,
+        return mistral_format_engine_args(
+            settings,
+            settings.model,
             max_model_len=settings.max_model_len,
             gpu_memory_utilization=settings.gpu_memory_utilization,
-            max_num_seqs=settings.max_sessions,
             limit_mm_per_prompt={"audio": 1},
             enable_chunked_prefill=False,
-            disable_log_stats=True,
         )
 
     async def start(self) -> None:
@@ -173,6 +182,9 @@ class VllmEngine(MistralPromptEngine):
         )
 
     async def _start_realtime(self) -> VllmRealtime:
+        # Imported here: vllm_realtime builds its engine args with this module's helper.
+        from voxmesh.services.voxtral.vllm_realtime import VllmRealtime
+
         realtime = VllmRealtime(self.settings)
         await realtime.start()
         return realtime

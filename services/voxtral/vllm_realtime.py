@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from voxmesh.services.voxtral.engine import LiveTranscriber
 from voxmesh.services.voxtral.realtime_transcriber import decode_transcript
+from voxmesh.services.voxtral.vllm_engine import mistral_format_engine_args
 
 from voxmesh import logs
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
@@ -68,19 +69,12 @@ class VllmRealtime:
         return math.ceil(self.settings.max_utterance_s * 12.5) + STREAM_OVERHEAD_TOKENS
 
     def engine_args(self) -> Any:
-        from vllm.engine.arg_utils import AsyncEngineArgs
-
         settings = self.settings
-        return AsyncEngineArgs(
-            model=settings.realtime_model,
-            tokenizer_mode="mistral",
-            config_format="mistral",
-            load_format="mistral",
-            dtype=settings.dtype,
+        return mistral_format_engine_args(
+            settings,
+            settings.realtime_model,
             max_model_len=self.max_model_len(),
             gpu_memory_utilization=settings.realtime_gpu_memory_utilization,
-            max_num_seqs=settings.max_sessions,
-            disable_log_stats=True,
         )
 
     async def start(self) -> None:
