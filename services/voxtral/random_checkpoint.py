@@ -131,6 +131,29 @@ def save_tokenizer(directory: str, inner_vocab: int = 7192) -> str:
     return path
 
 
+def _token_ids(tekken: Any) -> dict[str, int]:
+    """The text config's vocabulary size and special ids, from the tokenizer they must match."""
+    return {
+        "vocab_size": tekken.n_words,
+        "bos_token_id": tekken.bos_id,
+        "eos_token_id": tekken.eos_id,
+        "pad_token_id": tekken.pad_id,
+    }
+
+
+def _save_random_model(directory: str, model_class: Any, config: Any, tekken: Any, seed: int) -> None:
+    """``model_class(config)`` at seeded random init, with the tokenizer's ids for generation, saved."""
+    import torch
+    from transformers import GenerationConfig
+
+    torch.manual_seed(seed)
+    model = model_class(config).eval()
+    model.generation_config = GenerationConfig(
+        bos_token_id=tekken.bos_id, eos_token_id=tekken.eos_id, pad_token_id=tekken.pad_id
+    )
+    model.save_pretrained(directory)
+
+
 def save_voxtral(
     directory: str,
     text_config: dict[str, Any] | None = None,
@@ -143,10 +166,8 @@ def save_voxtral(
     ``text_config`` / ``audio_config``: overrides of the tiny defaults; pass
     ``VoxtralConfig()``'s own (Mini 3B) values for a full-size model.
     """
-    import torch
     from mistral_common.tokens.tokenizers.tekken import Tekkenizer
     from transformers import (
-        GenerationConfig,
         VoxtralConfig,
         VoxtralForConditionalGeneration,
         VoxtralProcessor,
@@ -161,23 +182,11 @@ def save_voxtral(
         raise ValueError(
             "audio_config: intermediate_size must be 4 × hidden_size (the projector packs 4 frames)"
         )
-    text = {
-        **TINY_TEXT_CONFIG,
-        **(text_config or {}),
-        "vocab_size": tekken.n_words,
-        "bos_token_id": tekken.bos_id,
-        "eos_token_id": tekken.eos_id,
-        "pad_token_id": tekken.pad_id,
-    }
+    text = {**TINY_TEXT_CONFIG, **(text_config or {}), **_token_ids(tekken)}
     config = VoxtralConfig(
         text_config=text, audio_config=audio, audio_token_id=tekken.get_special_token("[AUDIO]")
     )
-    torch.manual_seed(seed)
-    model: Any = VoxtralForConditionalGeneration(config).eval()
-    model.generation_config = GenerationConfig(
-        bos_token_id=tekken.bos_id, eos_token_id=tekken.eos_id, pad_token_id=tekken.pad_id
-    )
-    model.save_pretrained(directory)
+    _save_random_model(directory, VoxtralForConditionalGeneration, config, tekken, seed)
     mel = VOXTRAL_AUDIO_SECTION["audio_encoding_config"]
     feature_extractor = WhisperFeatureExtractor(
         feature_size=mel["num_mel_bins"],
@@ -439,10 +448,8 @@ def save_voxtral_realtime(
     section (480 ms default delay). ``text_config`` / ``audio_config``:
     overrides; ``VoxtralRealtimeConfig()``'s defaults are the 4B model's.
     """
-    import torch
     from mistral_common.tokens.tokenizers.tekken import Tekkenizer
     from transformers import (
-        GenerationConfig,
         VoxtralRealtimeConfig,
         VoxtralRealtimeFeatureExtractor,
         VoxtralRealtimeForConditionalGeneration,
@@ -455,14 +462,7 @@ def save_voxtral_realtime(
     with open(tokenizer_path, "w") as f:
         json.dump(tekken_with_streaming_audio(inner_vocab), f)
     tekken = Tekkenizer.from_file(tokenizer_path)
-    text = {
-        **TINY_REALTIME_TEXT_CONFIG,
-        **(text_config or {}),
-        "vocab_size": tekken.n_words,
-        "bos_token_id": tekken.bos_id,
-        "eos_token_id": tekken.eos_id,
-        "pad_token_id": tekken.pad_id,
-    }
+    text = {**TINY_REALTIME_TEXT_CONFIG, **(text_config or {}), **_token_ids(tekken)}
     audio = {**TINY_REALTIME_AUDIO_CONFIG, **(audio_config or {})}
     section = VOXTRAL_REALTIME_AUDIO_SECTION
     config = VoxtralRealtimeConfig(
@@ -471,12 +471,7 @@ def save_voxtral_realtime(
         tie_word_embeddings=text.get("tie_word_embeddings", True),
         default_num_delay_tokens=int(section["transcription_delay_ms"] * section["frame_rate"] / 1000),
     )
-    torch.manual_seed(seed)
-    model: Any = VoxtralRealtimeForConditionalGeneration(config).eval()
-    model.generation_config = GenerationConfig(
-        bos_token_id=tekken.bos_id, eos_token_id=tekken.eos_id, pad_token_id=tekken.pad_id
-    )
-    model.save_pretrained(directory)
+    _save_random_model(directory, VoxtralRealtimeForConditionalGeneration, config, tekken, seed)
     mel = section["audio_encoding_config"]
     feature_extractor = VoxtralRealtimeFeatureExtractor(
         feature_size=mel["num_mel_bins"],
