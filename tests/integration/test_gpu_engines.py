@@ -1,4 +1,4 @@
-"""The transformers engines on CUDA (bf16, static cache + compiled decode for Orpheus).
+"""The transformers engines on CUDA (bf16, static cache + compiled decode: the CUDA default).
 
 Marked ``gpu``: they run where torch sees a CUDA device and are skipped
 elsewhere (reported as skipped, never as passed). Same tiny random
@@ -33,9 +33,12 @@ async def test_voxtral_replies_on_cuda(
     model = save_voxtral(str(tmp_path_factory.mktemp("voxtral") / "tiny"))
     svc = start_service("voxtral", "--engine", "transformers", "--model", model, "--device", "cuda",
                         "--dtype", "bfloat16", "--realtime-model", "", "--temperature", "1.0", timeout_s=300)  # fmt: skip
-    events = of_turn(await respond(svc.address, [config(), text_turn(1, "good morning")]), 1)
-    assert [e.WhichOneof("event") for e in events][-1] == "done"
-    assert events[-1].done.generated_tokens > 0
+    # --static-cache auto is on here: two turns, so the second runs the compiled decode step.
+    events = await respond(svc.address, [config(), text_turn(1, "good morning"), text_turn(2, "and then?")])
+    for turn_id in (1, 2):
+        turn = of_turn(events, turn_id)
+        assert [e.WhichOneof("event") for e in turn][-1] == "done"
+        assert turn[-1].done.generated_tokens > 0
 
 
 async def test_orpheus_speaks_on_cuda_with_static_cache(
