@@ -48,10 +48,11 @@ Event = voxtral_pb2.RespondResponse
 
 
 @pytest.fixture(scope="module")
-def voxtral(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    # Both models, as in production: the reply model and Voxtral Realtime for live partials.
-    model = save_voxtral_mistral(str(tmp_path_factory.mktemp("voxtral-vllm") / "tiny"))
-    realtime = save_voxtral_realtime_mistral(str(tmp_path_factory.mktemp("voxtral-vllm") / "tiny-realtime"))
+def model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return save_voxtral_mistral(str(tmp_path_factory.mktemp("voxtral-vllm") / "tiny"))
+
+
+def _serve(model: str, realtime: str) -> Iterator[ServiceProcess]:
     args = ["--engine", "vllm", "--model", model, "--realtime-model", realtime]
     args += ["--dtype", "float32", "--metrics-port", "-1"]
     args += ["--max-model-len", str(CONTEXT_TOKENS), "--max-reply-tokens", str(REPLY_TOKENS)]
@@ -60,6 +61,18 @@ def voxtral(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess
     svc.start().wait_serving(300)
     yield svc
     svc.stop()
+
+
+@pytest.fixture(scope="module")
+def voxtral(model: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    # Both models, as in production: the reply model and Voxtral Realtime for live partials.
+    realtime = save_voxtral_realtime_mistral(str(tmp_path_factory.mktemp("voxtral-vllm") / "tiny-realtime"))
+    yield from _serve(model, realtime)
+
+
+@pytest.fixture(scope="module")
+def without_realtime(model: str) -> Iterator[ServiceProcess]:
+    yield from _serve(model, "")
 
 
 def config(**fields: object) -> Request:
@@ -284,6 +297,23 @@ async def test_transcribe_mode_gives_a_final_transcript(voxtral: ServiceProcess)
     (record,) = transcriptions(voxtral)[transcribed:]
     assert record["reason"] == "end_of_audio"
     assert stops(voxtral)[before:] == []
+
+
+async def test_without_a_realtime_model_stream_mode_transcribes_at_end_of_turn(
+    without_realtime: ServiceProcess,
+) -> None:
+    (off,) = stops(without_realtime, "live transcripts off")
+    assert off["transcriber"] == "finish" and "no realtime model" in str(off["msg"])
+    events = of_turn(await respond(without_realtime.address, [config(), *audio_turn(1, speak(SENTENCE))]), 1)
+    # The reply model's whole-utterance transcription request: one final transcript, no partials.
+    assert kinds(events)[0] == "transcript" and events[0].transcript.is_final
+    assert "transcript" not in kinds(events[1:])
+    done = assert_reply(events[1:])
+    assert done.prompt_tokens < AUDIO_WINDOW_TOKENS  # the reply is from the transcript as text
+    transcript, reply = stops(without_realtime)
+    assert transcript["kind"] == "transcript" and reply["kind"] == "reply"
+    # One 30 s window of audio tokens in the transcription prompt, greedy, capped.
+    assert AUDIO_WINDOW_TOKENS < int(str(transcript["prompt_tokens"])) < AUDIO_WINDOW_TOKENS + 16
 
 
 async def stream_turn(svc: ServiceProcess, audio: np.ndarray) -> list[Event]:
