@@ -60,4 +60,10 @@ SYNTHESIS_RTF = Histogram(
     ["engine"],
     buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0),
 )
-GPU_MEMORY = Gauge("voxmesh_gpu_memory_bytes", "CUDA memory allocated by this process", ["device"])
+GPU_MEMORY = Gauge("voxmesh_gpu_memory_bytes", "CUDA memory allocated by this process (torch)", ["device"])
+GPU_DEVICE_MEMORY_USED = Gauge(
+    "voxmesh_gpu_device_memory_used_bytes", "Memory in use on the card, every process (NVML)", ["device"]
+)
+GPU_DEVICE_MEMORY_TOTAL = Gauge(
+    "voxmesh_gpu_device_memory_total_bytes", "The card's memory (NVML)", ["device"]
+)

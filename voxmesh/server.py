@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from voxmesh import logs, tracing
 from voxmesh.errors import EngineOverloaded, VoxmeshError
+from voxmesh.gpu_memory import report_gpu_memory
 from voxmesh.grpc_errors import ErrorInterceptor
 from voxmesh.settings import ServiceSettings
 
@@ -89,23 +90,6 @@ def _start_metrics(settings: ServiceSettings) -> int | None:
     return int(server.server_port)
 
 
-async def _report_gpu_memory(period_s: float = 5.0) -> None:
-    """Keep voxmesh_gpu_memory_bytes current where an engine put torch on a GPU.
-
-    Only looks at torch if an engine already imported it: the CPU services
-    never pay for importing it.
-    """
-    torch = sys.modules.get("torch")
-    if torch is None or not torch.cuda.is_available():
-        return
-    from voxmesh.metrics import GPU_MEMORY
-
-    while True:
-        for index in range(torch.cuda.device_count()):
-            GPU_MEMORY.labels(f"cuda:{index}").set(torch.cuda.memory_allocated(index))
-        await asyncio.sleep(period_s)
-
-
 async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
     """Serve until SIGTERM/SIGINT, then drain and exit."""
     log.info("starting %s", spec.name, extra=logs.fields(settings=settings.masked()))
@@ -160,7 +144,7 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
         extra=logs.fields(service=spec.name, port=port, metrics_port=metrics_port, tls=creds is not None),
     )
 
-    gpu_gauge = asyncio.create_task(_report_gpu_memory(), name="gpu-memory")
+    gpu_gauge = asyncio.create_task(report_gpu_memory(), name="gpu-memory")
     await stop.wait()
     gpu_gauge.cancel()
     log.info("stopping: draining in-flight streams", extra=logs.fields(grace_s=settings.grace_s))
