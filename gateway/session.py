@@ -516,6 +516,8 @@ class Session:
             metrics.TURNS.labels("interrupted").inc()
         turn.state = TurnState.ENDED
         self._end_span(turn, "interrupted")
+        # Nothing is in progress now; a barge-in's new turn clears this at once.
+        self._idle.set()
 
     def _cancel_upstream(self, turn: Turn, spoken_text: str) -> None:
         cancel = common_pb2.CancelTurn(turn_id=turn.turn_id, spoken_text=spoken_text)

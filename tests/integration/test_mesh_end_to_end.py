@@ -118,3 +118,17 @@ async def test_two_sessions_at_once_do_not_mix(mesh: Mesh) -> None:
     assert second.reply_text == f"You said: {second.final_transcript}."
     assert {a.sample_rate_hz for a in first.audio} == {24_000}
     assert {a.sample_rate_hz for a in second.audio} == {16_000}
+
+
+async def test_interrupting_a_typed_reply_then_ending_input_closes_the_session(mesh: Mesh) -> None:
+    # Found by the hostile-input property: Control.INTERRUPT with no new turn after it left the
+    # gateway waiting for a turn in progress forever, so end of input never closed the stream.
+    async with await AsyncSession.connect(mesh.address) as session:
+        await session.send_text("tell me a long story")
+        await session.interrupt()
+        await session.end_input()
+        async with asyncio.timeout(15):
+            events = [e async for e in session.events()]
+    assert not any(isinstance(e, TurnComplete) for e in events)
+    # Interrupted if the reply had started by then, nothing if the interrupt came first.
+    assert sum(isinstance(e, Interrupted) for e in events) <= 1
