@@ -33,6 +33,8 @@ class _Transcriber(LiveTranscriber):
         self._text = ""
 
     async def feed(self, audio: np.ndarray) -> str | None:
+        if not len(audio):
+            return None  # pocketsphinx fails on an empty buffer
         text = await self._workers.feed(self._utterance, float_to_pcm16(audio))
         if text == self._text:
             return None

@@ -256,8 +256,12 @@ class RespondSession:
             utterance = []
             while (piece := await turn.audio.get()) is not None:
                 utterance.append(piece)
-            audio = np.concatenate(utterance) if utterance else np.zeros(0, np.float32)
-            return Message("user", audio=audio)
+            if not utterance:
+                # Nothing for the model to hear (the gateway always sends the utterance's pre-roll).
+                raise InvalidArgument(
+                    "end_of_turn.turn_id", f"audio-mode turn {turn.turn_id} ended with no audio"
+                )
+            return Message("user", audio=np.concatenate(utterance))
         transcriber = self.engine.transcriber(self.language)
         try:
             ended = False

@@ -6,11 +6,15 @@ RESOURCE_EXHAUSTED), never UNKNOWN or INTERNAL; afterwards the service still
 answers a good session and its process is alive. Each service starts once per
 module (vad: webrtcvad, voxtral: echo, orpheus: espeak, and a gateway over
 those three), so the examples cost a stream each, not a process each.
+
+Each run draws 25 new examples per property (no saved database);
+``VOXMESH_HYPOTHESIS_EXAMPLES=200`` explores further by hand.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +40,7 @@ from voxmesh.v1 import (
 ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED}
 CALL_TIMEOUT_S = 30.0
 EXAMPLES = settings(
-    max_examples=25,
+    max_examples=int(os.environ.get("VOXMESH_HYPOTHESIS_EXAMPLES", "25")),
     deadline=None,
     database=None,  # no .hypothesis/ folder in the repository
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

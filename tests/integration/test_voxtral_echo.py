@@ -88,6 +88,22 @@ async def test_audio_mode_replies_from_the_whole_utterance(voxtral: ServiceProce
     assert events[-1].done.finish_reason == "stop"
 
 
+async def test_an_audio_mode_turn_without_audio_fails_with_invalid_argument(voxtral: ServiceProcess) -> None:
+    # Found by the hostile-input property: empty audio, then end of turn, reached pocketsphinx as
+    # an empty buffer and failed the turn with INTERNAL.
+    requests = [
+        config(mode=common_pb2.TURN_MODE_AUDIO),
+        Request(audio=voxtral_pb2.UtteranceAudio(turn_id=1)),
+        Request(end_of_turn=voxtral_pb2.EndOfTurn(turn_id=1)),
+        text_turn(2, "still here"),
+    ]
+    events = await respond(voxtral.address, requests)
+    failed = [e.failed for e in of_turn(events, 1) if e.WhichOneof("event") == "failed"]
+    assert len(failed) == 1 and failed[0].code == "INVALID_ARGUMENT"
+    assert failed[0].message.startswith("end_of_turn.turn_id:") and "no audio" in failed[0].message
+    assert of_turn(events, 2)[-1].done.finish_reason == "stop"
+
+
 async def test_typed_turns_and_a_cancelled_turn_on_one_stream(voxtral: ServiceProcess) -> None:
     requests = [
         config(),
