@@ -28,6 +28,7 @@ sessions transcribing at the same time.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextvars
 import logging
@@ -73,6 +74,65 @@ def decode_transcript(tokenizer: Any, ids: list[int]) -> str:
     text = str(tokenizer.decode(ids, special_token_policy=SpecialTokenPolicy.IGNORE))
     # A byte-level token may end inside a UTF-8 character: hold it back.
     return text.rstrip("\ufffd").strip()
+
+
+class BackgroundTranscriber(LiveTranscriber):
+    """A live transcriber whose model runs in the background, started by the first audio.
+
+    :meth:`feed` surfaces a failure of the background work, hands the audio on
+    and returns the transcript whenever it changed; :meth:`finish` ends the
+    audio and waits for the model to flush its delay. Subclasses supply the
+    work (``_start``), the hand-over (``_push``, ``_end``), and keep
+    ``self._text`` current as tokens come (from the event loop or a worker thread).
+    """
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._returned = ""
+        self._samples = 0
+        self._work: asyncio.Future[None] | None = None
+
+    @abc.abstractmethod
+    def _stopped(self) -> bool:
+        """Closed: further audio is ignored."""
+
+    @abc.abstractmethod
+    def _start(self) -> asyncio.Future[None]:
+        """Start the model's work on this utterance."""
+
+    @abc.abstractmethod
+    def _push(self, audio: np.ndarray) -> None: ...
+
+    @abc.abstractmethod
+    def _end(self) -> None:
+        """No more audio: the model flushes its delay and the work ends."""
+
+    async def feed(self, audio: np.ndarray) -> str | None:
+        if self._stopped():
+            return None
+        if self._work is None:
+            self._work = self._start()
+        elif self._work.done():
+            self._work.result()  # the background work failed: raise it here
+        self._samples += len(audio)
+        self._push(np.asarray(audio, np.float32))
+        return self._changed()
+
+    async def finish(self) -> str:
+        if self._work is None:
+            if not self._samples:
+                return ""
+            self._work = self._start()
+        self._end()
+        await asyncio.shield(self._work)
+        return self._text
+
+    def _changed(self) -> str | None:
+        text = self._text  # one read: a worker thread may replace it meanwhile
+        if text == self._returned:
+            return None
+        self._returned = text
+        return text
 
 
 class RealtimeModel:
@@ -251,10 +311,11 @@ class _Streamer:
         pass
 
 
-class RealtimeTranscriber(LiveTranscriber):
-    """One utterance: audio in while the user speaks, the transcript so far out."""
+class RealtimeTranscriber(BackgroundTranscriber):
+    """One utterance on a worker thread: audio in while the user speaks, the transcript so far out."""
 
     def __init__(self, rt: RealtimeModel, executor: Executor, language: str = "") -> None:
+        super().__init__()
         self.rt = rt
         self.executor = executor
         self.language = language  # streaming transcription is language-agnostic
@@ -262,66 +323,36 @@ class RealtimeTranscriber(LiveTranscriber):
         self.stream = _AudioStream(rt, self.stop)
         self._lock = threading.Lock()
         self._ids: list[int] = []
-        self._text = ""
-        self._returned = ""
-        self._future: asyncio.Future[None] | None = None
-        self._samples = 0
         self._started = 0.0
         self._reason = "running"
-
-    # ------------------------------------------------------------ interface
-
-    async def feed(self, audio: np.ndarray) -> str | None:
-        if self.stop.is_set():
-            return None
-        if self._future is None:
-            self._start()
-        elif self._future.done():
-            self._future.result()  # the worker failed: raise it here
-        self._samples += len(audio)
-        self.stream.push(np.asarray(audio, np.float32))
-        return self._changed()
-
-    async def finish(self) -> str:
-        if self._future is None:
-            if not self._samples:
-                return ""
-            self._start()
-        assert self._future is not None
-        self.stream.end()
-        await asyncio.shield(self._future)
-        return self._text
 
     def close(self) -> None:
         if not self.stop.is_set():
             self.stop.set()
             self.stream.wake()
 
-    def partial(self) -> str:
-        """The transcript so far (for callers that poll rather than feed)."""
-        return self._text
-
     # -------------------------------------------------------------- private
 
-    def _changed(self) -> str | None:
-        with self._lock:
-            text = self._text
-        if text == self._returned:
-            return None
-        self._returned = text
-        return text
+    def _stopped(self) -> bool:
+        return self.stop.is_set()
+
+    def _push(self, audio: np.ndarray) -> None:
+        self.stream.push(audio)
+
+    def _end(self) -> None:
+        self.stream.end()
 
     def _on_ids(self, new: list[int]) -> None:
         with self._lock:
             self._ids.extend(new)
             self._text = self.rt.decode(self._ids)
 
-    def _start(self) -> None:
+    def _start(self) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
         self._started = time.perf_counter()
         # The worker's log lines keep the session's and turn's ids.
         context = contextvars.copy_context()
-        self._future = loop.run_in_executor(self.executor, context.run, self._run)
+        return loop.run_in_executor(self.executor, context.run, self._run)
 
     def _run(self) -> None:
         import torch

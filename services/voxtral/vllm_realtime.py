@@ -35,8 +35,7 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from voxmesh.services.voxtral.engine import LiveTranscriber
-from voxmesh.services.voxtral.realtime_transcriber import decode_transcript
+from voxmesh.services.voxtral.realtime_transcriber import BackgroundTranscriber, decode_transcript
 from voxmesh.services.voxtral.vllm_engine import mistral_format_engine_args
 
 from voxmesh import logs
@@ -146,66 +145,42 @@ class VllmRealtime:
         return VllmRealtimeTranscriber(self, language)
 
 
-class VllmRealtimeTranscriber(LiveTranscriber):
-    """One utterance: audio in while the user speaks, the transcript so far out."""
+class VllmRealtimeTranscriber(BackgroundTranscriber):
+    """One utterance as one streaming-input request: audio in while the user speaks, the transcript out."""
 
     def __init__(self, rt: VllmRealtime, language: str = "") -> None:
+        super().__init__()
         self.rt = rt
         self.language = language  # streaming transcription is language-agnostic
         self.request_id = f"voxtral-realtime-{uuid.uuid4().hex}"
         self._audio: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
         self._sampled: asyncio.Queue[list[int]] = asyncio.Queue()
         self._ids: list[int] = []
-        self._text = ""
-        self._returned = ""
-        self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self._samples = 0
-
-    async def feed(self, audio: np.ndarray) -> str | None:
-        if self._closed:
-            return None
-        if self._task is None:
-            self._start()
-        elif self._task.done():
-            self._task.result()  # the request failed: raise it here
-        self._samples += len(audio)
-        self._audio.put_nowait(np.asarray(audio, np.float32))
-        return self._changed()
-
-    async def finish(self) -> str:
-        if self._task is None:
-            if not self._samples:
-                return ""
-            self._start()
-        assert self._task is not None
-        self._audio.put_nowait(None)
-        await asyncio.shield(self._task)
-        return self._text
 
     def close(self) -> None:
         self._closed = True
-        if self._task is not None and not self._task.done():
-            self._task.cancel()  # its finally aborts the request in vLLM
-
-    def partial(self) -> str:
-        return self._text
+        if self._work is not None and not self._work.done():
+            self._work.cancel()  # its finally aborts the request in vLLM
 
     @property
     def tokens(self) -> int:
         """Tokens sampled so far (one per 80 ms of audio, pads included)."""
         return len(self._ids)
 
-    def _changed(self) -> str | None:
-        if self._text == self._returned:
-            return None
-        self._returned = self._text
-        return self._text
+    def _stopped(self) -> bool:
+        return self._closed
 
-    def _start(self) -> None:
+    def _start(self) -> asyncio.Future[None]:
         if self.rt.llm is None:
             raise EngineUnavailable("the realtime vLLM engine is not running")
-        self._task = asyncio.create_task(self._run(), name=self.request_id)
+        return asyncio.create_task(self._run(), name=self.request_id)
+
+    def _push(self, audio: np.ndarray) -> None:
+        self._audio.put_nowait(audio)
+
+    def _end(self) -> None:
+        self._audio.put_nowait(None)
 
     async def _audio_stream(self) -> AsyncGenerator[np.ndarray, None]:
         while (piece := await self._audio.get()) is not None:
