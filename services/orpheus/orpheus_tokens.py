@@ -30,7 +30,13 @@ END_OF_SPEECH = 128_258
 START_OF_HUMAN = 128_259
 END_OF_HUMAN = 128_260
 START_OF_AI = 128_261
+END_OF_AI = 128_262
 END_OF_TEXT = 128_009
+#: Every id that ends a phrase's speech. The fine-tune stops at END_OF_SPEECH,
+#: but it also emits Llama's ``<|eot_id|>`` (END_OF_TEXT, the checkpoint's own
+#: ``eos_token_id``) and END_OF_AI; canopylabs' own server stops on 128258 and
+#: 128009. Both engines and the parser stop on this one set.
+END_OF_SPEECH_IDS: frozenset[int] = frozenset({END_OF_SPEECH, END_OF_TEXT, END_OF_AI})
 AUDIO_TOKEN_BASE = 128_266
 CODEBOOK_SIZE = 4_096
 CODES_PER_FRAME = 7
