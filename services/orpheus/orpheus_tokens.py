@@ -12,10 +12,14 @@ audio layout below are what canopylabs' fine-tune was trained on:
 - a frame's codes feed SNAC's three codebooks as ``c0=[f0]``,
   ``c1=[f1, f4]``, ``c2=[f2, f3, f5, f6]`` (12, 23, 47 Hz).
 
-The model sometimes emits a token out of place (a wrong slot, a text token):
-:class:`FrameParser` never decodes those as audio. Because every slot has its
-own id range, the parser can tell where a frame starts: it drops the broken
-frame and resynchronises on the next slot-0 token, and counts what it dropped.
+The model sometimes emits a token out of place (a text or control id, an
+audio id of the wrong slot): :class:`FrameParser` never decodes those as
+audio. Because every slot has its own id range (slot ``k`` is
+``AUDIO_TOKEN_BASE + k * 4096 ...``), a stray id says it does not belong
+where it stands, so the parser skips it and keeps the frame, as canopylabs'
+own decoder does (``turn_token_into_id`` drops an id that is not audio or
+does not fit the next slot, without moving on). A frame is lost only when
+its next slot never comes: the following slot-0 id starts a new frame.
 """
 
 from __future__ import annotations
@@ -92,18 +96,28 @@ def codebooks(frames: Sequence[Frame]) -> tuple[list[int], list[int], list[int]]
 
 @dataclass
 class FrameParser:
-    """Turns generated token ids into complete frames, one id at a time."""
+    """Turns generated token ids into complete frames, one id at a time.
 
-    #: Tokens not decoded: out of place, not audio, or a frame left unfinished.
+    Ids of the next slot extend the frame being read; any other id is skipped
+    as stray, except a slot-0 id, which may start a new frame (the model gave
+    up on the old one) or be a stray itself. Both readings are kept until the
+    next audio id decides: the slot the old frame expects resumes it, slot 1
+    continues the new one.
+    """
+
+    #: Tokens not decoded: stray ids, frames abandoned, an unfinished last frame.
     dropped_tokens: int = 0
-    #: Times a broken frame was abandoned and parsing restarted at slot 0.
-    resyncs: int = 0
+    #: Stray ids skipped inside frames that were kept.
+    skipped_ids: int = 0
+    #: Frames started and never completed (abandoned for a new slot-0 frame or at the end).
+    lost_frames: int = 0
     ended: bool = False
     _partial: list[int] = field(default_factory=list)
-    _skipping: bool = False
+    #: The frame a slot-0 id interrupted, kept in case that id was a stray.
+    _interrupted: list[int] | None = None
 
     def push(self, token_ids: Iterable[int]) -> list[Frame]:
-        """Feed ids; return the frames they completed. Ids after an end-of-speech id are ignored."""
+        """Feed ids; return the frames they completed. Ids after an end of speech are ignored."""
         frames: list[Frame] = []
         for token in token_ids:
             if self.ended:
@@ -111,33 +125,47 @@ class FrameParser:
             if token in END_OF_SPEECH_IDS:
                 self.finish()
                 break
-            slot, code = divmod(token - AUDIO_TOKEN_BASE, CODEBOOK_SIZE)
-            is_audio = AUDIO_TOKEN_BASE <= token < AUDIO_TOKEN_END
-            if is_audio and slot == len(self._partial):
-                self._skipping = False
-                self._partial.append(code)
-                if len(self._partial) == CODES_PER_FRAME:
-                    frames.append(tuple(self._partial))  # type: ignore[arg-type]
-                    self._partial = []
+            if not AUDIO_TOKEN_BASE <= token < AUDIO_TOKEN_END:
+                self._skip()
                 continue
-            # Out of place. A slot-0 token starts a fresh frame at once.
-            self._break_frame()
-            if is_audio and slot == 0:
-                self._skipping = False
+            slot, code = divmod(token - AUDIO_TOKEN_BASE, CODEBOOK_SIZE)
+            if slot == len(self._partial):
+                self._partial.append(code)
+                self._abandon_interrupted()
+            elif self._interrupted is not None and slot == len(self._interrupted):
+                # The slot-0 id that interrupted this frame was a stray.
+                self._skip(len(self._partial))
+                self._partial = [*self._interrupted, code]
+                self._interrupted = None
+            elif slot == 0 and len(self._partial) == 1:
+                # Slot 0 twice: either reading leaves one frame; keep the newer.
+                self._skip()
+                self._partial = [code]
+            elif slot == 0:
+                self._abandon_interrupted()
+                self._interrupted = self._partial
                 self._partial = [code]
             else:
-                self.dropped_tokens += 1
-                self._skipping = True
+                self._skip()
+                continue
+            if len(self._partial) == CODES_PER_FRAME:
+                frames.append(tuple(self._partial))  # type: ignore[arg-type]
+                self._partial = []
         return frames
 
     def finish(self) -> None:
         """End of speech: an unfinished frame is dropped, never padded."""
-        self.dropped_tokens += len(self._partial)
-        self._partial = []
+        self._abandon_interrupted()
+        self._interrupted, self._partial = self._partial, []
+        self._abandon_interrupted()
         self.ended = True
 
-    def _break_frame(self) -> None:
-        if self._partial or not self._skipping:
-            self.resyncs += 1
-        self.dropped_tokens += len(self._partial)
-        self._partial = []
+    def _skip(self, n: int = 1) -> None:
+        self.dropped_tokens += n
+        self.skipped_ids += n
+
+    def _abandon_interrupted(self) -> None:
+        if self._interrupted:
+            self.dropped_tokens += len(self._interrupted)
+            self.lost_frames += 1
+        self._interrupted = None

@@ -1,6 +1,6 @@
 """Generated token ids → audio chunks: the part both model engines share.
 
-Ids go through :class:`FrameParser` (resynchronising on broken frames),
+Ids go through :class:`FrameParser` (skipping stray ids inside a frame),
 frames into a :class:`SnacStream`, its windows through the shared
 :class:`SnacBatcher`; chunks come out as soon as each window is decoded.
 While a window decodes, the model keeps generating into its own buffer, so
@@ -84,6 +84,9 @@ async def tokens_to_audio(
         log.warning(
             "tokens out of frame order were dropped, not decoded",
             extra=logs.fields(
-                dropped_tokens=parser.dropped_tokens, resyncs=parser.resyncs, frames=len(stream.frames)
+                dropped_tokens=parser.dropped_tokens,
+                skipped_ids=parser.skipped_ids,
+                lost_frames=parser.lost_frames,
+                frames=len(stream.frames),
             ),
         )

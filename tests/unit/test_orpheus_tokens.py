@@ -9,7 +9,7 @@ from voxmesh.services.orpheus.orpheus_tokens import (
     BOS,
     CODEBOOK_SIZE,
     END_OF_HUMAN,
-    END_OF_SPEECH,
+    END_OF_SPEECH_IDS,
     END_OF_TEXT,
     START_OF_AI,
     START_OF_HUMAN,
@@ -61,18 +61,18 @@ def test_every_frame_comes_out_including_the_first_and_last() -> None:
     parser = FrameParser()
     frames = parser.push(frame_tokens(FRAME_A) + frame_tokens(FRAME_B) + frame_tokens(FRAME_A))
     assert frames == [FRAME_A, FRAME_B, FRAME_A]
-    assert parser.dropped_tokens == 0 and parser.resyncs == 0
+    assert parser.dropped_tokens == 0 and parser.lost_frames == 0
 
 
 def test_code_zero_is_valid_and_code_4096_is_not() -> None:
     parser = FrameParser()
     assert parser.push(frame_tokens(FRAME_ZERO)) == [FRAME_ZERO]
-    # "code 4096" in slot 2 is really slot 3's code 0: out of place, never decoded.
+    # "code 4096" in slot 2 is really slot 3's code 0: out of place, never
+    # decoded; the real slot-2 id after it completes the frame.
     bad = frame_tokens(FRAME_A)
-    bad[2] = AUDIO_TOKEN_BASE + 4096 + 2 * CODEBOOK_SIZE
-    assert parser.push(bad) == []
-    assert parser.dropped_tokens == 7 and parser.resyncs == 1
-    assert parser.push(frame_tokens(FRAME_B)) == [FRAME_B]
+    bad.insert(2, AUDIO_TOKEN_BASE + 4096 + 2 * CODEBOOK_SIZE)
+    assert parser.push(bad) == [FRAME_A]
+    assert parser.dropped_tokens == 1 and parser.lost_frames == 0
 
 
 def test_frames_arrive_one_token_at_a_time() -> None:
@@ -81,25 +81,57 @@ def test_frames_arrive_one_token_at_a_time() -> None:
     assert out == [FRAME_A, FRAME_B]
 
 
-def test_garbage_mid_frame_drops_that_frame_and_resyncs_on_slot_zero() -> None:
+@pytest.mark.parametrize(
+    "stray",
+    [1234, 99, START_OF_HUMAN, AUDIO_TOKEN_END, audio_token(5, 7), audio_token(1, 7)],
+    ids=["text", "text2", "control", "past-audio", "later-slot", "earlier-slot"],
+)
+def test_a_stray_id_inside_a_frame_is_skipped_and_the_frame_kept(stray: int) -> None:
+    # Before: the frame was thrown away (an 85 ms jump in the audio).
     parser = FrameParser()
-    tokens = [*frame_tokens(FRAME_A)[:4], 1234, 99, *frame_tokens(FRAME_A)[4:], *frame_tokens(FRAME_B)]
-    assert parser.push(tokens) == [FRAME_B]
-    # 4 tokens of the broken frame, 2 text ids, 3 orphaned slot 4..6 ids.
-    assert parser.dropped_tokens == 9
-    assert parser.resyncs == 1
+    tokens = [*frame_tokens(FRAME_A)[:4], stray, *frame_tokens(FRAME_A)[4:], *frame_tokens(FRAME_B)]
+    assert parser.push(tokens) == [FRAME_A, FRAME_B]
+    assert parser.dropped_tokens == parser.skipped_ids == 1 and parser.lost_frames == 0
+
+
+def test_several_strays_in_one_frame_are_all_skipped() -> None:
+    parser = FrameParser()
+    tokens = frame_tokens(FRAME_A)
+    assert parser.push([tokens[0], 1, tokens[1], 2, 3, tokens[2], *tokens[3:6], 4, tokens[6]]) == [FRAME_A]
+    assert parser.dropped_tokens == 4 and parser.lost_frames == 0
+
+
+def test_a_stray_slot_zero_id_inside_a_frame_is_skipped() -> None:
+    parser = FrameParser()
+    tokens = [*frame_tokens(FRAME_A)[:3], audio_token(0, 9), *frame_tokens(FRAME_A)[3:]]
+    assert parser.push(tokens) == [FRAME_A]
+    assert parser.dropped_tokens == 1 and parser.lost_frames == 0
+
+
+def test_a_repeated_slot_zero_keeps_one_frame() -> None:
+    parser = FrameParser()
+    assert parser.push([audio_token(0, 9), *frame_tokens(FRAME_A)]) == [FRAME_A]
+    assert parser.dropped_tokens == 1 and parser.lost_frames == 0
+
+
+def test_a_frame_missing_a_slot_is_lost_and_the_next_one_kept() -> None:
+    parser = FrameParser()
+    a = frame_tokens(FRAME_A)
+    # Slot 3 never comes: 4..6 are strays, the next slot 0 starts frame B.
+    assert parser.push([*a[:3], *a[4:], *frame_tokens(FRAME_B)]) == [FRAME_B]
+    assert parser.lost_frames == 1 and parser.dropped_tokens == 6
 
 
 def test_a_frame_starting_mid_way_is_skipped_until_slot_zero() -> None:
     parser = FrameParser()
     assert parser.push(frame_tokens(FRAME_A)[3:] + frame_tokens(FRAME_B)) == [FRAME_B]
-    assert parser.dropped_tokens == 4 and parser.resyncs == 1
+    assert parser.dropped_tokens == 4 and parser.lost_frames == 0
 
 
-def test_slot_zero_restarts_a_frame_at_once() -> None:
+def test_slot_zero_then_slot_one_restarts_a_frame() -> None:
     parser = FrameParser()
     assert parser.push(frame_tokens(FRAME_A)[:3] + frame_tokens(FRAME_B)) == [FRAME_B]
-    assert parser.dropped_tokens == 3
+    assert parser.dropped_tokens == 3 and parser.lost_frames == 1
 
 
 def test_ids_past_the_audio_range_are_not_audio() -> None:
@@ -108,12 +140,18 @@ def test_ids_past_the_audio_range_are_not_audio() -> None:
     assert parser.dropped_tokens == 2
 
 
-def test_end_of_speech_drops_an_unfinished_frame_and_ignores_the_rest() -> None:
+@pytest.mark.parametrize("end", sorted(END_OF_SPEECH_IDS))
+def test_end_of_speech_drops_an_unfinished_frame_and_ignores_the_rest(end: int) -> None:
     parser = FrameParser()
-    tokens = frame_tokens(FRAME_A) + frame_tokens(FRAME_B)[:5] + [END_OF_SPEECH] + frame_tokens(FRAME_A)
+    tokens = frame_tokens(FRAME_A) + frame_tokens(FRAME_B)[:5] + [end] + frame_tokens(FRAME_A)
     assert parser.push(tokens) == [FRAME_A]
-    assert parser.ended and parser.dropped_tokens == 5
+    assert parser.ended and parser.dropped_tokens == 5 and parser.lost_frames == 1
     assert parser.push(frame_tokens(FRAME_A)) == []
+
+
+def test_the_end_of_speech_ids_are_the_three_orpheus_ends() -> None:
+    # <|eot_id|> is the checkpoint's own eos_token_id; 128262 is END_OF_AI.
+    assert END_OF_SPEECH_IDS == {128_258, 128_009, 128_262}
 
 
 def test_voices() -> None:
