@@ -8,12 +8,14 @@ from voxmesh.services.orpheus.servicer import OrpheusServicer
 from voxmesh.services.orpheus.settings import OrpheusSettings
 from voxmesh.services.orpheus.voices import resolve_voice
 
+from voxmesh.gpu_driver import check_driver_for_engine
 from voxmesh.server import ServiceSpec
 from voxmesh.v1 import orpheus_pb2, orpheus_pb2_grpc
 
 
 def build_spec(settings: OrpheusSettings) -> ServiceSpec:
     resolve_voice(settings.voice, settings.voice, field="voice")
+    check_driver_for_engine(settings.engine, settings.device)
     engine = create_engine(settings)
     servicer = OrpheusServicer(engine, settings)
 

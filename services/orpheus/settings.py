@@ -23,6 +23,11 @@ class OrpheusSettings(ServiceSettings):
         2048, ge=256, description="vllm: context per request (a phrase's prompt + its audio tokens)"
     )
     gpu_memory_utilization: float = Field(0.35, description="vllm: fraction of GPU memory for this model")
+    gpu_startup_lock: str = Field(
+        "/tmp/voxmesh-gpu-startup.lock",
+        description="vllm: lock file (or directory) held while an engine starts, one engine at a time "
+        "per shared GPU; empty: none",
+    )
     voice: str = Field("tara", description="Default voice")
     temperature: float = Field(0.6, description="Sampling temperature (model card: 0.4-0.6)")
     top_p: float = Field(0.9, description="Nucleus sampling")

@@ -30,6 +30,7 @@ from voxmesh.services.orpheus.token_audio import stream_params, tokens_to_audio
 from voxmesh import logs
 from voxmesh.engine_info import EngineInfo
 from voxmesh.errors import EngineNotInstalled, EngineUnavailable
+from voxmesh.startup_lock import gpu_startup_lock
 
 if TYPE_CHECKING:
     from voxmesh.services.orpheus.settings import OrpheusSettings
@@ -59,6 +60,11 @@ class VllmEngine(SpeechEngine):
         return EngineInfo(engine="vllm", model=self.settings.model, is_fallback=False)
 
     async def start(self) -> None:
+        # One engine at a time profiles memory on a shared card (vLLM issue #55827).
+        async with gpu_startup_lock(self.settings.gpu_startup_lock, "orpheus"):
+            await self._start()
+
+    async def _start(self) -> None:
         import asyncio
 
         import torch

@@ -7,11 +7,13 @@ from voxmesh.services.voxtral.engine import create_engine
 from voxmesh.services.voxtral.servicer import VoxtralServicer
 from voxmesh.services.voxtral.settings import VoxtralSettings
 
+from voxmesh.gpu_driver import check_driver_for_engine
 from voxmesh.server import ServiceSpec
 from voxmesh.v1 import voxtral_pb2, voxtral_pb2_grpc
 
 
 def build_spec(settings: VoxtralSettings) -> ServiceSpec:
+    check_driver_for_engine(settings.engine, settings.device)
     engine = create_engine(settings)
     servicer = VoxtralServicer(engine, settings)
 

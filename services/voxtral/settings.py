@@ -32,6 +32,11 @@ class VoxtralSettings(ServiceSettings):
     realtime_gpu_memory_utilization: float = Field(
         0.2, description="vllm: fraction of GPU memory for the realtime (live transcript) model"
     )
+    gpu_startup_lock: str = Field(
+        "/tmp/voxmesh-gpu-startup.lock",
+        description="vllm: lock file (or directory) held while an engine starts, one engine at a time "
+        "per shared GPU; empty: none",
+    )
     max_model_len: int = Field(8192, description="Context length (prompt + reply), tokens")
     history_tokens: int = Field(4096, description="Token budget for conversation history")
     max_reply_tokens: int = Field(256, description="Reply length cap, tokens")

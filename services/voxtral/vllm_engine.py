@@ -60,6 +60,7 @@ from voxmesh.services.voxtral.voxtral_prompt import TextDeltas
 from voxmesh import logs
 from voxmesh.engine_info import EngineInfo
 from voxmesh.errors import EngineNotInstalled, EngineUnavailable, InvalidArgument
+from voxmesh.startup_lock import gpu_startup_lock
 
 if TYPE_CHECKING:
     from voxmesh.services.voxtral.settings import VoxtralSettings
@@ -149,6 +150,11 @@ class VllmEngine(MistralPromptEngine):
         )
 
     async def start(self) -> None:
+        # One engine at a time profiles memory on a shared card (vLLM issue #55827).
+        async with gpu_startup_lock(self.settings.gpu_startup_lock, "voxtral"):
+            await self._start()
+
+    async def _start(self) -> None:
         from mistral_common.tokens.tokenizers.base import TokenizerVersion
         from vllm.v1.engine.async_llm import AsyncLLM
 
