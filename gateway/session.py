@@ -6,6 +6,8 @@ the reply; reply deltas go on to orpheus as they arrive; orpheus' PCM goes
 back to the client while later phrases are still being synthesised. Speech
 (or typed text, or Control.INTERRUPT) during a reply is a barge-in: that
 turn's upstream work is cancelled and history keeps only what was heard.
+End of input (Control.END_OF_INPUT, or the request stream's end) is an
+endpoint too: an utterance still open is answered, then the stream closes.
 
 All state is touched from the one event loop, so there are no locks: the
 client reader, the three stage readers and the watchdog each run as a task
@@ -28,7 +30,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry import trace
 from voxmesh.gateway.audio_clock import AudioClock
 from voxmesh.gateway.session_options import SessionOptions
-from voxmesh.gateway.stage_link import StageFailure, StageLink, StageRejected
+from voxmesh.gateway.stage_link import StageFailure, StageLink
 from voxmesh.gateway.turn import SpokenPhrase, Turn, TurnState
 
 from voxmesh import logs, metrics, tracing
@@ -155,12 +157,9 @@ class Session:
     ) -> AsyncIterator[conversation_pb2.ConverseResponse]:
         """The server side of Converse after the config: yields what goes to the client."""
         logs.session_id_var.set(self.session_id)
-        try:
-            await asyncio.gather(
-                self.vad.ensure_open(), self.voxtral.ensure_open(), self.orpheus.ensure_open()
-            )
-        except StageRejected as exc:
-            raise InvalidArgument("config", str(exc)) from exc
+        # A stage that refuses the config (a language it lacks, an unknown voice)
+        # raises stage_link.StageRejected, an InvalidArgument naming the client's field.
+        await asyncio.gather(self.vad.ensure_open(), self.voxtral.ensure_open(), self.orpheus.ensure_open())
         yield conversation_pb2.ConverseResponse(
             session_started=conversation_pb2.SessionStarted(
                 session_id=self.session_id,
@@ -301,7 +300,7 @@ class Session:
         )
 
     async def _finish_input(self) -> None:
-        """No more client input: let vad call the last endpoint, finish the reply, close."""
+        """No more client input: the last endpoint is vad's or the input's end; answer, close."""
         self._input_done.set()
         tail = self._resampler.flush()
         if len(tail):
@@ -310,9 +309,11 @@ class Session:
         await self.vad.close()
         turn = self._turn
         if turn is not None and turn.state is TurnState.LISTENING:
-            # vad closed without an endpoint (it went down): nothing to answer.
-            self._cancel_upstream(turn, "")
-            self._end_turn(turn, "input ended during speech")
+            # The input ended mid-utterance (a recording with no trailing
+            # silence, a push-to-talk button released): that is the endpoint,
+            # at the last sample received, and the utterance is answered.
+            last = self._clock.head - self._vad_base
+            await self._on_speech_ended(vad_pb2.VoiceEnd(last_voiced_sample=last, decided_at_sample=last))
         await self._idle.wait()
         await asyncio.gather(self.voxtral.close(), self.orpheus.close())
         self._out.put_nowait(_CLOSE)
