@@ -14,8 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.integration.conftest import Mesh
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -24,7 +22,7 @@ _EXAMPLE = re.compile(r"<!-- readme-example: (\S+)[^\n]*-->\n```(\w+)\n(.*?)\n``
 
 
 def readme_examples() -> dict[str, tuple[str, str]]:
-    """name → (language, code) of every marked block."""
+    """Every marked block: name → (language, code)."""
     return {name: (lang, code) for name, lang, code in _EXAMPLE.findall(README.read_text())}
 
 
@@ -54,9 +52,10 @@ def test_talk_example_prints_transcript_reply_and_latency(mesh: Mesh, tmp_path: 
 
 
 def test_sdk_example_answers_a_recording_with_no_trailing_silence(mesh: Mesh, tmp_path: Path) -> None:
-    """The talk example's question.wav is ~2 s of espeak with ~14 ms after the
-    last word: the input ends during speech, which is the turn's endpoint.
-    (The gateway used to drop that turn: the example printed nothing.)
+    """The input ends during speech: that is the turn's endpoint, and it is answered.
+
+    The talk example's question.wav is ~2 s of espeak with ~14 ms after the
+    last word. (The gateway used to drop that turn: the example printed nothing.)
     """
     import numpy as np
     import soundfile as sf
