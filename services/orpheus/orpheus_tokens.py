@@ -36,12 +36,6 @@ END_OF_HUMAN = 128_260
 START_OF_AI = 128_261
 END_OF_AI = 128_262
 END_OF_TEXT = 128_009
-END_OF_AI = 128_262
-#: Ids that end a phrase. END_OF_SPEECH is what the fine-tune was trained to
-#: stop on, but it also samples Llama's EOS (<|eot_id|> = END_OF_TEXT, the
-#: checkpoint's ``eos_token_id``) and END_OF_AI at the end of speech. Both
-#: model engines stop on exactly these, and the parser ends a phrase on them.
-END_OF_SPEECH_IDS: tuple[int, ...] = (END_OF_SPEECH, END_OF_TEXT, END_OF_AI)
 #: Every id that ends a phrase's speech. The fine-tune stops at END_OF_SPEECH,
 #: but it also emits Llama's ``<|eot_id|>`` (END_OF_TEXT, the checkpoint's own
 #: ``eos_token_id``) and END_OF_AI; canopylabs' own server stops on 128258 and
