@@ -45,8 +45,13 @@ class SpeechEngine(abc.ABC):
         """Free models and background tasks."""
 
     @abc.abstractmethod
-    def synthesize(self, text: str, voice: str) -> AsyncIterator[np.ndarray]:
-        """Speak one phrase with a voice (already checked); yield float32 chunks."""
+    def synthesize(self, text: str, voice: str, first_in_turn: bool = False) -> AsyncIterator[np.ndarray]:
+        """Speak one phrase with a voice (already checked); yield float32 chunks.
+
+        ``first_in_turn``: the turn's first phrase, whose first audio the user
+        is waiting for in silence; engines that share a model across sessions
+        serve it ahead of phrases whose turn is already playing.
+        """
 
 
 def create_engine(settings: OrpheusSettings) -> SpeechEngine:

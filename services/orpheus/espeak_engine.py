@@ -47,7 +47,9 @@ class EspeakEngine(SpeechEngine):
     async def start(self) -> None:
         self._espeak = await asyncio.to_thread(Espeak.instance)
 
-    async def synthesize(self, text: str, voice: str) -> AsyncIterator[np.ndarray]:
+    async def synthesize(
+        self, text: str, voice: str, first_in_turn: bool = False
+    ) -> AsyncIterator[np.ndarray]:
         assert self._espeak is not None, "start() was not awaited"
         spoken = strip_tags(text)
         if not spoken:

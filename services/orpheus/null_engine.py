@@ -24,5 +24,7 @@ class NullEngine(SpeechEngine):
     def info(self) -> EngineInfo:
         return EngineInfo(engine="null", model="", is_fallback=True)
 
-    async def synthesize(self, text: str, voice: str) -> AsyncIterator[np.ndarray]:
+    async def synthesize(
+        self, text: str, voice: str, first_in_turn: bool = False
+    ) -> AsyncIterator[np.ndarray]:
         yield np.zeros(BURST_SAMPLES, dtype=np.float32)

@@ -94,7 +94,7 @@ def random_snac(config: dict[str, Any], seed: int = 0) -> Any:
     return SNAC(**config).eval()
 
 
-def make_frame_following(model: Any, seed: int = 0) -> Any:
+def make_frame_following(model: Any, seed: int = 0, end_id: int | None = None) -> Any:
     """Set a random tiny model's weights so that it speaks well-formed frames.
 
     Attention and MLP outputs are zeroed, so the logits depend only on the
@@ -105,9 +105,15 @@ def make_frame_following(model: Any, seed: int = 0) -> Any:
     4096 codes. No logits processor is needed, so any engine (vLLM included)
     produces decodable frames from it; END_OF_SPEECH is never likely, so
     phrases run to the token cap.
+
+    With ``end_id`` (an end-of-speech id), every slot-6 id also carries a
+    mark on dimension 7 that only ``end_id``'s output row reads, strongly
+    enough to beat every slot-0 id: each phrase is exactly one frame and
+    then ``end_id``, the way a real model ends speech.
     """
     from voxmesh.services.orpheus.orpheus_tokens import (
         AUDIO_TOKEN_BASE,
+        AUDIO_TOKEN_END,
         CODEBOOK_SIZE,
         CODES_PER_FRAME,
         START_OF_SPEECH,
@@ -130,6 +136,12 @@ def make_frame_following(model: Any, seed: int = 0) -> Any:
         head[ids, (slot - 1) % CODES_PER_FRAME] = 3.0
     embed[START_OF_SPEECH, :CODES_PER_FRAME] = 0.0
     embed[START_OF_SPEECH, CODES_PER_FRAME - 1] = 8.0
+    if end_id is not None:
+        last_slot = slice(AUDIO_TOKEN_END - CODEBOOK_SIZE, AUDIO_TOKEN_END)
+        embed[:, CODES_PER_FRAME] = 0.0
+        embed[last_slot, CODES_PER_FRAME] = 8.0
+        head[end_id] = 0.0
+        head[end_id, CODES_PER_FRAME] = 10.0
     with torch.no_grad():
         model.get_input_embeddings().weight.copy_(embed)
         model.get_output_embeddings().weight.copy_(head)
@@ -140,15 +152,20 @@ def make_frame_following(model: Any, seed: int = 0) -> Any:
 
 
 def save_orpheus(
-    directory: str, config: dict[str, Any] = TINY_ORPHEUS_CONFIG, seed: int = 0, frame_following: bool = False
+    directory: str,
+    config: dict[str, Any] = TINY_ORPHEUS_CONFIG,
+    seed: int = 0,
+    frame_following: bool = False,
+    end_id: int | None = None,
 ) -> str:
     """Write a random Orpheus-shaped model + tokenizer to ``directory`` (``from_pretrained`` loads it).
 
-    ``frame_following`` builds the variant of :func:`make_frame_following`.
+    ``frame_following`` builds the variant of :func:`make_frame_following` (with ``end_id``).
     """
     os.makedirs(directory, exist_ok=True)
     if frame_following:
-        model = make_frame_following(random_llama({**config, "tie_word_embeddings": False}, seed=seed), seed)
+        untied = random_llama({**config, "tie_word_embeddings": False}, seed=seed)
+        model = make_frame_following(untied, seed, end_id)
     else:
         model = random_llama(config, seed=seed)
     model.save_pretrained(directory)

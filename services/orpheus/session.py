@@ -261,7 +261,9 @@ class SynthesisSession:
                 resampler = StreamResampler(self.engine.sample_rate_hz, self.sample_rate_hz)
                 started = time.perf_counter()
                 native_samples = 0
-                async with contextlib.aclosing(self.engine.synthesize(phrase, self.voice)) as chunks:
+                async with contextlib.aclosing(
+                    self.engine.synthesize(phrase, self.voice, first_in_turn=index == 0)
+                ) as chunks:
                     async for chunk in chunks:
                         native_samples += len(chunk)
                         samples_out += await self._emit_audio(turn.turn_id, index, resampler.process(chunk))

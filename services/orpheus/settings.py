@@ -50,6 +50,11 @@ class OrpheusSettings(ServiceSettings):
     snac_max_emit_frames: int = Field(8, ge=1, description="SNAC window: most frames one decode emits")
     snac_max_batch: int = Field(16, ge=1, description="SNAC decode: most windows in one batch (all sessions)")
     snac_max_wait_ms: float = Field(3.0, ge=0, description="SNAC decode: longest wait to fill a batch")
+    first_audio_priority: bool = Field(
+        True,
+        description="Under load, serve a turn's first phrase (vllm: priority scheduling) and a phrase's "
+        "first SNAC window ahead of later work (time to first audio)",
+    )
     snac_noise_seed: int = Field(0, description="SNAC decoder noise: seed of the positional noise tables")
     test_audio_frames_only: bool = Field(
         False,

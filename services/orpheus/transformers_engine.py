@@ -28,12 +28,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from voxmesh.services.orpheus.engine import SpeechEngine
+from voxmesh.services.orpheus.generation_outcome import StopReason, report_stopped, stop_reason
 from voxmesh.services.orpheus.orpheus_tokens import (
     AUDIO_TOKEN_BASE,
     AUDIO_TOKEN_END,
     CODEBOOK_SIZE,
     CODES_PER_FRAME,
     END_OF_SPEECH,
+    END_OF_SPEECH_IDS,
     SNAC_SAMPLE_RATE_HZ,
     prompt_ids,
 )
@@ -41,7 +43,6 @@ from voxmesh.services.orpheus.snac_batcher import SnacBatcher
 from voxmesh.services.orpheus.snac_decoder import SnacDecoder, load_snac
 from voxmesh.services.orpheus.token_audio import stream_params, tokens_to_audio
 
-from voxmesh import logs
 from voxmesh.engine_info import EngineInfo
 from voxmesh.torch_generation import IdStreamer, StopFlag, pick_device, pick_dtype, use_static_cache
 
@@ -56,7 +57,7 @@ class AudioFramesOnly:
 
     A randomly initialised model picks any of 157k ids; tests that need
     well-formed frames from it constrain sampling to slot ``k``'s 4096 ids at
-    position ``k`` of each frame (END_OF_SPEECH allowed between frames).
+    position ``k`` of each frame (the end-of-speech ids allowed between frames).
     """
 
     def __init__(self, prompt_length: int) -> None:
@@ -68,7 +69,7 @@ class AudioFramesOnly:
         low = AUDIO_TOKEN_BASE + slot * CODEBOOK_SIZE
         allowed[:, low : low + CODEBOOK_SIZE] = 0.0
         if slot == 0:
-            allowed[:, END_OF_SPEECH] = 0.0
+            allowed[:, sorted(END_OF_SPEECH_IDS)] = 0.0
         return scores + allowed  # type: ignore[return-value]
 
 
@@ -100,6 +101,7 @@ class TransformersEngine(SpeechEngine):
             SnacDecoder(snac, seed=self.settings.snac_noise_seed),
             max_batch=self.settings.snac_max_batch,
             max_wait_s=self.settings.snac_max_wait_ms / 1000,
+            first_window_priority=self.settings.first_audio_priority,
         )
         self.batcher.start()
 
@@ -128,7 +130,9 @@ class TransformersEngine(SpeechEngine):
             await self.batcher.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def synthesize(self, text: str, voice: str) -> AsyncIterator[np.ndarray]:
+    async def synthesize(
+        self, text: str, voice: str, first_in_turn: bool = False
+    ) -> AsyncIterator[np.ndarray]:
         assert self.batcher is not None, "start() was not awaited"
         ids = prompt_ids(self.tokenizer, voice, text)
         audio = tokens_to_audio(self._generate(ids), self.batcher, self.params)
@@ -137,7 +141,7 @@ class TransformersEngine(SpeechEngine):
                 yield chunk
 
     async def _generate(self, ids: list[int]) -> AsyncIterator[list[int]]:
-        """Token ids as ``generate`` samples them, until END_OF_SPEECH or the phrase token cap."""
+        """Token ids as ``generate`` samples them, until an end-of-speech id or the phrase token cap."""
         loop = asyncio.get_running_loop()
         # Unbounded in form, bounded in fact: at most max_phrase_tokens entries.
         queue: asyncio.Queue[list[int] | None] = asyncio.Queue()
@@ -154,21 +158,25 @@ class TransformersEngine(SpeechEngine):
 
         future = loop.run_in_executor(self._executor, run)
         tokens = 0
-        reason = "cancelled"
+        reason: StopReason | None = None
         try:
             while (new := await queue.get()) is not None:
                 tokens += len(new)
+                # Before the yield: the reader closes this generator as soon as it sees an end id.
+                reason = stop_reason(new, tokens, self.settings.max_phrase_tokens)
                 yield new
             await future
-            reason = "end_of_speech" if tokens < self.settings.max_phrase_tokens else "token_cap"
+            # generate returned on its own: at an end id or at max_new_tokens (the cap).
+            reason = reason or "token_cap"
         finally:
-            stop.set()
+            if reason is None:
+                stop.set()
             if not future.done():
-                # Wait for generate to see the flag (one token), so the
+                # Wait for generate to stop (one token after the flag), so the
                 # thread and its KV cache are free when the turn ends.
                 with contextlib.suppress(Exception):
                     await asyncio.shield(future)
-            log.info("generation stopped", extra=logs.fields(reason=reason, tokens=tokens))
+            report_stopped("transformers", reason or "cancelled", tokens)
 
     def _run_generate(self, ids: list[int], streamer: IdStreamer, stop: threading.Event) -> None:
         from transformers import LogitsProcessorList, StoppingCriteriaList
@@ -192,7 +200,9 @@ class TransformersEngine(SpeechEngine):
                 top_k=0,  # off, as in the model card's vLLM sampling
                 repetition_penalty=self.settings.repetition_penalty,
                 max_new_tokens=self.settings.max_phrase_tokens,
-                eos_token_id=END_OF_SPEECH,
+                # Not the checkpoint's own eos_token_id (128009 alone): the
+                # same ids as the vllm engine's stop_token_ids.
+                eos_token_id=sorted(END_OF_SPEECH_IDS),
                 pad_token_id=END_OF_SPEECH,
                 logits_processor=processors,
                 stopping_criteria=StoppingCriteriaList([StopFlag(stop)]),

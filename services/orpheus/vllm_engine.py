@@ -5,7 +5,13 @@ every phrase is a request with a unique id whose token ids arrive as DELTA
 outputs (vLLM's V1 engine may merge several steps into one output: each id
 of every output goes to the decoder, nothing is parsed back from text).
 Continuous batching across sessions is vLLM's; SNAC decode is batched by the
-shared :class:`SnacBatcher`. A cancelled phrase aborts its request.
+shared :class:`SnacBatcher`. A cancelled phrase aborts its request; a
+phrase that ended is never aborted (vLLM's own generator is run to its end).
+
+Under load, a turn's first phrase goes ahead: the engine runs vLLM's
+priority scheduler and gives first phrases a higher priority (a lower
+number), so when requests queue for a batch slot, the one a listener is
+waiting on in silence is scheduled before phrases of turns already playing.
 
 Why not the ``orpheus-speech`` package: its only release (0.1.0) pins an old
 vLLM, builds an engine per call on a fresh event loop, re-parses generated
@@ -23,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from voxmesh.services.orpheus.engine import SpeechEngine
-from voxmesh.services.orpheus.orpheus_tokens import END_OF_SPEECH, SNAC_SAMPLE_RATE_HZ, prompt_ids
+from voxmesh.services.orpheus.generation_outcome import StopReason, report_stopped, stop_reason
+from voxmesh.services.orpheus.orpheus_tokens import END_OF_SPEECH_IDS, SNAC_SAMPLE_RATE_HZ, prompt_ids
 from voxmesh.services.orpheus.snac_batcher import SnacBatcher
 from voxmesh.services.orpheus.token_audio import stream_params, tokens_to_audio
 
-from voxmesh import logs
 from voxmesh.engine_info import EngineInfo
 from voxmesh.errors import EngineNotInstalled, EngineUnavailable
 from voxmesh.startup_lock import gpu_startup_lock
@@ -36,6 +42,10 @@ if TYPE_CHECKING:
     from voxmesh.services.orpheus.settings import OrpheusSettings
 
 log = logging.getLogger(__name__)
+
+#: vLLM priorities (lower is served first): a turn's first phrase, then the rest.
+FIRST_PHRASE_PRIORITY = 0
+LATER_PHRASE_PRIORITY = 1
 
 
 class VllmEngine(SpeechEngine):
@@ -85,6 +95,7 @@ class VllmEngine(SpeechEngine):
             skip_tokenizer_init=True,
             enable_prefix_caching=True,
             disable_log_stats=True,
+            scheduling_policy="priority" if settings.first_audio_priority else "fcfs",
         )
         self.llm = AsyncLLM.from_engine_args(args)
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -93,6 +104,7 @@ class VllmEngine(SpeechEngine):
             SnacDecoder(snac, seed=settings.snac_noise_seed),
             max_batch=settings.snac_max_batch,
             max_wait_s=settings.snac_max_wait_ms / 1000,
+            first_window_priority=settings.first_audio_priority,
         )
         self.batcher.start()
 
@@ -103,15 +115,17 @@ class VllmEngine(SpeechEngine):
             self.llm.shutdown()
             self.llm = None
 
-    async def synthesize(self, text: str, voice: str) -> AsyncIterator[np.ndarray]:
+    async def synthesize(
+        self, text: str, voice: str, first_in_turn: bool = False
+    ) -> AsyncIterator[np.ndarray]:
         assert self.batcher is not None, "start() was not awaited"
         ids = prompt_ids(self.tokenizer, voice, text)
-        audio = tokens_to_audio(self._generate(ids), self.batcher, self.params)
+        audio = tokens_to_audio(self._generate(ids, first_in_turn), self.batcher, self.params)
         async with contextlib.aclosing(audio) as chunks:
             async for chunk in chunks:
                 yield chunk
 
-    async def _generate(self, ids: list[int]) -> AsyncIterator[list[int]]:
+    async def _generate(self, ids: list[int], first_in_turn: bool) -> AsyncIterator[list[int]]:
         from vllm import SamplingParams, TokensPrompt
         from vllm.sampling_params import RequestOutputKind
 
@@ -123,27 +137,43 @@ class VllmEngine(SpeechEngine):
             top_p=settings.top_p,
             repetition_penalty=settings.repetition_penalty,
             max_tokens=settings.max_phrase_tokens,
-            stop_token_ids=[END_OF_SPEECH],
+            # Exactly the transformers engine's eos_token_id list; ignore_eos keeps
+            # vLLM from adding the checkpoint's own EOS on top (the set is the same
+            # for Orpheus, but one list decides, in both engines).
+            stop_token_ids=sorted(END_OF_SPEECH_IDS),
+            ignore_eos=True,
             output_kind=RequestOutputKind.DELTA,
             detokenize=False,
         )
+        # vLLM refuses a non-zero priority unless its priority scheduler runs.
+        priority = 0
+        if settings.first_audio_priority:
+            priority = FIRST_PHRASE_PRIORITY if first_in_turn else LATER_PHRASE_PRIORITY
         request_id = f"orpheus-{uuid.uuid4().hex}"
-        finished = False
         tokens = 0
+        finished = False
+        reason: StopReason | None = None
+        last: list[int] = []
         try:
-            async for output in self.llm.generate(TokensPrompt(prompt_token_ids=ids), sampling, request_id):
-                new = list(output.outputs[0].token_ids) if output.outputs else []
-                tokens += len(new)
-                if new:
-                    yield new
-                if output.finished:
-                    finished = True
-                    break
+            prompt = TokensPrompt(prompt_token_ids=ids)
+            outputs = self.llm.generate(prompt, sampling, request_id, priority=priority)
+            async with contextlib.aclosing(outputs):
+                async for output in outputs:
+                    new = list(output.outputs[0].token_ids) if output.outputs else []
+                    tokens += len(new)
+                    if output.finished:
+                        # Held back until vLLM's generator has returned: the reader
+                        # closes us as soon as it sees the end id, and closing vLLM's
+                        # generator then would abort a request that has finished.
+                        finished = True
+                        reason = stop_reason(new, tokens, settings.max_phrase_tokens)
+                        last = new
+                    elif new:
+                        yield new
+            if last:
+                yield last
         finally:
             if not finished:
                 # generate() aborts on cancellation too; asking twice is harmless.
                 await self.llm.abort(request_id)
-            log.info(
-                "generation stopped",
-                extra=logs.fields(reason="finished" if finished else "cancelled", tokens=tokens),
-            )
+            report_stopped("vllm", reason or "cancelled", tokens)

@@ -13,14 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
-from voxmesh.services.orpheus.orpheus_tokens import SAMPLES_PER_FRAME
-from voxmesh.services.orpheus.random_checkpoint import save_orpheus, save_snac
+from voxmesh.services.orpheus.orpheus_tokens import END_OF_SPEECH_IDS, END_OF_TEXT, SAMPLES_PER_FRAME
+from voxmesh.services.orpheus.random_checkpoint import (
+    TINY_ORPHEUS_CONFIG,
+    TINY_SNAC_CONFIG,
+    byte_tokenizer,
+    make_frame_following,
+    random_llama,
+    random_snac,
+    save_orpheus,
+    save_snac,
+)
+from voxmesh.services.orpheus.settings import OrpheusSettings
 from voxmesh.services.orpheus.stream_client import OrpheusStream
+from voxmesh.services.orpheus.transformers_engine import TransformersEngine
 
 from voxmesh.processes import ServiceProcess, free_port
 from voxmesh.v1 import orpheus_pb2
@@ -181,3 +194,55 @@ async def test_unconstrained_random_tokens_are_resynchronised_not_decoded(
         assert events[-1].done.audio_ms == 0
         dropped = _log_lines(svc, "dropped, not decoded")
         assert len(dropped) == 1 and json.loads(dropped[0])["dropped_tokens"] > 0
+
+
+# ------------------------------------------------------------ end of speech
+
+
+@pytest.mark.parametrize("end_id", sorted(END_OF_SPEECH_IDS))
+async def test_every_end_of_speech_id_ends_the_phrase(end_id: int, caplog: pytest.LogCaptureFixture) -> None:
+    """A model that ends speech with ``end_id`` after one frame: generation stops there, not at the cap."""
+    model = make_frame_following(
+        random_llama({**TINY_ORPHEUS_CONFIG, "tie_word_embeddings": False}), end_id=end_id
+    )
+    settings = OrpheusSettings(engine="transformers", device="cpu", max_phrase_tokens=700, max_sessions=2)
+    engine = TransformersEngine(settings, preloaded=(model, byte_tokenizer(), random_snac(TINY_SNAC_CONFIG)))
+    await engine.start()
+    caplog.set_level(logging.INFO)
+    try:
+        chunks = [chunk async for chunk in engine.synthesize("One frame.", "tara", first_in_turn=True)]
+    finally:
+        await engine.close()
+    assert len(np.concatenate(chunks)) == SAMPLES_PER_FRAME
+    stops = [r.fields for r in caplog.records if r.getMessage() == "generation stopped"]  # type: ignore[attr-defined]
+    # 7 audio ids and the end id; a normal end, not logged as a cancel.
+    assert [(s["reason"], s["tokens"]) for s in stops] == [("end_of_speech", 8)]
+    assert not [r for r in caplog.records if "dropped" in r.getMessage()]
+
+
+@pytest.fixture(scope="module")
+def ends_speech(
+    tmp_path_factory: pytest.TempPathFactory, checkpoint: tuple[str, str]
+) -> Iterator[ServiceProcess]:
+    """A checkpoint that speaks one frame, then the model's own EOS (128009, which generate was told to ignore)."""
+    model = save_orpheus(
+        str(tmp_path_factory.mktemp("orpheus-eos") / "orpheus"), frame_following=True, end_id=END_OF_TEXT
+    )
+    yield from _serve((model, checkpoint[1]), "--max-phrase-tokens", "700")
+
+
+async def test_phrases_that_end_are_finished_and_logged_as_ended(ends_speech: ServiceProcess) -> None:
+    async with OrpheusStream(ends_speech.address) as stream:
+        await stream.text(1, "First phrase. And a second one.")
+        await stream.end_of_text(1)
+        events = await stream.until_done(1)
+    kinds = [e.WhichOneof("event") for e in events]
+    assert kinds.count("phrase_done") == 2 and kinds[-1] == "done"
+    for index in (0, 1):
+        assert sum(len(a.pcm) for a in _audio(events) if a.phrase_index == index) == 2 * SAMPLES_PER_FRAME
+    for _ in range(50):  # the second stop is logged as the turn's last events go out
+        stops = [json.loads(line) for line in _log_lines(ends_speech, "generation stopped")]
+        if len(stops) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert [(s["reason"], s["tokens"]) for s in stops] == [("end_of_speech", 8)] * 2
