@@ -44,3 +44,17 @@ TEST_DEPS += $(HELM)
 # kubernetes-validate, dashboard metric names.
 deploy-check: install-test $(HELM)
 	$(PY) -m pytest -q tests/deploy $(PYTEST_ARGS)
+
+# The GPU image's dependency lock (docker/requirements-gpu.lock): every
+# transitive version of `.[gpu,cpu]` plus the build requirements, resolved for
+# the image's platform (Ubuntu 24.04: Python 3.12, glibc 2.39, x86_64) with
+# `uv pip compile` from PyPI metadata. Run it after changing pyproject.toml's
+# dependencies; tests/deploy/test_gpu_lock.py checks that the two agree.
+UV ?= uv
+GPU_LOCK := docker/requirements-gpu.lock
+
+.PHONY: gpu-lock
+gpu-lock:
+	$(UV) pip compile pyproject.toml docker/requirements-build.in --extra gpu --extra cpu \
+	  --python-version 3.12 --python-platform x86_64-manylinux_2_39 --annotation-style line \
+	  --custom-compile-command "make gpu-lock" -o $(GPU_LOCK)

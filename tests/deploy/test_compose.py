@@ -7,6 +7,7 @@ their contents against the service settings; the Dockerfile by reading it.
 
 from __future__ import annotations
 
+import argparse
 import fnmatch
 import json
 import re
@@ -19,6 +20,7 @@ import pytest
 import yaml
 
 from tests.deploy import ROOT, UniqueKeyLoader, load_yaml
+from voxmesh.card_profiles import PROFILES
 from voxmesh.cli import settings_class
 
 COMPOSE_DIR = ROOT / "compose"
@@ -63,9 +65,19 @@ def _strip_resets(value: Any) -> Any:
     return value
 
 
+def _interpolated(value: str, env: dict[str, str] | None = None) -> str:
+    """Compose's ``${VAR:-default}`` interpolation (nested defaults too) with ``env`` set."""
+    env = env or {}
+    pattern = re.compile(r"\$\{([A-Z0-9_]+):-([^${}]*)\}")
+    text = str(value)
+    while (m := pattern.search(text)) is not None:
+        text = text[: m.start()] + (env.get(m.group(1)) or m.group(2)) + text[m.end() :]
+    return text
+
+
 def _interpolated_default(value: str) -> str:
     """``${VAR:-default}`` → default (what compose uses when VAR is unset)."""
-    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", str(value))
+    return _interpolated(value)
 
 
 def _check_schema(path: Path) -> None:
@@ -170,7 +182,8 @@ def test_gpu_reservations_share_one_card(compose: dict[str, Any]) -> None:
         assert service["volumes"] == ["models:/models"]
         assert "HF_TOKEN" in env
         total += float(_interpolated_default(env[f"VOXMESH_{stage.upper()}_GPU_MEMORY_UTILIZATION"]))
-    assert devices["voxtral"] == devices["orpheus"]
+    assert [_interpolated_default(d) for d in devices["voxtral"]] == ["0"]
+    assert [_interpolated_default(d) for d in devices["orpheus"]] == ["0"]
     assert total <= 0.9, "two vLLM engines on one card need room for CUDA contexts and SNAC"
     # The realtime model (a third engine) is opt-in: the shared 24 GB card has no room for it.
     assert (
@@ -299,11 +312,12 @@ def test_dockerfile_targets() -> None:
     assert {"cpu", "gpu"} <= set(stages)
     args = dict(re.findall(r"^ARG (\w+_IMAGE)=(\S+)$", text, re.MULTILINE))
     assert args["PYTHON_IMAGE"].startswith("python:3.11.")
-    assert re.match(r"nvidia/cuda:12\.\d+\.\d+-runtime-", args["CUDA_IMAGE"])
+    # CUDA 13 like the torch 2.14 wheels (driver >= 580), the minimal base like vLLM's image.
+    assert re.match(r"nvidia/cuda:13\.\d+\.\d+-base-ubuntu24\.04$", args["CUDA_IMAGE"])
     for image in args.values():
         assert re.search(r":v?\d+\.\d+(\.\d+)?", image) and not image.endswith(":latest"), image
-    assert 'pip install ".[cpu]"' in stages["cpu"]
-    assert 'pip install ".[gpu,cpu]"' in stages["gpu"]
+    assert "['optional-dependencies']['cpu']" in stages["cpu"]
+    assert "pip install -r requirements-gpu.lock" in stages["gpu"]
     extras = set(load_toml(ROOT / "pyproject.toml")["project"]["optional-dependencies"])
     assert {"cpu", "gpu"} <= extras
     for name in ("cpu", "gpu"):
@@ -345,3 +359,113 @@ def load_toml(path: Path) -> dict[str, Any]:
 
     with path.open("rb") as f:
         return tomllib.load(f)
+
+
+# --- issue 14: GPU hosts -------------------------------------------------------
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
+    return {k: v for k, v in pairs}
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_gpu_env_files_are_the_card_profiles(name: str) -> None:
+    # compose/gpu-*.env are what `python -m voxmesh.card_profiles --env NAME` prints.
+    assert _env_file(COMPOSE_DIR / f"gpu-{name}.env") == PROFILES[name].env()
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_every_profile_setting_reaches_a_service(compose: dict[str, Any], name: str) -> None:
+    # Each variable of the env file is interpolated into the service whose setting it is.
+    for key, value in PROFILES[name].env().items():
+        stage = key.split("_")[1].lower()
+        env = compose["services"][stage]["environment"]
+        assert key in env, f"{key}: compose never passes it to {stage}"
+        assert _interpolated(env[key], {key: value}) == value
+
+
+def test_defaults_are_the_24gb_profile(compose: dict[str, Any]) -> None:
+    for key, value in PROFILES["24gb"].env().items():
+        stage = key.split("_")[1].lower()
+        assert _interpolated_default(compose["services"][stage]["environment"][key]) == value, key
+
+
+def test_both_vllm_stages_share_the_start_up_lock_on_the_models_volume(compose: dict[str, Any]) -> None:
+    paths = set()
+    for stage in ("voxtral", "orpheus"):
+        service = compose["services"][stage]
+        path = service["environment"][f"VOXMESH_{stage.upper()}_GPU_STARTUP_LOCK"]
+        mounts = [v.split(":")[1] for v in service["volumes"]]
+        assert any(path.startswith(m + "/") for m in mounts), f"{stage}: {path} is not on a shared volume"
+        paths.add(path)
+    assert len(paths) == 1
+
+
+def test_up_d_does_not_wait_for_model_downloads(compose: dict[str, Any]) -> None:
+    # `docker compose up -d` waits for every `service_healthy` dependency: with the GPU
+    # stages' 1200 s start periods it blocked for minutes and aborted on a slow download.
+    waits = {
+        (name, dep)
+        for name, service in compose["services"].items()
+        if isinstance(service.get("depends_on"), dict)
+        for dep, spec in service["depends_on"].items()
+        if spec.get("condition") == "service_healthy"
+    }
+    assert not {pair for pair in waits if pair[1] in ("voxtral", "orpheus")}, waits
+    assert compose["services"]["gateway"]["depends_on"]["voxtral"]["condition"] == "service_started"
+
+
+def test_each_gpu_stage_can_take_its_own_card(compose: dict[str, Any]) -> None:
+    def card(stage: str, env: dict[str, str]) -> str:
+        (device,) = compose["services"][stage]["deploy"]["resources"]["reservations"]["devices"]
+        (card_id,) = device["device_ids"]
+        return _interpolated(card_id, env)
+
+    assert card("voxtral", {"VOXMESH_GPU_DEVICE": "1"}) == card("orpheus", {"VOXMESH_GPU_DEVICE": "1"}) == "1"
+    split = {"VOXMESH_VOXTRAL_GPU_DEVICE": "1", "VOXMESH_ORPHEUS_GPU_DEVICE": "0"}
+    assert (card("voxtral", split), card("orpheus", split)) == ("1", "0")
+
+
+def test_gpu_image_layers_base_and_caches() -> None:
+    text = DOCKERFILE.read_text()
+    stages = _stages(text)
+    gpu = stages["gpu"]
+    # Dependencies (from the lock) install before any source is copied.
+    lines = gpu.splitlines()
+    lock_install = next(i for i, line in enumerate(lines) if "pip install -r requirements-gpu.lock" in line)
+    first_source = next(i for i, line in enumerate(lines) if line.startswith("COPY voxmesh"))
+    assert lock_install < first_source
+    assert "COPY docker/requirements-gpu.lock" in gpu
+    assert "--mount=type=cache,target=/root/.cache/pip" in gpu
+    assert "PIP_NO_CACHE_DIR" not in text, "it would defeat the cache mount"
+    # Run-time compilation: gcc + Python.h for Triton, g++ for FlashInfer / inductor.
+    for package in ("g++", "gcc", "python3.12-dev"):
+        assert re.search(rf"apt-get install .*\s{re.escape(package)}(\s|$)", gpu), package
+    # Compile caches on the model volume, so a restart does not recompile.
+    for var in ("VLLM_CACHE_ROOT", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR", "FLASHINFER_WORKSPACE_BASE"):
+        assert re.search(rf"\b{var}=/models(/|\s)", gpu), var
+    cpu = stages["cpu"].splitlines()
+    deps = next(i for i, line in enumerate(cpu) if "pip install -r /tmp/requirements.txt" in line)
+    assert deps < next(i for i, line in enumerate(cpu) if line.startswith("COPY voxmesh"))
+
+
+def test_allinone_image_runs_the_whole_mesh_from_the_workspace_volume() -> None:
+    body = _stages(DOCKERFILE.read_text())["allinone"]
+    assert re.search(r"^FROM gpu AS allinone", DOCKERFILE.read_text(), re.MULTILINE)
+    entrypoint = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", body, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    assert entrypoint[:4] == ["python", "-m", "voxmesh.card_profiles", "--exec"]
+    up = entrypoint[4:]
+    assert up[:4] == ["voxmesh", "up", "--profile", "gpu"]
+    assert up[up.index("--host") + 1] == "0.0.0.0"
+    from voxmesh.mesh_cli import add_parser
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    parser.parse_args(up[1:])  # the flags exist
+    for var in ("HF_HOME", "VLLM_CACHE_ROOT", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR", "FLASHINFER_WORKSPACE_BASE"):
+        assert re.search(rf"\b{var}=/workspace/", body), var
+    assert 'VOLUME ["/workspace"]' in body
+    assert re.search(r"^EXPOSE 50051 8080$", body, re.MULTILINE)
+    # One container: the lock needs no shared volume, /tmp is common to every process.
+    assert "VOXMESH_VOXTRAL_GPU_STARTUP_LOCK=/tmp/" in body and "VOXMESH_ORPHEUS_GPU_STARTUP_LOCK=/tmp/" in body
