@@ -1,17 +1,25 @@
-"""Per-session conversation history with a token budget.
+"""Per-session conversation history under two token budgets.
 
-The system prompt is always kept; past turns are dropped oldest first once
-their cost passes the budget. After a barge-in the assistant's side of a
-turn is replaced by what the user actually heard, so the model never
+The session's instructions (system prompt) ride on every prompt, so their
+tokens come off the context budget first; past turns get what is left, up
+to their own cap, and are dropped oldest first once they pass either. A
+long system prompt therefore shortens the remembered conversation; it never
+squeezes the reply or fails a turn. After a barge-in the assistant's side
+of a turn is replaced by what the user actually heard, so the model never
 believes it said words that were cut off.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from voxmesh.services.voxtral.engine import Message
+
+from voxmesh import logs
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -23,24 +31,53 @@ class _Exchange:
 
 
 class History:
-    def __init__(self, system_prompt: str, budget_tokens: int, count_tokens: Callable[[str], int]) -> None:
-        self.system_prompt = system_prompt
-        self.budget_tokens = budget_tokens
+    def __init__(
+        self,
+        system_prompt: str,
+        count_tokens: Callable[[str], int],
+        *,
+        context_tokens: int,
+        history_tokens: int,
+    ) -> None:
+        """A session's history.
+
+        ``context_tokens``: what the context leaves for the instructions and past
+        turns together (after the reply and the current turn); ``history_tokens``:
+        the cap on past turns alone.
+        """
+        self.system_prompt = system_prompt.strip()
+        self.context_tokens = context_tokens
+        self.history_tokens = history_tokens
         self._count = count_tokens
+        #: Prompt cost of the instructions, paid on every turn.
+        self.system_tokens = count_tokens(self.system_prompt) if self.system_prompt else 0
         self._exchanges: list[_Exchange] = []
 
     @property
     def turn_ids(self) -> list[int]:
         return [e.turn_id for e in self._exchanges]
 
+    @property
+    def turn_budget(self) -> int:
+        """Tokens past turns may use: their cap, or what the context leaves after the instructions."""
+        return max(0, min(self.history_tokens, self.context_tokens - self.system_tokens))
+
     def messages(self, user: Message) -> list[Message]:
-        """The prompt for a new user turn: system prompt, kept exchanges, the turn."""
+        """The prompt for a new user turn: instructions, kept exchanges, the turn."""
         out = [Message("system", self.system_prompt)] if self.system_prompt else []
         for exchange in self._exchanges:
             out += [Message("user", exchange.user), Message("assistant", exchange.assistant)]
         return [*out, user]
 
     def record(self, turn_id: int, user: str, assistant: str) -> None:
+        """Keep an exchange.
+
+        One whose user side has no words is not kept: its reply would follow
+        the previous reply with no user turn between them.
+        """
+        if not user.strip():
+            log.info("turn left out of history: no transcript", extra=logs.fields(turn_id=turn_id))
+            return
         tokens = self._count(user) + self._count(assistant)
         self._exchanges.append(_Exchange(turn_id, user, assistant, tokens))
         self._trim()
@@ -53,5 +90,6 @@ class History:
                 exchange.tokens = self._count(exchange.user) + self._count(heard)
 
     def _trim(self) -> None:
-        while self._exchanges and sum(e.tokens for e in self._exchanges) > self.budget_tokens:
+        budget = self.turn_budget
+        while self._exchanges and sum(e.tokens for e in self._exchanges) > budget:
             self._exchanges.pop(0)

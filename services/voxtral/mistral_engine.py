@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import logging
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, ReplyEngine, Sampling
+from voxmesh.services.voxtral.realtime_fallback import FallbackTranscriber, RealtimeProbeFailed, probe
+from voxmesh.services.voxtral.realtime_transcriber import VOXTRAL_REALTIME_LANGUAGES
 from voxmesh.services.voxtral.voxtral_prompt import chat_request, transcription_request
 
 from voxmesh import logs
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.errors import InvalidArgument, UtteranceTooLong
+
+if TYPE_CHECKING:
+    from voxmesh.services.voxtral.settings import VoxtralSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,8 @@ TRANSCRIPT_MIN_TOKENS = 32
 MESSAGE_OVERHEAD_TOKENS = 2
 #: Tokens around the audio of the smallest audio prompt: BOS, [INST], [BEGIN_AUDIO], [/INST], one reply token.
 AUDIO_PROMPT_OVERHEAD_TOKENS = 5
+#: Languages of Voxtral Mini 3B 2507 (and Small 24B 2507), from their model cards.
+VOXTRAL_2507_LANGUAGES = frozenset({"en", "es", "fr", "pt", "hi", "de", "nl", "it"})
 
 
 class FinishTimeTranscriber(LiveTranscriber):
@@ -68,6 +76,10 @@ class FinishTimeTranscriber(LiveTranscriber):
 class MistralPromptEngine(ReplyEngine):
     """A Voxtral engine whose prompts are mistral-common requests."""
 
+    settings: VoxtralSettings
+    reply_languages = VOXTRAL_2507_LANGUAGES
+    #: Voxtral Realtime, once loaded and probed; None: transcripts at end of turn.
+    realtime: Any = None
     #: mistral-common's ``MistralTokenizer``; set by ``start``.
     tokenizer: Any = None
     #: Prompt + reply tokens the model accepts.
@@ -75,20 +87,32 @@ class MistralPromptEngine(ReplyEngine):
     #: Samples and audio tokens per encoder window (30 s, 375 + 1); 0 = no audio.
     _window_samples: int = 0
     _audio_tokens_per_window: int = 0
-    #: Whether the tokenizer accepts a system prompt beside audio (v13+); else it is folded in.
-    _system_beside_audio: bool = False
 
     def transcriber(self, language: str) -> LiveTranscriber:
-        return FinishTimeTranscriber(self, language)
+        at_end = functools.partial(FinishTimeTranscriber, self, language)
+        live = self._live_transcriber(language)
+        return at_end() if live is None else FallbackTranscriber(live, at_end)
 
-    @staticmethod
+    def _live_transcriber(self, language: str) -> LiveTranscriber | None:
+        """Voxtral Realtime's transcriber for one utterance; None without a realtime model."""
+        return None
+
+    def transcript_languages(self) -> frozenset[str]:
+        return VOXTRAL_REALTIME_LANGUAGES if self.realtime is not None else self.reply_languages
+
     async def _load_realtime_model(
-        path: str, load: Callable[[], Awaitable[_T]], describe: Callable[[_T], dict[str, object]]
+        self,
+        path: str,
+        load: Callable[[], Awaitable[_T]],
+        describe: Callable[[_T], dict[str, object]],
+        live: Callable[[_T], LiveTranscriber],
+        unload: Callable[[_T], Awaitable[None]] | None = None,
     ) -> _T | None:
-        """Voxtral Realtime from ``load()``, or None; logs which transcriber stream mode will use
-        (with ``describe(model)``'s fields once it loaded).
+        """Voxtral Realtime from ``load()``, probed with ``live(model)``, or None; logs which
+        transcriber stream mode will use (with ``describe(model)``'s fields once it loaded).
 
-        A realtime model that is not set, or does not load, leaves stream mode
+        A realtime model that is not set, does not load or fails its probe (a
+        short silent utterance; ``unload`` then frees it) leaves stream mode
         working: it transcribes the whole utterance at end of turn, without partials.
         """
         if not path:
@@ -99,9 +123,15 @@ class MistralPromptEngine(ReplyEngine):
             return None
         try:
             loaded = await load()
+            try:
+                await probe(live(loaded), self.settings.realtime_probe_timeout_s)
+            except RealtimeProbeFailed:
+                if unload is not None:
+                    await unload(loaded)
+                raise
         except Exception as exc:
             log.warning(
-                "live transcripts off: realtime model %s not loadable (%s: %s); "
+                "live transcripts off: realtime model %s not usable (%s: %s); "
                 "stream mode transcribes at end of turn",
                 path,
                 type(exc).__name__,
@@ -127,7 +157,7 @@ class MistralPromptEngine(ReplyEngine):
             self.check_audio_fits(len(audio))
 
         def prepare() -> Any:
-            request = chat_request(messages, system_beside_audio=self._system_beside_audio)
+            request = chat_request(messages)
             tokenized = self.tokenizer.encode_chat_completion(request)
             return self._prompt(tokenized, sampling.max_tokens, has_audio=audio is not None)
 

@@ -1,4 +1,4 @@
-"""The ``null`` engine: no transcription, a fixed reply, no CPU cost.
+"""The ``null`` engine: no transcription (a fixed transcript), a fixed reply, no CPU cost.
 
 For benchmarks of the mesh itself (gateway overhead, many sessions): what
 remains of a turn's latency is gRPC hops and scheduling, not a model.
@@ -15,6 +15,8 @@ from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, Rep
 from voxmesh.engine_info import EngineInfo
 
 REPLY = ("Okay. ", "That ", "is ", "noted.")
+#: Not empty: a turn with an empty transcript gets no reply (NO_SPEECH), and this engine hears nothing.
+TRANSCRIPT = "(null engine: not transcribed)"
 
 
 class _Transcriber(LiveTranscriber):
@@ -22,7 +24,7 @@ class _Transcriber(LiveTranscriber):
         return None
 
     async def finish(self) -> str:
-        return ""
+        return TRANSCRIPT
 
 
 class NullEngine(ReplyEngine):

@@ -15,6 +15,7 @@ from voxmesh.services.voxtral.settings import VoxtralSettings
 from voxmesh import logs
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.errors import InvalidArgument
+from voxmesh.language import check_language
 from voxmesh.metrics import ACTIVE_SESSIONS
 from voxmesh.server import SessionSlots
 from voxmesh.v1 import common_pb2, voxtral_pb2, voxtral_pb2_grpc
@@ -26,8 +27,7 @@ MODES = {
     "stream": common_pb2.TURN_MODE_STREAM,
     "transcribe": common_pb2.TURN_MODE_TRANSCRIBE,
 }
-#: Languages the embedded engines understand (pocketsphinx ships English only).
-LANGUAGES = ("en",)
+_MODE_NAMES = {value: name for name, value in MODES.items()}
 MAX_SYSTEM_PROMPT_CHARS = 16_000
 #: Voxtral's audio encoder: one BEGIN_AUDIO + 375 tokens per 30 s window (12.5 tokens/s).
 AUDIO_TOKENS_PER_30S = 376
@@ -49,33 +49,50 @@ class VoxtralServicer(voxtral_pb2_grpc.VoxtralServicer):
         mode = config.mode or MODES[self.settings.mode]
         if mode not in MODES.values():
             raise InvalidArgument("config.mode", f"unknown turn mode {config.mode}")
-        language = (config.language or "en").split("-")[0].lower()
-        if language not in LANGUAGES:
-            raise InvalidArgument(
-                "config.language", f"{config.language!r} is not understood; use one of {LANGUAGES}"
-            )
+        # A turn that replies needs the language heard and answered; transcribe mode only heard.
+        language = check_language(
+            config.language,
+            self.engine.languages(replies=mode != common_pb2.TURN_MODE_TRANSCRIBE),
+            f"voxtral (engine {self.engine.info.engine}, {_MODE_NAMES[mode]} mode)",
+        )
         if len(config.system_prompt) > MAX_SYSTEM_PROMPT_CHARS:
             raise InvalidArgument(
                 "config.system_prompt",
                 f"{len(config.system_prompt)} characters exceeds {MAX_SYSTEM_PROMPT_CHARS}",
             )
-        history = History(config.system_prompt, self._history_budget(mode), self.engine.count_tokens)
+        s = self.settings
+        history = History(
+            config.system_prompt,
+            self.engine.count_tokens,
+            context_tokens=self._context_budget(mode),
+            history_tokens=s.history_tokens,
+        )
+        # The instructions ride on every prompt: past the context left beside a reply
+        # and a short text turn, every turn would fail, so refuse the session now.
+        fits = s.max_model_len - s.max_reply_tokens - TEXT_TURN_TOKENS
+        if history.system_tokens > fits:
+            raise InvalidArgument(
+                "config.system_prompt",
+                f"{history.system_tokens} tokens leave no room to answer: the context is "
+                f"{s.max_model_len} tokens, {s.max_reply_tokens} of them for the reply",
+            )
         return RespondSession(self.engine, self.settings, mode, language, history)
 
-    def _history_budget(self, mode: int) -> int:
-        """Past turns may use what the context leaves after the reply and this turn.
+    def _context_budget(self, mode: int) -> int:
+        """What the context leaves for the instructions and past turns, after the reply and this turn.
 
         This turn is audio in ``audio`` mode (376 tokens per 30 s window), text
-        otherwise (a transcript or a typed turn). A longer budget would let a
-        long conversation fill the context and fail turns instead of dropping
-        the oldest ones.
+        otherwise (a transcript or a typed turn). :class:`History` takes the
+        instructions' tokens off this first and drops old turns to fit the
+        rest; a larger budget would let a long conversation (or long
+        instructions) fill the context and cut replies short or fail turns.
         """
         s = self.settings
         if mode == common_pb2.TURN_MODE_AUDIO:
             this_turn = AUDIO_TOKENS_PER_30S * math.ceil(s.max_utterance_s / 30)
         else:
             this_turn = TEXT_TURN_TOKENS
-        return max(0, min(s.history_tokens, s.max_model_len - s.max_reply_tokens - this_turn))
+        return max(0, s.max_model_len - s.max_reply_tokens - this_turn)
 
     async def Respond(
         self,

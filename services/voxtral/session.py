@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from opentelemetry import trace
-from voxmesh.services.voxtral.engine import Message, ReplyEngine, Sampling
+from voxmesh.services.voxtral.engine import LiveTranscriber, Message, ReplyEngine, Sampling
 from voxmesh.services.voxtral.history import History
 from voxmesh.services.voxtral.settings import VoxtralSettings
 
@@ -37,6 +37,8 @@ _tracer = tracing.tracer(__name__)
 OUTPUT_QUEUE_SIZE = 64
 #: Longest typed turn, in characters.
 MAX_TEXT_CHARS = 8_000
+#: ``TurnFailed.code`` of a ``stream``-mode utterance with no words: no reply; the session goes on.
+NO_SPEECH = "NO_SPEECH"
 
 
 class _Done:
@@ -221,8 +223,9 @@ class RespondSession:
     async def _run_turn(self, turn: Turn, previous: asyncio.Task[None] | None) -> None:
         logs.turn_id_var.set(turn.turn_id)
         span: trace.Span = trace.INVALID_SPAN
+        transcriber: LiveTranscriber | None = None
         try:
-            user = await self._listen(turn)
+            user, transcriber = await self._listen(turn)
             span = _tracer.start_span(
                 "voxtral.reply",
                 context=tracing.extract(turn.trace_context),
@@ -237,10 +240,24 @@ class RespondSession:
                 )
                 self._close(turn, "done")
                 return
+            if user.audio is None and not user.text:
+                # A stream-mode utterance with no words (a cough, noise the VAD took for
+                # speech): the model would get an empty [INST][/INST] and answer nothing.
+                log.info("no speech in the utterance: no reply", extra=logs.fields(turn_id=turn.turn_id))
+                await self._emit(
+                    failed=common_pb2.TurnFailed(
+                        turn_id=turn.turn_id,
+                        code=NO_SPEECH,
+                        message="no words were heard in the utterance, so there is no reply",
+                        retryable=True,
+                    )
+                )
+                self._close(turn, "failed")
+                return
             if previous is not None:
                 # wait(), not await: the previous turn's cancel must not cancel this one.
                 await asyncio.wait([previous])
-            await self._reply(turn, user, span)
+            await self._reply(turn, user, span, transcriber)
             self.history.record(turn.turn_id, turn.transcript, turn.reply)
             self._close(turn, "done")
         except asyncio.CancelledError:
@@ -248,20 +265,20 @@ class RespondSession:
         except Exception as exc:
             await self._report_failure(turn, exc)
         finally:
+            if transcriber is not None:
+                transcriber.close()
             span.end()
 
-    async def _listen(self, turn: Turn) -> Message:
-        """Wait for the end of the turn; transcribe on the way unless in audio mode."""
-        if self.mode == common_pb2.TURN_MODE_AUDIO and turn.text is None:
-            utterance = []
-            while (piece := await turn.audio.get()) is not None:
-                utterance.append(piece)
-            if not utterance:
-                # Nothing for the model to hear (the gateway always sends the utterance's pre-roll).
-                raise InvalidArgument(
-                    "end_of_turn.turn_id", f"audio-mode turn {turn.turn_id} ended with no audio"
-                )
-            return Message("user", audio=np.concatenate(utterance))
+    async def _listen(self, turn: Turn) -> tuple[Message, LiveTranscriber | None]:
+        """Wait for the end of the turn, transcribing on the way (partials go to the client).
+
+        ``stream``/``transcribe`` modes and typed turns: the user's message is
+        the final transcript. ``audio`` mode: it is the utterance's audio, and
+        the transcriber is handed back still open, to finish beside the reply
+        (the history keeps what the user said as text).
+        """
+        audio_turn = self.mode == common_pb2.TURN_MODE_AUDIO and turn.text is None
+        utterance: list[np.ndarray] = []
         transcriber = self.engine.transcriber(self.language)
         try:
             ended = False
@@ -276,44 +293,107 @@ class RespondSession:
                     pieces.pop()
                 if not pieces:
                     continue
-                partial = await transcriber.feed(np.concatenate(pieces))  # type: ignore[arg-type]
+                audio: np.ndarray = np.concatenate(pieces)  # type: ignore[arg-type]
+                if audio_turn:
+                    utterance.append(audio)
+                partial = await transcriber.feed(audio)
                 if partial is not None:
                     turn.transcript = partial
                     await self._emit(
                         transcript=voxtral_pb2.TranscriptUpdate(turn_id=turn.turn_id, text=partial)
                     )
+            if audio_turn:
+                if not utterance:
+                    # Nothing for the model to hear (the gateway always sends the utterance's pre-roll).
+                    raise InvalidArgument(
+                        "end_of_turn.turn_id", f"audio-mode turn {turn.turn_id} ended with no audio"
+                    )
+                user, open_transcriber = Message("user", audio=np.concatenate(utterance)), transcriber
+                transcriber = None  # now the turn's to close
+                return user, open_transcriber
             final = turn.text if turn.text is not None else await transcriber.finish()
         finally:
-            transcriber.close()
+            if transcriber is not None:
+                transcriber.close()
         turn.transcript = final.strip()
         await self._emit(
             transcript=voxtral_pb2.TranscriptUpdate(turn_id=turn.turn_id, text=turn.transcript, is_final=True)
         )
-        return Message("user", text=turn.transcript)
+        return Message("user", text=turn.transcript), None
 
-    async def _reply(self, turn: Turn, user: Message, span: trace.Span) -> None:
+    async def _reply(
+        self, turn: Turn, user: Message, span: trace.Span, transcriber: LiveTranscriber | None
+    ) -> None:
+        """Write the reply; with an open ``transcriber`` (``audio`` mode) finish the transcript beside it.
+
+        The transcript starts once the reply's first token is out (on a shared
+        model it would otherwise delay the first token, which is what the user
+        waits for) and its final ``TranscriptUpdate`` goes before ``ReplyDone``,
+        so the turn's summary downstream carries it.
+        """
+        first_token = asyncio.Event()
+        heard = (
+            asyncio.create_task(self._finish_transcript(turn, transcriber, first_token))
+            if transcriber is not None
+            else None
+        )
+        try:
+            done = await self._write_reply(turn, user, span, first_token)
+            if heard is not None:
+                await heard
+            await self._emit(done=done)
+        finally:
+            first_token.set()
+            if heard is not None and not heard.done():
+                heard.cancel()
+                await asyncio.gather(heard, return_exceptions=True)
+
+    async def _finish_transcript(
+        self, turn: Turn, transcriber: LiveTranscriber, first_token: asyncio.Event
+    ) -> None:
+        await first_token.wait()
+        try:
+            turn.transcript = (await transcriber.finish()).strip()
+        except Exception as exc:
+            # The reply stands; only the history loses this turn (History.record skips it
+            # unless a partial transcript came). Logged, not raised: the user got an answer.
+            log.warning(
+                "audio-mode transcript failed: %s: %s",
+                type(exc).__name__,
+                exc,
+                extra=logs.fields(turn_id=turn.turn_id),
+            )
+        await self._emit(
+            transcript=voxtral_pb2.TranscriptUpdate(turn_id=turn.turn_id, text=turn.transcript, is_final=True)
+        )
+
+    async def _write_reply(
+        self, turn: Turn, user: Message, span: trace.Span, first_token: asyncio.Event
+    ) -> voxtral_pb2.ReplyDone:
+        """Stream the reply's deltas; the ``ReplyDone`` to send once the turn is complete."""
         turn.replying = True
         asked = time.perf_counter()
-        first = True
         done = voxtral_pb2.ReplyDone(turn_id=turn.turn_id, finish_reason="stop")
         generation = self.engine.generate(self.history.messages(user), self.sampling)
-        async with contextlib.aclosing(generation) as deltas:
-            async for delta in deltas:
-                if first:
-                    first = False
-                    STAGE_LATENCY.labels("voxtral_first_token").observe(time.perf_counter() - asked)
-                    span.add_event("first_token")
-                if delta.text:
-                    turn.reply += delta.text
-                    await self._emit(reply=voxtral_pb2.ReplyDelta(turn_id=turn.turn_id, delta=delta.text))
-                if delta.finish_reason is not None:
-                    done = voxtral_pb2.ReplyDone(
-                        turn_id=turn.turn_id,
-                        finish_reason=delta.finish_reason,
-                        prompt_tokens=delta.prompt_tokens,
-                        generated_tokens=delta.generated_tokens,
-                    )
-        await self._emit(done=done)
+        try:
+            async with contextlib.aclosing(generation) as deltas:
+                async for delta in deltas:
+                    if not first_token.is_set():
+                        first_token.set()
+                        STAGE_LATENCY.labels("voxtral_first_token").observe(time.perf_counter() - asked)
+                        span.add_event("first_token")
+                    if delta.text:
+                        turn.reply += delta.text
+                        await self._emit(reply=voxtral_pb2.ReplyDelta(turn_id=turn.turn_id, delta=delta.text))
+                    if delta.finish_reason is not None:
+                        done = voxtral_pb2.ReplyDone(
+                            turn_id=turn.turn_id,
+                            finish_reason=delta.finish_reason,
+                            prompt_tokens=delta.prompt_tokens,
+                            generated_tokens=delta.generated_tokens,
+                        )
+        finally:
+            first_token.set()
         log.info(
             "turn answered",
             extra=logs.fields(
@@ -321,6 +401,7 @@ class RespondSession:
                 reply_ms=round(1000 * (time.perf_counter() - asked), 1),
             ),
         )
+        return done
 
     async def _emit(self, **event: object) -> None:
         await self.out.put(voxtral_pb2.RespondResponse(**event))  # type: ignore[arg-type]

@@ -21,7 +21,9 @@ with partial transcripts as its tokens come. Otherwise (no realtime model,
 or it failed to load) it falls back to the reply model's transcription
 request on the whole utterance at end of turn: Voxtral Mini 3B cannot
 transcribe audio as it streams in, so there are no partials. The log at
-start says which.
+start says which. A realtime model that fails a silent probe utterance at
+start-up is dropped the same way, and an utterance whose live transcript
+fails is transcribed at its end (see :mod:`realtime_fallback`).
 
 On CUDA a static KV cache (``--static-cache``, on by default there) lets
 transformers compile the decode step (``torch.compile`` + CUDA graphs): per-token
@@ -95,7 +97,6 @@ class TransformersEngine(MistralPromptEngine):
         self.tokenizer: Any = None  # mistral-common MistralTokenizer
         self.context_tokens = settings.max_model_len
         self._mel_frames = 0
-        self._system_beside_audio = False
         self._audio_tokens_per_window = 0
         self._window_samples = 0
         self._eos_id = 0
@@ -130,10 +131,10 @@ class TransformersEngine(MistralPromptEngine):
                 self.dtype,
             ),
             lambda rt: {"delay_ms": rt.delay_ms, "delay_tokens": rt.num_delay_tokens},
+            live=lambda rt: RealtimeTranscriber(rt, self._realtime_executor, "en"),
         )
 
     def _load(self) -> None:
-        from mistral_common.tokens.tokenizers.base import TokenizerVersion
         from transformers import AutoProcessor, VoxtralForConditionalGeneration
 
         if self._preloaded is not None:
@@ -168,7 +169,6 @@ class TransformersEngine(MistralPromptEngine):
         self._mel_frames = mel_frames
         self._window_samples = int(audio.chunk_length_s * audio.sampling_rate)
         self._audio_tokens_per_window = audio.num_audio_tokens(self._window_samples)
-        self._system_beside_audio = tekken.version >= TokenizerVersion.v13
         self._eos_id = tokenizer.instruct_tokenizer.tokenizer.eos_id
         self.context_tokens = min(
             self.settings.max_model_len, model.config.text_config.max_position_embeddings
@@ -188,10 +188,10 @@ class TransformersEngine(MistralPromptEngine):
 
     # ------------------------------------------------------------ interface
 
-    def transcriber(self, language: str) -> LiveTranscriber:
-        if self.realtime is not None:
-            return RealtimeTranscriber(self.realtime, self._realtime_executor, language)
-        return super().transcriber(language)
+    def _live_transcriber(self, language: str) -> LiveTranscriber | None:
+        if self.realtime is None:
+            return None
+        return RealtimeTranscriber(self.realtime, self._realtime_executor, language)
 
     # ------------------------------------------------------------- requests
 

@@ -27,12 +27,14 @@ service's session limit). Cancelling or closing the consumer (barge-in,
 client gone) aborts the request in vLLM, which frees its KV cache at once.
 
 Transcription (``stream``/``transcribe`` modes) runs on Voxtral Realtime
-(``--realtime-model``, see :mod:`vllm_realtime`) when it is set and loads: a
-second ``AsyncLLM`` in this process, one streaming-input request per
-utterance fed while the user speaks, with partial transcripts as its tokens
-come. Otherwise it falls back to the reply model's transcription request on
-the whole utterance at end of turn (Voxtral Mini 3B cannot transcribe audio
-as it streams in, so no partials). The log at start says which.
+(``--realtime-model``, see :mod:`vllm_realtime`) when it is set, loads and
+transcribes a silent probe utterance at start-up: a second ``AsyncLLM`` in
+this process, one streaming-input request per utterance fed while the user
+speaks, with partial transcripts as its tokens come. Otherwise it falls back
+to the reply model's transcription request on the whole utterance at end of
+turn (Voxtral Mini 3B cannot transcribe audio as it streams in, so no
+partials). The log at start says which. An utterance whose live transcript
+fails falls back the same way (see :mod:`realtime_fallback`).
 
 Prompts longer than the model's context (``--max-model-len``) are refused,
 never truncated: an utterance whose audio tokens do not fit fails its turn
@@ -124,7 +126,6 @@ class VllmEngine(MistralPromptEngine):
         self.llm: Any = None  # vllm.v1.engine.async_llm.AsyncLLM
         self.tokenizer: Any = None  # mistral-common MistralTokenizer (vLLM's own instance)
         self.context_tokens = settings.max_model_len
-        self._system_beside_audio = False
         self._audio_tokens_per_window = 0
         self._window_samples = 0
         self._eos_id = 0
@@ -155,7 +156,6 @@ class VllmEngine(MistralPromptEngine):
             await self._start()
 
     async def _start(self) -> None:
-        from mistral_common.tokens.tokenizers.base import TokenizerVersion
         from vllm.v1.engine.async_llm import AsyncLLM
 
         log.info("loading Voxtral on vLLM", extra=logs.fields(model=self.settings.model))
@@ -172,7 +172,6 @@ class VllmEngine(MistralPromptEngine):
         self.tokenizer = mistral
         self._window_samples = int(audio.chunk_length_s * audio.sampling_rate)
         self._audio_tokens_per_window = audio.num_audio_tokens(self._window_samples)
-        self._system_beside_audio = tekken.version >= TokenizerVersion.v13
         self._eos_id = tekken.eos_id
         self.context_tokens = int(self.llm.model_config.max_model_len)
         log.info(
@@ -184,7 +183,11 @@ class VllmEngine(MistralPromptEngine):
             ),
         )
         self.realtime = await self._load_realtime_model(
-            self.settings.realtime_model, self._start_realtime, lambda rt: {"delay_ms": rt.delay_ms}
+            self.settings.realtime_model,
+            self._start_realtime,
+            lambda rt: {"delay_ms": rt.delay_ms},
+            live=lambda rt: rt.transcriber("en"),
+            unload=lambda rt: rt.close(),
         )
 
     async def _start_realtime(self) -> VllmRealtime:
@@ -205,10 +208,8 @@ class VllmEngine(MistralPromptEngine):
 
     # ------------------------------------------------------------ interface
 
-    def transcriber(self, language: str) -> LiveTranscriber:
-        if self.realtime is not None:
-            return self.realtime.transcriber(language)
-        return super().transcriber(language)
+    def _live_transcriber(self, language: str) -> LiveTranscriber | None:
+        return None if self.realtime is None else self.realtime.transcriber(language)
 
     # ------------------------------------------------------------- requests
 

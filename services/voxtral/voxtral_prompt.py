@@ -4,12 +4,26 @@ Pure request building, no torch: the ``transformers`` engine tokenizes these
 requests with the checkpoint's own ``tekken.json`` (``MistralTokenizer``),
 which is also what vLLM does with ``tokenizer_mode=mistral``.
 
-Two rules of the Voxtral tokenizers shape the chat:
+Three rules shape the chat:
 
-- before tokenizer version 13 a system prompt may not sit beside audio
-  (mistral-common refuses the request), so in ``audio`` mode on such a
-  tokenizer the system prompt is folded into the first user message as text;
-- an assistant message needs content, so a reply cut off before any of it
+- **Instructions ride on the current user turn, every turn.** Voxtral 2507's
+  model card says "System prompts are not yet supported", and mistral-common
+  refuses a ``SystemMessage`` beside audio for tokenizers before version 13
+  (Voxtral 2507's is v7); the ``[SYSTEM_PROMPT]`` block that tokenizer can
+  write for a text-only chat is not what the card documents. So the session's
+  instructions go into the last user message, where they are in force for
+  the reply being written, and nowhere else (the history holds what was
+  said, not the instructions again). Their place follows the documented
+  examples: after the audio in an audio turn (the model card's examples put
+  the ``AudioChunk`` first and a ``TextChunk`` after it, and mistral-common's
+  encoder for tokenizers with no system role asserts rather than write a
+  system prompt before an audio chunk), and before the text in a text turn
+  (where that same encoder puts it: the system prompt, a blank line, then the
+  last user message's text).
+- **History is text.** Past user turns are their transcripts (in ``audio``
+  mode too: the session transcribes each turn's audio beside the reply), so
+  only the current turn carries audio and the roles alternate.
+- An assistant message needs content, so a reply cut off before any of it
   was heard (barge-in) is left out; the user turns around it are then
   consecutive, which the tokenizer joins into one ``[INST]`` block.
 """
@@ -27,11 +41,7 @@ from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from mistral_common.protocol.instruct.messages import (
-        AssistantMessage,
-        SystemMessage,
-        UserMessage,
-    )
+    from mistral_common.protocol.instruct.messages import AssistantMessage, UserMessage
     from mistral_common.protocol.instruct.request import ChatCompletionRequest
     from mistral_common.protocol.transcription.request import TranscriptionRequest
     from voxmesh.services.voxtral.engine import Message
@@ -49,51 +59,36 @@ def wav_bytes(audio: np.ndarray, sample_rate_hz: int = PIPELINE_SAMPLE_RATE_HZ) 
     return buffer.getvalue()
 
 
-def chat_request(messages: Sequence[Message], *, system_beside_audio: bool) -> ChatCompletionRequest:
-    """The mistral-common chat for a reply: system prompt, history, and the last user turn.
+def chat_request(messages: Sequence[Message]) -> ChatCompletionRequest:
+    """The mistral-common chat for a reply: history, then the current user turn with the instructions.
 
     The last message is the current user turn, as text (``stream`` mode,
-    typed turns) or audio (``audio`` mode). ``system_beside_audio``: the
-    tokenizer accepts a system prompt in a request with audio (version 13
-    on); when it does not and the turn is audio, the system prompt becomes
-    the first text of the first user message.
+    typed turns) or audio (``audio`` mode); ``system`` messages anywhere are
+    the session's instructions, placed in that turn (see the module's rules).
     """
     from mistral_common.protocol.instruct.chunk import AudioChunk, TextChunk
-    from mistral_common.protocol.instruct.messages import (
-        AssistantMessage,
-        SystemMessage,
-        UserMessage,
-    )
+    from mistral_common.protocol.instruct.messages import AssistantMessage, UserMessage
     from mistral_common.protocol.instruct.request import ChatCompletionRequest
 
     if not messages or messages[-1].role != "user":
         raise ValueError("messages: the last message must be the user's turn")
     *history, last = messages
-    system = "\n\n".join(m.text.strip() for m in history if m.role == "system" and m.text.strip())
-    fold_system = bool(system) and last.audio is not None and not system_beside_audio
+    instructions = "\n\n".join(m.text.strip() for m in history if m.role == "system" and m.text.strip())
 
-    out: list[SystemMessage | UserMessage | AssistantMessage] = []
-    if system and not fold_system:
-        out.append(SystemMessage(content=system))
-    pending_system = system if fold_system else ""
+    out: list[UserMessage | AssistantMessage] = []
     for message in history:
         text = message.text.strip()
         if message.role == "system" or not text:
             continue
-        if message.role == "assistant":
-            out.append(AssistantMessage(content=text))
-        else:
-            if pending_system:
-                text, pending_system = f"{pending_system}\n\n{text}", ""
-            out.append(UserMessage(content=text))
+        out.append(AssistantMessage(content=text) if message.role == "assistant" else UserMessage(content=text))
     if last.audio is not None:
-        chunks: list[Any] = []  # UserMessage's own chunk union
-        if pending_system:
-            chunks.append(TextChunk(text=pending_system))
-        chunks.append(AudioChunk(input_audio=wav_bytes(last.audio)))
+        chunks: list[Any] = [AudioChunk(input_audio=wav_bytes(last.audio))]  # UserMessage's own chunk union
+        if instructions:
+            chunks.append(TextChunk(text=instructions))
         out.append(UserMessage(content=chunks))
     else:
-        out.append(UserMessage(content=last.text.strip()))
+        text = last.text.strip()
+        out.append(UserMessage(content=f"{instructions}\n\n{text}" if instructions else text))
     return ChatCompletionRequest(messages=out)
 
 

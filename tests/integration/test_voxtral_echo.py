@@ -82,10 +82,26 @@ async def test_audio_mode_replies_from_the_whole_utterance(voxtral: ServiceProce
     events = of_turn(
         await respond(voxtral.address, [config(mode=common_pb2.TURN_MODE_AUDIO), *audio_turn(1)]), 1
     )
-    assert not [e for e in events if e.WhichOneof("event") == "transcript"]
     reply = "".join(e.reply.delta for e in events if e.WhichOneof("event") == "reply")
     assert reply.startswith("You said: ") and len(reply) > len("You said: .")
     assert events[-1].done.finish_reason == "stop"
+    # The turn's transcript, made beside the reply, is what the history keeps: final, before done.
+    assert events[-2].WhichOneof("event") == "transcript" and events[-2].transcript.is_final
+    assert events[-2].transcript.text
+
+
+async def test_a_stream_mode_utterance_with_no_words_gets_no_reply_and_the_session_goes_on(
+    voxtral: ServiceProcess,
+) -> None:
+    # Silence reaches pocketsphinx as an utterance with no words: no reply to nothing.
+    silence = Request(audio=voxtral_pb2.UtteranceAudio(turn_id=1, pcm=b"\0\0" * 16_000))
+    end = Request(end_of_turn=voxtral_pb2.EndOfTurn(turn_id=1))
+    events = await respond(voxtral.address, [config(), silence, end, text_turn(2, "still here")])
+    first = of_turn(events, 1)
+    assert [e.WhichOneof("event") for e in first] == ["transcript", "failed"]
+    assert first[0].transcript.is_final and first[0].transcript.text == ""
+    assert first[1].failed.code == "NO_SPEECH" and first[1].failed.retryable
+    assert of_turn(events, 2)[-1].done.finish_reason == "stop"
 
 
 async def test_an_audio_mode_turn_without_audio_fails_with_invalid_argument(voxtral: ServiceProcess) -> None:

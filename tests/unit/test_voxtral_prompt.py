@@ -52,63 +52,69 @@ def test_tokenizer_file_has_an_audio_section(tmp_path: Path) -> None:
     assert len(names) == document["config"]["default_num_special_tokens"]
 
 
-def test_text_turn_with_history_and_system_prompt() -> None:
+def test_text_turn_with_history_carries_the_instructions_in_the_last_user_message(
+    tokenizer: MistralTokenizer,
+) -> None:
     request = chat_request(
         [
             Message("system", "Be brief."),
             Message("user", "hi"),
             Message("assistant", "hello"),
             Message("user", "how are you"),
-        ],
-        system_beside_audio=False,
+        ]
     )
-    roles = [type(m) for m in request.messages]
-    assert roles == [SystemMessage, UserMessage, AssistantMessage, UserMessage]
-    assert [text_of(m) for m in request.messages[1:]] == ["hi", "hello", "how are you"]
+    # No SystemMessage: Voxtral 2507's card says system prompts are not yet supported.
+    assert [type(m) for m in request.messages] == [UserMessage, AssistantMessage, UserMessage]
+    # Where mistral-common puts a system prompt for tokenizers with no system role: before the
+    # last user message's text. The history holds only what was said.
+    assert [text_of(m) for m in request.messages] == ["hi", "hello", "Be brief.\n\nhow are you"]
+    tokens = tokenizer.encode_chat_completion(request).tokens
+    assert special(tokenizer, "[SYSTEM_PROMPT]") not in tokens
 
 
 def test_a_reply_cut_off_before_any_word_was_heard_is_left_out() -> None:
-    request = chat_request(
-        [Message("user", "first"), Message("assistant", ""), Message("user", "second")],
-        system_beside_audio=True,
-    )
+    request = chat_request([Message("user", "first"), Message("assistant", ""), Message("user", "second")])
     assert [type(m) for m in request.messages] == [UserMessage, UserMessage]
 
 
-def test_audio_turn_folds_the_system_prompt_where_the_tokenizer_refuses_it(
-    tokenizer: MistralTokenizer,
-) -> None:
-    messages = [Message("system", "Be kind."), Message("user", audio=ONE_SECOND)]
-    # This tokenizer (v7, as Voxtral Mini 3B's) refuses a system prompt beside audio.
-    unfolded = chat_request(messages, system_beside_audio=True)
-    assert isinstance(unfolded.messages[0], SystemMessage)
-    with pytest.raises(ValueError, match="system"):
-        tokenizer.encode_chat_completion(unfolded)
-
-    folded = chat_request(messages, system_beside_audio=False)
-    assert [type(m) for m in folded.messages] == [UserMessage]
-    content = folded.messages[0].content
-    assert isinstance(content, list)
-    assert isinstance(content[0], TextChunk) and content[0].text == "Be kind."
-    assert isinstance(content[1], AudioChunk)
-    tokens = tokenizer.encode_chat_completion(folded).tokens
-    assert tokens.count(special(tokenizer, "[AUDIO]")) == WINDOW_TOKENS
-
-
-def test_folded_system_prompt_goes_to_the_first_user_message_of_the_history() -> None:
+def test_audio_turn_puts_the_instructions_after_the_audio(tokenizer: MistralTokenizer) -> None:
     request = chat_request(
         [
             Message("system", "Be kind."),
             Message("user", "hi"),
             Message("assistant", "hello"),
             Message("user", audio=ONE_SECOND),
-        ],
-        system_beside_audio=False,
+        ]
     )
     assert [type(m) for m in request.messages] == [UserMessage, AssistantMessage, UserMessage]
-    assert text_of(request.messages[0]) == "Be kind.\n\nhi"
-    last = request.messages[-1].content
-    assert isinstance(last, list) and [type(c) for c in last] == [AudioChunk]
+    assert text_of(request.messages[0]) == "hi"  # not "Be kind.\n\nhi": the instructions ride on this turn
+    content = request.messages[-1].content
+    # The model card's layout: the audio first, then the text.
+    assert isinstance(content, list) and [type(c) for c in content] == [AudioChunk, TextChunk]
+    assert isinstance(content[1], TextChunk) and content[1].text == "Be kind."
+    # Accepted by Voxtral's v7 tokenizer, which refuses a SystemMessage beside audio.
+    tokenized = tokenizer.encode_chat_completion(request)
+    assert tokenized.tokens.count(special(tokenizer, "[AUDIO]")) == WINDOW_TOKENS
+    assert special(tokenizer, "[SYSTEM_PROMPT]") not in tokenized.tokens
+    text = tokenizer.decode(tokenized.tokens, special_token_policy=SpecialTokenPolicy.KEEP)
+    assert text.endswith("Be kind.[/INST]")
+    with pytest.raises(ValueError, match=r"(?i)system messages"):
+        tokenizer.encode_chat_completion(
+            ChatCompletionRequest(messages=[SystemMessage(content="Be kind."), request.messages[-1]])
+        )
+
+
+def test_instructions_are_in_force_on_every_turn(tokenizer: MistralTokenizer) -> None:
+    history = [Message("system", "Answer in French.")]
+    for turn in ("one", "two", "three"):
+        request = chat_request([*history, Message("user", turn)])
+        text = tokenizer.decode(
+            tokenizer.encode_chat_completion(request).tokens, special_token_policy=SpecialTokenPolicy.KEEP
+        )
+        # Once per prompt, in the turn being answered.
+        assert text.count("Answer in French.") == 1
+        assert text.endswith(f"[INST]Answer in French.\n\n{turn}[/INST]")
+        history += [Message("user", turn), Message("assistant", f"reply {turn}")]
 
 
 @pytest.mark.parametrize(("seconds", "windows"), [(1, 1), (30, 1), (31, 2)])
@@ -117,7 +123,7 @@ def test_audio_is_padded_to_whole_30_s_windows(
 ) -> None:
     audio = np.zeros(seconds * 16_000, np.float32)
     tokenized = tokenizer.encode_chat_completion(
-        chat_request([Message("user", audio=audio)], system_beside_audio=False)
+        chat_request([Message("user", audio=audio)])
     )
     assert tokenized.tokens.count(special(tokenizer, "[BEGIN_AUDIO]")) == 1
     assert tokenized.tokens.count(special(tokenizer, "[AUDIO]")) == windows * WINDOW_TOKENS
@@ -126,10 +132,9 @@ def test_audio_is_padded_to_whole_30_s_windows(
 
 def test_text_request_has_no_audio(tokenizer: MistralTokenizer) -> None:
     tokenized = tokenizer.encode_chat_completion(
-        chat_request([Message("system", "sys"), Message("user", "hi")], system_beside_audio=False)
+        chat_request([Message("system", "sys"), Message("user", "hi")])
     )
     assert special(tokenizer, "[AUDIO]") not in tokenized.tokens and not tokenized.audios
-    assert special(tokenizer, "[SYSTEM_PROMPT]") in tokenized.tokens
 
 
 def test_transcription_request(tokenizer: MistralTokenizer) -> None:
@@ -147,7 +152,7 @@ def test_empty_audio_is_refused_naming_the_field() -> None:
 
 def test_the_last_message_must_be_the_user_turn() -> None:
     with pytest.raises(ValueError, match="last message"):
-        chat_request([Message("user", "hi"), Message("assistant", "hello")], system_beside_audio=False)
+        chat_request([Message("user", "hi"), Message("assistant", "hello")])
 
 
 def test_text_deltas_rebuild_the_text_without_broken_characters(tokenizer: MistralTokenizer) -> None:
@@ -177,4 +182,4 @@ def test_text_deltas_drop_special_tokens(tokenizer: MistralTokenizer) -> None:
 
 
 def test_request_type() -> None:
-    assert isinstance(chat_request([Message("user", "x")], system_beside_audio=False), ChatCompletionRequest)
+    assert isinstance(chat_request([Message("user", "x")]), ChatCompletionRequest)
