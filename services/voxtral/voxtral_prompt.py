@@ -80,7 +80,9 @@ def chat_request(messages: Sequence[Message]) -> ChatCompletionRequest:
         text = message.text.strip()
         if message.role == "system" or not text:
             continue
-        out.append(AssistantMessage(content=text) if message.role == "assistant" else UserMessage(content=text))
+        out.append(
+            AssistantMessage(content=text) if message.role == "assistant" else UserMessage(content=text)
+        )
     if last.audio is not None:
         chunks: list[Any] = [AudioChunk(input_audio=wav_bytes(last.audio))]  # UserMessage's own chunk union
         if instructions:

@@ -276,3 +276,56 @@ async def test_a_static_cache_gives_the_same_greedy_reply(checkpoint: str) -> No
         assert deltas[-1].generated_tokens == 24 or deltas[-1].finish_reason == "stop"
         replies.append(("".join(d.text for d in deltas), deltas[-1].generated_tokens))
     assert replies[0] == replies[1]
+
+
+THREE_TURNS = (SENTENCE, "and what about tomorrow morning", "thank you, that is all for now")
+INSTRUCTIONS = "Answer in one short sentence."
+
+
+@pytest.mark.parametrize("mode", [common_pb2.TURN_MODE_AUDIO, common_pb2.TURN_MODE_STREAM])
+async def test_three_turns_each_prompt_holds_every_earlier_turn_in_order_and_the_instructions(
+    checkpoint: str, mode: int
+) -> None:
+    # The defect: in audio mode a turn kept no user text, so turn 2's prompt opened with the
+    # replies merged and no user turn. Here every prompt the model receives must hold the
+    # earlier turns' transcripts and replies, alternating, and the session's instructions
+    # in the turn being answered (after its audio in audio mode: the model card's layout).
+    from voxmesh.services.voxtral.settings import VoxtralSettings
+    from voxmesh.services.voxtral.transformers_engine import TransformersEngine
+
+    from tests.integration.voxtral_conversation import AUDIO, converse, expected_prompt
+
+    settings = VoxtralSettings(
+        engine="transformers",
+        model=checkpoint,
+        realtime_model="",  # as the compose/Helm GPU profiles run audio mode
+        device="cpu",
+        dtype="float32",
+        max_model_len=2048,
+        max_reply_tokens=REPLY_TOKENS,
+        temperature=1.0,
+    )
+    engine = TransformersEngine(settings)
+    await engine.start()
+    try:
+        conversation = await converse(
+            engine,
+            settings,
+            voxtral_pb2.RespondConfig(session_id="t", mode=mode, system_prompt=INSTRUCTIONS),
+            [speak(text) for text in THREE_TURNS],
+        )
+    finally:
+        await engine.close()
+    exchanges = [(conversation.transcript(t), conversation.reply(t).strip()) for t in (1, 2, 3)]
+    assert all(user for user, _ in exchanges), "the tiny model's transcripts are random, never empty"
+    prompts = conversation.reply_prompts
+    assert len(prompts) == 3
+    for turn, prompt in enumerate(prompts):
+        if mode == common_pb2.TURN_MODE_AUDIO:
+            current = f"[BEGIN_AUDIO]{AUDIO}{INSTRUCTIONS}"
+        else:
+            current = f"{INSTRUCTIONS}\n\n{exchanges[turn][0]}"
+        assert prompt == expected_prompt(exchanges[:turn], current)
+        assert prompt.count(INSTRUCTIONS) == 1 and "[SYSTEM_PROMPT]" not in prompt
+    # Audio mode made each turn's transcript beside its reply (one transcription request per turn).
+    assert len(conversation.prompts) == 6

@@ -1,0 +1,110 @@
+"""A multi-turn conversation through a real voxtral session and model engine, in-process,
+recording every prompt the engine hands its model.
+
+Shared by the ``transformers`` (tests/integration) and ``vllm`` (tests/vllm)
+tests: the session is the one the servicer builds from a ``RespondConfig``
+(history budget included), the engine is started on a tiny random
+checkpoint of the real architecture, and ``MistralPromptEngine._prompt`` —
+the one step where a tokenized mistral-common request becomes the model's
+input — is wrapped to keep the token ids. The prompts are decoded with
+special tokens kept, so a test can read the chat exactly as the model does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from voxmesh.services.voxtral.mistral_engine import MistralPromptEngine
+from voxmesh.services.voxtral.servicer import VoxtralServicer
+from voxmesh.services.voxtral.settings import VoxtralSettings
+
+from voxmesh.audio import float_to_pcm16
+from voxmesh.v1 import voxtral_pb2
+
+#: What the 30 s audio window of a turn decodes to (375 [AUDIO] tokens), shortened for reading.
+AUDIO = "<30 s of audio>"
+AUDIO_WINDOW_TOKENS = 375
+Request = voxtral_pb2.RespondRequest
+
+
+@dataclass
+class Conversation:
+    events: list[voxtral_pb2.RespondResponse]
+    #: Every prompt the engine gave its model, decoded with special tokens, in order.
+    prompts: list[str] = field(default_factory=list)
+
+    @property
+    def reply_prompts(self) -> list[str]:
+        """The chat prompts (transcription prompts, ending in ``[TRANSCRIBE]``, left out)."""
+        return [p for p in self.prompts if not p.endswith("[TRANSCRIBE]")]
+
+    def of_turn(self, turn_id: int, kind: str) -> list[Any]:
+        return [
+            getattr(e, kind)
+            for e in self.events
+            if e.WhichOneof("event") == kind and getattr(e, kind).turn_id == turn_id
+        ]
+
+    def transcript(self, turn_id: int) -> str:
+        finals = [t.text for t in self.of_turn(turn_id, "transcript") if t.is_final]
+        assert len(finals) == 1, f"turn {turn_id}: {len(finals)} final transcripts"
+        return str(finals[0])
+
+    def reply(self, turn_id: int) -> str:
+        failed = self.of_turn(turn_id, "failed")
+        assert self.of_turn(turn_id, "done"), f"turn {turn_id} was not answered: {failed}"
+        return "".join(d.delta for d in self.of_turn(turn_id, "reply"))
+
+
+def turn_requests(turn_id: int, audio: np.ndarray, piece_bytes: int = 6400) -> list[Request]:
+    pcm = float_to_pcm16(audio)
+    out = [
+        Request(audio=voxtral_pb2.UtteranceAudio(turn_id=turn_id, pcm=pcm[i : i + piece_bytes]))
+        for i in range(0, len(pcm), piece_bytes)
+    ]
+    return [*out, Request(end_of_turn=voxtral_pb2.EndOfTurn(turn_id=turn_id))]
+
+
+async def converse(
+    engine: MistralPromptEngine,
+    settings: VoxtralSettings,
+    config: voxtral_pb2.RespondConfig,
+    utterances: Sequence[np.ndarray],
+) -> Conversation:
+    """One session of ``utterances`` (turns 1, 2, …) on a started ``engine``; its events and prompts."""
+    from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
+
+    conversation = Conversation(events=[])
+    original = engine._prompt
+
+    def spy(tokenized: Any, max_tokens: int, *, has_audio: bool) -> Any:
+        text = engine.tokenizer.decode(list(tokenized.tokens), special_token_policy=SpecialTokenPolicy.KEEP)
+        conversation.prompts.append(str(text).replace("[AUDIO]" * AUDIO_WINDOW_TOKENS, AUDIO))
+        return original(tokenized, max_tokens, has_audio=has_audio)
+
+    engine._prompt = spy  # type: ignore[method-assign]
+    try:
+        session = VoxtralServicer(engine, settings)._session(config)
+
+        async def requests() -> AsyncIterator[Request]:
+            for turn_id, audio in enumerate(utterances, start=1):
+                for request in turn_requests(turn_id, audio):
+                    yield request
+
+        conversation.events = [event async for event in session.run(requests())]
+    finally:
+        del engine._prompt  # type: ignore[method-assign]
+    return conversation
+
+
+def expected_prompt(history: Sequence[tuple[str, str]], current: str) -> str:
+    """The v7 chat the model must read.
+
+    Every earlier exchange in order, roles alternating
+    (``[INST]user[/INST]assistant</s>``), then the current user turn.
+    """
+    earlier = "".join(f"[INST]{user}[/INST]{reply}</s>" for user, reply in history)
+    return f"<s>{earlier}[INST]{current}[/INST]"
