@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
+import numpy as np
 import pytest
 
 pytest.importorskip("vllm")
 
-from voxmesh.services.orpheus.orpheus_tokens import SAMPLES_PER_FRAME
+from voxmesh.services.orpheus.orpheus_tokens import END_OF_AI, SAMPLES_PER_FRAME
 from voxmesh.services.orpheus.random_checkpoint import save_orpheus, save_snac
+from voxmesh.services.orpheus.settings import OrpheusSettings
 from voxmesh.services.orpheus.stream_client import OrpheusStream
+from voxmesh.services.orpheus.vllm_engine import VllmEngine
 
 from voxmesh.processes import ServiceProcess, free_port
 from voxmesh.v1 import orpheus_pb2
@@ -136,3 +141,70 @@ async def test_cancel_aborts_the_request(long_phrases: ServiceProcess) -> None:
     assert all(
         json.loads(line)["reason"] == "cancelled" and json.loads(line)["tokens"] < 3000 for line in stops
     )
+
+
+# ------------------------------------------- end of speech, finish vs cancel
+
+
+@pytest.mark.timeout(900)  # an in-process vLLM start: ~45 s alone, minutes on a busy 2-core runner
+async def test_end_of_speech_finishes_without_abort_and_a_cancel_aborts(
+    checkpoint: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """In process, to count every abort the engine and vLLM's own generator send.
+
+    The checkpoint speaks one frame, then END_OF_AI (128262): vLLM used to
+    drop it as a bad token and run to the cap. A phrase that ends that way
+    must finish with no abort; a cancelled one must be aborted.
+    """
+    for name, value in VLLM_ENV.items():
+        monkeypatch.setenv(name, value)
+    model = save_orpheus(str(tmp_path / "orpheus"), frame_following=True, end_id=END_OF_AI)
+    settings = OrpheusSettings(
+        engine="vllm",
+        model=model,
+        snac_model=checkpoint[1],
+        dtype="float32",
+        max_phrase_tokens=700,
+        vllm_max_model_len=1024,
+        max_sessions=4,
+    )
+    engine = VllmEngine(settings)
+    await engine.start()
+    aborts: list[str] = []
+    abort = engine.llm.abort
+
+    async def counting_abort(request_id: str, *args: Any, **kwargs: Any) -> None:
+        aborts.append(request_id)
+        await abort(request_id, *args, **kwargs)
+
+    engine.llm.abort = counting_abort
+    caplog.set_level(logging.INFO)
+
+    async def speak(text: str, first: bool) -> int:
+        chunks = [c async for c in engine.synthesize(text, "tara", first_in_turn=first)]
+        return len(np.concatenate(chunks)) if chunks else 0
+
+    def stops() -> list[tuple[str, int]]:
+        fields = [r.fields for r in caplog.records if r.getMessage() == "generation stopped"]  # type: ignore[attr-defined]
+        return [(f["reason"], f["tokens"]) for f in fields]
+
+    try:
+        assert await speak("First.", True) == SAMPLES_PER_FRAME
+        sizes = await asyncio.gather(speak("Two.", False), speak("Three.", True), speak("Four.", False))
+        assert sizes == [SAMPLES_PER_FRAME] * 3
+        # 7 audio ids + END_OF_AI each: ended, not cancelled, and never aborted.
+        assert stops() == [("end_of_speech", 8)] * 4
+        assert aborts == []
+
+        caplog.clear()
+        phrase = asyncio.create_task(speak("Cancelled.", True))
+        await asyncio.sleep(0.005)  # inside generate, well before 8 tokens on this CPU
+        phrase.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await phrase
+        assert aborts and [reason for reason, _ in stops()] == ["cancelled"]
+    finally:
+        await engine.close()
