@@ -50,11 +50,15 @@ deploy-check: install-test $(HELM)
 # the image's platform (Ubuntu 24.04: Python 3.12, glibc 2.39, x86_64) with
 # `uv pip compile` from PyPI metadata. Run it after changing pyproject.toml's
 # dependencies; tests/deploy/test_gpu_lock.py checks that the two agree.
-UV ?= uv
+UV ?= $(TOOLS_DIR)/uv/bin/uv
 GPU_LOCK := docker/requirements-gpu.lock
 
+$(TOOLS_DIR)/uv/bin/uv:
+	$(PYTHON) -m venv $(TOOLS_DIR)/uv
+	$(TOOLS_DIR)/uv/bin/python -m pip install -q --disable-pip-version-check uv
+
 .PHONY: gpu-lock
-gpu-lock:
+gpu-lock: $(UV)
 	$(UV) pip compile pyproject.toml docker/requirements-build.in --extra gpu --extra cpu \
 	  --python-version 3.12 --python-platform x86_64-manylinux_2_39 --annotation-style line \
 	  --custom-compile-command "make gpu-lock" -o $(GPU_LOCK)

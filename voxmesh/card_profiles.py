@@ -243,7 +243,9 @@ def _card_memory() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m voxmesh.card_profiles", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m voxmesh.card_profiles", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--env", choices=sorted(PROFILES), help="print one profile as KEY=VALUE lines")
     parser.add_argument(
         "--exec",

@@ -1,7 +1,7 @@
 """The host's NVIDIA driver against the one the installed CUDA build of torch needs.
 
-torch 2.14 (which vLLM 0.33 pins) ships CUDA 13 libraries, which need a
-kernel driver of the R580 branch or newer. On an older driver (a 570 host
+The torch that vLLM pins (docker/requirements-gpu.lock) ships CUDA 13
+libraries, which need a kernel driver of the R580 branch or newer. On an older driver (a 570 host
 passes a CUDA 12.8 ``nvidia-smi`` check) torch cannot use the GPU and the
 stage crash-loops with a long traceback from deep inside vLLM. The GPU
 services ask NVML (``nvidia-ml-py``, in the ``gpu`` extra) for the driver
@@ -46,10 +46,11 @@ def driver_problem(driver: str | None, cuda: str | None) -> str | None:
     if needed is None or parse_version(driver) >= needed:
         return None
     wanted = ".".join(str(n) for n in needed)
+    major = cuda.split(".")[0]
     return (
-        f"NVIDIA driver {driver} is too old for this install's CUDA {cuda} libraries (torch "
-        f"{cuda.split('.')[0]}.x builds): it needs driver >= {wanted}; update the host's driver, "
-        f"or on RunPod pick a pod whose CUDA version filter is {cuda.split('.')[0]}.0 or newer"
+        f"NVIDIA driver {driver} is too old for the CUDA {cuda} libraries of this install's torch: "
+        f"it needs driver >= {wanted}; update the host's driver, or on RunPod pick a pod whose "
+        f"CUDA version filter is {major}.0 or newer"
     )
 
 

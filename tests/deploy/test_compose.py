@@ -365,7 +365,9 @@ def load_toml(path: Path) -> dict[str, Any]:
 
 
 def _env_file(path: Path) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
+    pairs = (
+        line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#")
+    )
     return {k: v for k, v in pairs}
 
 
@@ -443,7 +445,12 @@ def test_gpu_image_layers_base_and_caches() -> None:
     for package in ("g++", "gcc", "python3.12-dev"):
         assert re.search(rf"apt-get install .*\s{re.escape(package)}(\s|$)", gpu), package
     # Compile caches on the model volume, so a restart does not recompile.
-    for var in ("VLLM_CACHE_ROOT", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR", "FLASHINFER_WORKSPACE_BASE"):
+    for var in (
+        "VLLM_CACHE_ROOT",
+        "TRITON_CACHE_DIR",
+        "TORCHINDUCTOR_CACHE_DIR",
+        "FLASHINFER_WORKSPACE_BASE",
+    ):
         assert re.search(rf"\b{var}=/models(/|\s)", gpu), var
     cpu = stages["cpu"].splitlines()
     deps = next(i for i, line in enumerate(cpu) if "pip install -r /tmp/requirements.txt" in line)
@@ -463,9 +470,17 @@ def test_allinone_image_runs_the_whole_mesh_from_the_workspace_volume() -> None:
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())
     parser.parse_args(up[1:])  # the flags exist
-    for var in ("HF_HOME", "VLLM_CACHE_ROOT", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR", "FLASHINFER_WORKSPACE_BASE"):
+    for var in (
+        "HF_HOME",
+        "VLLM_CACHE_ROOT",
+        "TRITON_CACHE_DIR",
+        "TORCHINDUCTOR_CACHE_DIR",
+        "FLASHINFER_WORKSPACE_BASE",
+    ):
         assert re.search(rf"\b{var}=/workspace/", body), var
     assert 'VOLUME ["/workspace"]' in body
     assert re.search(r"^EXPOSE 50051 8080$", body, re.MULTILINE)
     # One container: the lock needs no shared volume, /tmp is common to every process.
-    assert "VOXMESH_VOXTRAL_GPU_STARTUP_LOCK=/tmp/" in body and "VOXMESH_ORPHEUS_GPU_STARTUP_LOCK=/tmp/" in body
+    assert (
+        "VOXMESH_VOXTRAL_GPU_STARTUP_LOCK=/tmp/" in body and "VOXMESH_ORPHEUS_GPU_STARTUP_LOCK=/tmp/" in body
+    )

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.deploy import ROOT, load_yaml, load_yaml_all
+from voxmesh.card_profiles import PROFILES
 from voxmesh.cli import settings_class
 
 HELM = ROOT / ".tools" / "helm"
@@ -132,8 +133,27 @@ def test_gpu_hpa_servicemonitor_render_is_valid_kubernetes(helm: Path, version: 
         ["--set", "modelCache.type=none"],
         ["--set", "modelCache.pvc.existingClaim=shared-models", "--set", "secrets.existingSecret=my-secrets"],
         ["--set", "gpu.enabled=true", "--set", "dashboards.enabled=false"],
+        [
+            "--set",
+            "gpu.enabled=true",
+            "--set",
+            "modelCache.type=hostPath",
+            "--set",
+            "gpu.runtimeClassName=nvidia",
+            "--set",
+            "gpu.nodeSelector=null",
+            "--set",
+            "gpu.memoryProfile=141gb",
+        ],
     ],
-    ids=["hostPath", "emptyDir", "none", "existing-claim-and-secret", "gpu-no-dashboards"],
+    ids=[
+        "hostPath",
+        "emptyDir",
+        "none",
+        "existing-claim-and-secret",
+        "gpu-no-dashboards",
+        "gpu-hostPath-k3s-h200",
+    ],
 )
 def test_options_render_valid_kubernetes(helm: Path, values: list[str]) -> None:
     kubernetes_validate(render(helm, *values), KUBE_VERSIONS[-1])
@@ -209,7 +229,8 @@ def test_gpu_stages(gpu_docs: list[dict[str, Any]]) -> None:
         pod = deployment["spec"]["template"]["spec"]
         assert c["image"].endswith("-gpu")
         assert c["resources"]["limits"]["nvidia.com/gpu"] == 1
-        assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+        # The nvidia.com/gpu limit places the pod; no label that only GPU Feature Discovery sets.
+        assert "nodeSelector" not in pod
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
         env = env_of(deployment)
         assert env[f"VOXMESH_{stage.upper()}_ENGINE"] == "vllm"
@@ -334,3 +355,169 @@ def test_chart_metadata() -> None:
     values = load_yaml((CHART / "values.yaml").read_text())
     for stage, (port, metrics_port) in STAGES.items():
         assert (values[stage]["port"], values[stage]["metricsPort"]) == (port, metrics_port)
+
+
+# --- issue 14: what a real cluster hits -----------------------------------------
+
+
+def pod_spec(docs: list[dict[str, Any]], stage: str) -> dict[str, Any]:
+    spec: dict[str, Any] = by_kind(docs, "Deployment")[f"vm-voxmesh-{stage}"]["spec"]["template"]["spec"]
+    return spec
+
+
+@pytest.mark.parametrize("cache", ["pvc", "hostPath", "emptyDir", "none"])
+def test_hf_token_reaches_the_model_stages_whatever_the_cache(helm: Path, cache: str) -> None:
+    # With modelCache.type=none, HF_TOKEN sat inside the model-volume branch: the gated Orpheus download got 401.
+    docs = render(helm, "--set", "gpu.enabled=true", "--set", f"modelCache.type={cache}")
+    for stage in ("voxtral", "orpheus"):
+        env = env_of(by_kind(docs, "Deployment")[f"vm-voxmesh-{stage}"])
+        assert env["HF_TOKEN"]["secretKeyRef"]["key"] == "HF_TOKEN", (stage, cache)
+    assert "HF_TOKEN" not in env_of(by_kind(docs, "Deployment")["vm-voxmesh-gateway"])
+
+
+def test_service_monitor_carries_the_prometheus_release_label(
+    helm: Path, gpu_docs: list[dict[str, Any]]
+) -> None:
+    (monitor,) = by_kind(gpu_docs, "ServiceMonitor").values()
+    # kube-prometheus-stack's default serviceMonitorSelector is {release: <its release name>}.
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    on = ["--api-versions", "monitoring.coreos.com/v1", "--set", "serviceMonitor.enabled=true"]
+    docs = render(
+        helm, *on, "--set", "serviceMonitor.release=prom", "--set", "serviceMonitor.labels.release=x"
+    )
+    (monitor,) = by_kind(docs, "ServiceMonitor").values()
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    (monitor,) = by_kind(render(helm, *on, "--set", "serviceMonitor.release="), "ServiceMonitor").values()
+    assert "release" not in monitor["metadata"]["labels"]
+
+
+def test_gpu_node_selector_and_runtime_class(helm: Path, tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text('gpu:\n  enabled: true\n  nodeSelector:\n    nvidia.com/gpu.present: "true"\n')
+    docs = render(helm, "-f", str(values))
+    assert pod_spec(docs, "voxtral")["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert "nodeSelector" not in pod_spec(docs, "gateway")
+    # Removed the ordinary way (Helm deletes a key set to null).
+    docs = render(helm, "-f", str(values), "--set", "gpu.nodeSelector=null")
+    assert "nodeSelector" not in pod_spec(docs, "voxtral")
+    # A stage's own selector stays.
+    docs = render(
+        helm, "-f", str(values), "--set", "gpu.nodeSelector=null", "--set", "orpheus.nodeSelector.pool=gpu"
+    )
+    assert pod_spec(docs, "orpheus")["nodeSelector"] == {"pool": "gpu"}
+    docs = render(helm, "--set", "gpu.enabled=true", "--set", "gpu.runtimeClassName=nvidia")
+    for stage in ("voxtral", "orpheus"):
+        assert pod_spec(docs, stage)["runtimeClassName"] == "nvidia"
+    for stage in ("vad", "gateway"):
+        assert "runtimeClassName" not in pod_spec(docs, stage)
+    assert "runtimeClassName" not in pod_spec(render(helm, "--set", "gpu.enabled=true"), "voxtral")
+
+
+def test_hostpath_model_cache_is_handed_to_the_service_user(helm: Path) -> None:
+    # The kubelet creates a hostPath directory root-owned 0755 and fsGroup does not apply to it.
+    docs = render(helm, "--set", "gpu.enabled=true", "--set", "modelCache.type=hostPath")
+    for stage in ("voxtral", "orpheus"):
+        spec = pod_spec(docs, stage)
+        (init,) = spec["initContainers"]
+        user = spec["securityContext"]["runAsUser"]
+        group = spec["securityContext"]["runAsGroup"]
+        assert init["command"] == ["chown", f"{user}:{group}", "/models"]
+        assert init["securityContext"]["runAsUser"] == 0
+        assert init["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
+        assert {"name": "models", "mountPath": "/models"} in init["volumeMounts"]
+        assert init["image"] == container(by_kind(docs, "Deployment")[f"vm-voxmesh-{stage}"])["image"]
+    for args in ([], ["--set", "modelCache.type=hostPath", "--set", "modelCache.hostPath.chown=false"]):
+        assert "initContainers" not in pod_spec(render(helm, "--set", "gpu.enabled=true", *args), "voxtral")
+
+
+def test_rotating_a_token_restarts_only_the_pods_that_read_it(helm: Path) -> None:
+    def templates(*args: str) -> dict[str, Any]:
+        docs = render(helm, "--set", "gpu.enabled=true", *args)
+        return {name: d["spec"]["template"] for name, d in by_kind(docs, "Deployment").items()}
+
+    before = templates("--set", "secrets.authToken=a", "--set", "secrets.hfToken=h")
+    auth_rotated = templates("--set", "secrets.authToken=b", "--set", "secrets.hfToken=h")
+    hf_rotated = templates("--set", "secrets.authToken=a", "--set", "secrets.hfToken=i")
+    changed = {name for name in before if before[name] != auth_rotated[name]}
+    assert changed == {"vm-voxmesh-gateway"}, "a new gateway token must not reload the models"
+    changed = {name for name in before if before[name] != hf_rotated[name]}
+    assert changed == {"vm-voxmesh-voxtral", "vm-voxmesh-orpheus"}
+
+
+def test_vllm_pods_on_a_node_share_the_start_up_lock(helm: Path) -> None:
+    docs = render(helm, "--set", "gpu.enabled=true")
+    for stage in ("voxtral", "orpheus"):
+        spec = pod_spec(docs, stage)
+        (volume,) = [v for v in spec["volumes"] if v["name"] == "gpu-startup-lock"]
+        assert volume["hostPath"] == {"path": "/run/voxmesh", "type": "DirectoryOrCreate"}
+        (c,) = spec["containers"]
+        (mount,) = [m for m in c["volumeMounts"] if m["name"] == "gpu-startup-lock"]
+        assert mount["readOnly"] is True  # the directory itself is locked: no write needed
+        assert (
+            env_of(by_kind(docs, "Deployment")[f"vm-voxmesh-{stage}"])[
+                f"VOXMESH_{stage.upper()}_GPU_STARTUP_LOCK"
+            ]
+            == mount["mountPath"]
+        )
+    docs = render(helm, "--set", "gpu.enabled=true", "--set", "gpu.startupLock.enabled=false")
+    assert not [v for v in pod_spec(docs, "voxtral")["volumes"] if v["name"] == "gpu-startup-lock"]
+    # CPU profile: no vLLM, no lock.
+    assert not [v for v in pod_spec(render(helm), "voxtral")["volumes"] if v["name"] == "gpu-startup-lock"]
+
+
+def test_memory_profiles_are_the_card_profiles() -> None:
+    values = load_yaml((CHART / "values.yaml").read_text())
+    assert values["gpu"]["memoryProfiles"] == {name: p.env() for name, p in PROFILES.items()}
+    assert values["gpu"]["memoryProfile"] == "24gb"
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_each_memory_profile_sets_the_split_and_the_session_limits(helm: Path, name: str) -> None:
+    deployments = by_kind(
+        render(helm, "--set", "gpu.enabled=true", "--set", f"gpu.memoryProfile={name}"), "Deployment"
+    )
+    rendered = {}
+    for stage in ("voxtral", "orpheus", "gateway"):
+        rendered |= {
+            k: v for k, v in env_of(deployments[f"vm-voxmesh-{stage}"]).items() if k.startswith("VOXMESH_")
+        }
+    for key, value in PROFILES[name].env().items():
+        assert rendered[key] == value, key
+
+
+def test_explicit_values_win_over_the_profile_and_a_bad_profile_fails(helm: Path) -> None:
+    docs = render(
+        helm, "--set", "gpu.enabled=true", "--set", "voxtral.gpu.memoryUtilization=0.9",
+        "--set", "orpheus.gpu.memoryUtilization=0.85", "--set", "gateway.maxSessions=4",
+        "--set", "voxtral.maxModelLen=8192",
+    )  # fmt: skip
+    deployments = by_kind(docs, "Deployment")
+    assert env_of(deployments["vm-voxmesh-voxtral"])["VOXMESH_VOXTRAL_GPU_MEMORY_UTILIZATION"] == "0.9"
+    assert env_of(deployments["vm-voxmesh-voxtral"])["VOXMESH_VOXTRAL_MAX_MODEL_LEN"] == "8192"
+    assert env_of(deployments["vm-voxmesh-orpheus"])["VOXMESH_ORPHEUS_GPU_MEMORY_UTILIZATION"] == "0.85"
+    assert env_of(deployments["vm-voxmesh-gateway"])["VOXMESH_GATEWAY_MAX_SESSIONS"] == "4"
+    result = subprocess.run(
+        [str(helm), "template", "vm", str(CHART), "--set", "gpu.enabled=true", "--set", "gpu.memoryProfile=12gb"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0 and "gpu.memoryProfile" in result.stderr and "24gb" in result.stderr
+
+
+def test_notes_give_the_token_to_voxmesh_talk(helm: Path) -> None:
+    out = run_helm(
+        helm,
+        "install",
+        "vm",
+        str(CHART),
+        "--namespace",
+        "voice",
+        "--dry-run=client",
+        "--set",
+        "secrets.authToken=t",
+    )
+    notes = out.split("NOTES:", 1)[1]
+    export = "export VOXMESH_AUTH_TOKEN=$(kubectl -n voice get secret vm-voxmesh-secrets"
+    assert export in notes
+    assert notes.index(export) < notes.index("voxmesh talk question.wav")
+    # port-forward runs in the background so the next lines can run in the same shell.
+    assert "port-forward svc/vm-voxmesh-gateway 50051:50051 &" in notes

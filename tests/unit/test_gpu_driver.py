@@ -92,7 +92,9 @@ def test_gpu_engines_refuse_an_old_driver(monkeypatch: pytest.MonkeyPatch) -> No
         check_driver_for_engine(engine, device, read_cuda=cuda13)
 
 
-def test_transformers_auto_only_warns(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_transformers_auto_only_warns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     fake_nvml(monkeypatch, "570.124.06")
     check_driver_for_engine("transformers", "auto", read_cuda=lambda: "13.0")
     assert "too old" in caplog.text and "running on the CPU" in caplog.text
