@@ -21,8 +21,10 @@ from grpc_reflection.v1alpha import reflection
 
 from voxmesh import logs, tracing
 from voxmesh.errors import EngineOverloaded, VoxmeshError
+from voxmesh.exit_status import ExitStatus
 from voxmesh.gpu_memory import report_gpu_memory
 from voxmesh.grpc_errors import ErrorInterceptor
+from voxmesh.model_source import LOAD_ERRORS, ModelNotLoadable, not_loadable
 from voxmesh.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,9 @@ class ServiceSpec:
     drain: Callable[[], Awaitable[None]] | None = None
     #: Frees the engine after the server stopped.
     shutdown: Callable[[], Awaitable[None]] | None = None
+    #: The models ``startup`` loads, by the flag that sets each (``--model``):
+    #: named in the one line that says a model could not be loaded.
+    models: dict[str, str] = field(default_factory=dict)
     extra_interceptors: list[grpc.aio.ServerInterceptor] = field(default_factory=list)
 
 
@@ -134,8 +139,13 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    if spec.startup:
-        await spec.startup()
+    try:
+        await _start_up(spec)
+    except BaseException:
+        # Stopped here, not left to the garbage collector: a grpc server
+        # collected after its loop closed prints "Event loop is closed".
+        await server.stop(0)
+        raise
     metrics_port = _start_metrics(settings)
     for name in ("", *spec.service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -158,6 +168,19 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
     log.info("stopped")
 
 
+async def _start_up(spec: ServiceSpec) -> None:
+    if spec.startup is None:
+        return
+    try:
+        await spec.startup()
+    except LOAD_ERRORS as exc:
+        if not spec.models:
+            raise
+        # The loader's traceback goes to the log; the operator gets one line.
+        log.debug("model load failed", exc_info=exc)
+        raise not_loadable(spec.models, exc) from exc
+
+
 def run(service: str, spec_factory: Callable[[], ServiceSpec], settings: ServiceSettings) -> None:
     """Entry point for ``voxmesh serve``: logs, event loop, serve."""
     logs.configure(service, settings.log_level)
@@ -174,8 +197,10 @@ def run(service: str, spec_factory: Callable[[], ServiceSpec], settings: Service
     try:
         asyncio.run(main())
     except VoxmeshError as exc:
-        # A start-up refusal (engine not installed, bad model path, bad
-        # setting) is the operator's to fix: one clear line, no traceback.
+        # A start-up refusal (engine not installed, model not loadable, bad
+        # setting) is the operator's to fix: one clear line, no traceback, and
+        # a status that tells a supervisor not to retry (voxmesh.exit_status).
+        status = ExitStatus.MODEL_NOT_LOADABLE if isinstance(exc, ModelNotLoadable) else ExitStatus.BAD_SETUP
         log.error("cannot start %s: %s", service, exc, extra=logs.fields(code=exc.status))
-        print(f"voxmesh serve {service}: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        print(f"voxmesh serve {service}: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(int(status)) from None

@@ -9,6 +9,7 @@ from voxmesh.services.orpheus.settings import OrpheusSettings
 from voxmesh.services.orpheus.voices import resolve_voice
 
 from voxmesh.gpu_driver import check_driver_for_engine
+from voxmesh.model_source import MODEL_ENGINES
 from voxmesh.server import ServiceSpec
 from voxmesh.v1 import orpheus_pb2, orpheus_pb2_grpc
 
@@ -28,4 +29,8 @@ def build_spec(settings: OrpheusSettings) -> ServiceSpec:
         register=register,
         startup=engine.start,
         shutdown=engine.close,
+        # Named in the one line that says a model could not be loaded.
+        models={"--model": settings.model, "--snac-model": settings.snac_model}
+        if settings.engine in MODEL_ENGINES
+        else {},
     )

@@ -8,6 +8,7 @@ from voxmesh.services.voxtral.servicer import VoxtralServicer
 from voxmesh.services.voxtral.settings import VoxtralSettings
 
 from voxmesh.gpu_driver import check_driver_for_engine
+from voxmesh.model_source import MODEL_ENGINES
 from voxmesh.server import ServiceSpec
 from voxmesh.v1 import voxtral_pb2, voxtral_pb2_grpc
 
@@ -26,4 +27,8 @@ def build_spec(settings: VoxtralSettings) -> ServiceSpec:
         register=register,
         startup=engine.start,
         shutdown=engine.close,
+        # Named in the one line that says a model could not be loaded.
+        models={"--model": settings.model, "--realtime-model": settings.realtime_model}
+        if settings.engine in MODEL_ENGINES
+        else {},
     )
