@@ -66,13 +66,6 @@ class Mesh:
             self.stop()
             raise
 
-    def exited(self) -> tuple[ServiceProcess, str] | None:
-        """The first service that died, with its exit reason."""
-        for svc in self.services:
-            if reason := svc.exit_reason():
-                return svc, reason
-        return None
-
     def stop(self, progress: Callable[[str], None] = lambda _: None) -> None:
         """Gateway first (it drains its sessions), then the stages."""
         for svc in reversed(self.services):

@@ -1,15 +1,23 @@
-"""``voxmesh up``: the whole mesh on this machine, one process per service."""
+"""``voxmesh up``: the whole mesh on this machine, one process per service.
+
+It restarts a service that dies (:mod:`voxmesh.supervision`) and exits with a
+status from :mod:`voxmesh.exit_status` when it gives up.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import signal
 import sys
 import time
 from dataclasses import dataclass
 
+from voxmesh.exit_status import PERMANENT, ExitStatus
 from voxmesh.mesh import DEFAULT_METRICS_PORTS, DEFAULT_PORTS, Mesh
+from voxmesh.processes import ServiceDied
+from voxmesh.supervision import RestartPolicy, Supervisor
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,23 @@ def pick_profile(name: str) -> Profile:
     return Profile(engine, engine, f"gpu profile: {engine} engines ({why})")
 
 
+def no_cuda_device() -> str | None:
+    """Why the gpu profile has no CUDA device to use, or None when it has one (or torch is absent).
+
+    Without torch the engines themselves refuse to start and say what to install.
+    """
+    try:
+        import torch
+    except ImportError:
+        return None
+    if torch.cuda.is_available():
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    hint = f", CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
+    build = f"a CUDA {torch.version.cuda} build" if torch.version.cuda else "a CPU-only build"
+    return f"torch {torch.__version__} ({build}{hint}) finds no CUDA device"
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("up", help="run vad, voxtral, orpheus and the gateway as child processes")
     p.add_argument("--profile", choices=["cpu", "gpu"], default="cpu", help="engines to run (default cpu)")
@@ -42,11 +67,53 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--startup-timeout", type=float, default=600.0, help="seconds each service may take to load"
     )
+    p.add_argument(
+        "--allow-cpu",
+        action="store_true",
+        help="gpu profile: load the real models on the CPU when there is no CUDA device (far slower than real time)",
+    )
+    policy = RestartPolicy()
+    p.add_argument(
+        "--max-restarts",
+        type=int,
+        default=policy.max_restarts,
+        help=f"restarts of one service within --restart-window before giving up (default {policy.max_restarts})",
+    )
+    p.add_argument(
+        "--restart-window",
+        type=float,
+        default=policy.window_s,
+        help=f"seconds over which restarts are counted (default {policy.window_s:g})",
+    )
     p.set_defaults(func=_run)
+
+
+def _say(line: str) -> None:
+    print(f"voxmesh up: {line}", file=sys.stderr, flush=True)
+
+
+def _start_failed(exc: Exception) -> int:
+    """Exit status (and the lines to print) when a service does not come up."""
+    if isinstance(exc, ServiceDied) and exc.returncode in PERMANENT:
+        # The service's last line says what is wrong ("voxmesh serve voxtral: model ..."); the
+        # rest of its log (settings, load progress) is noise here.
+        print(exc.service.log_tail(1), file=sys.stderr, flush=True)
+        return int(exc.returncode)
+    _say(str(exc))
+    return int(ExitStatus.FAILED)
 
 
 def _run(args: argparse.Namespace) -> int:
     profile = pick_profile(args.profile)
+    if args.profile == "gpu" and (problem := no_cuda_device()):
+        if not args.allow_cpu:
+            _say(
+                f"the gpu profile needs a CUDA device and {problem}: check the driver with nvidia-smi "
+                "(in Docker: --gpus all), run --profile cpu, or add --allow-cpu to load the real models "
+                "on the CPU (far slower than real time)"
+            )
+            return int(ExitStatus.NO_GPU)
+        _say(f"{problem}: --allow-cpu loads the real models on the CPU (far slower than real time)")
     ports = dict(DEFAULT_PORTS)
     if args.base_port:
         ports = {name: args.base_port + i for i, name in enumerate(DEFAULT_PORTS)}
@@ -71,26 +138,30 @@ def _run(args: argparse.Namespace) -> int:
     try:
         mesh.start(args.startup_timeout, progress=lambda line: print("  " + line, flush=True))
     except (RuntimeError, TimeoutError) as exc:
-        print(f"voxmesh up: {exc}", file=sys.stderr)
-        return 1
+        return _start_failed(exc)
 
     print("voxmesh is up:")
     for svc in mesh.services:
         metrics_note = (
             "" if args.no_metrics else f"  metrics http://127.0.0.1:{DEFAULT_METRICS_PORTS[svc.name]}/metrics"
         )
-        print(f"  {svc.name:8s} grpc {svc.address}{metrics_note}  log {svc.log_path}")
+        pid = svc.process.pid if svc.process else "?"
+        print(f"  {svc.name:8s} grpc {svc.address}{metrics_note}  pid {pid}  log {svc.log_path}")
     print(
         f"Try: voxmesh talk question.wav -o reply.wav --gateway {mesh.gateway.address}   (Ctrl-C stops)",
         flush=True,
     )
 
-    exit_code = 0
+    supervisor = Supervisor(
+        mesh.services, RestartPolicy(max_restarts=args.max_restarts, window_s=args.restart_window), _say
+    )
+    exit_code = int(ExitStatus.OK)
     while not stopping:
-        if died := mesh.exited():
-            svc, reason = died
-            print(f"voxmesh up: {svc.name} {reason}; stopping the mesh\n{svc.log_tail()}", file=sys.stderr)
-            exit_code = 1
+        if gave_up := supervisor.check():
+            svc = gave_up.service
+            _say(f"{svc.name} {gave_up.reason}; stopping the mesh. The end of its log ({svc.log_path}):")
+            print(svc.log_tail(), file=sys.stderr, flush=True)
+            exit_code = gave_up.status
             break
         time.sleep(0.2)
     mesh.stop(progress=lambda line: print("  " + line, flush=True))

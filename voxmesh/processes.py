@@ -38,6 +38,15 @@ def check_health(address: str, timeout_s: float = 1.0, service: str = "") -> str
         return "UNREACHABLE"
 
 
+class ServiceDied(RuntimeError):
+    """A service exited before it reported SERVING; ``returncode`` says why (voxmesh.exit_status)."""
+
+    def __init__(self, service: ServiceProcess, reason: str) -> None:
+        super().__init__(f"{service.name} {reason} before serving:\n{service.log_tail()}")
+        self.service = service
+        self.returncode = service.returncode
+
+
 @dataclass
 class ServiceProcess:
     """One ``voxmesh serve NAME`` child process."""
@@ -48,7 +57,8 @@ class ServiceProcess:
     env: dict[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = None
-    _log: tempfile._TemporaryFileWrapper[bytes] | None = None
+    #: One log per service for its whole life: a restart appends to it.
+    log_path: str = ""
 
     @property
     def address(self) -> str:
@@ -56,27 +66,36 @@ class ServiceProcess:
 
     def start(self) -> ServiceProcess:
         cmd = [sys.executable, "-m", "voxmesh.cli", "serve", self.name, "--port", str(self.port), *self.args]
-        self._log = tempfile.NamedTemporaryFile(prefix=f"voxmesh-{self.name}-", suffix=".log", delete=False)
-        # New process group: Ctrl-C in a terminal reaches `voxmesh up`, which
-        # then stops each child in order instead of all dying at once.
-        self.process = subprocess.Popen(
-            cmd,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env},
-            start_new_session=True,
-        )
+        if not self.log_path:
+            fd, self.log_path = tempfile.mkstemp(prefix=f"voxmesh-{self.name}-", suffix=".log")
+            os.close(fd)
+        with open(self.log_path, "ab") as log:
+            if self.process is not None:
+                log.write(
+                    f"--- {self.name} restarted (the last run {self.exit_reason() or 'was stopped'}) ---\n".encode()
+                )
+                log.flush()
+            # New process group: Ctrl-C in a terminal reaches `voxmesh up`, which
+            # then stops each child in order instead of all dying at once.
+            self.process = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
         return self
 
-    @property
-    def log_path(self) -> str:
-        return self._log.name if self._log else ""
-
     def log_tail(self, lines: int = 20) -> str:
-        if not self._log:
+        if not self.log_path:
             return ""
-        with open(self._log.name, "rb") as f:
+        with open(self.log_path, "rb") as f:
             return b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status (negative: killed by that signal); None while running or never started."""
+        return None if self.process is None else self.process.poll()
 
     def exit_reason(self) -> str | None:
         """None while running; else how it ended."""
@@ -92,7 +111,7 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if reason := self.exit_reason():
-                raise RuntimeError(f"{self.name} {reason} before serving:\n{self.log_tail()}")
+                raise ServiceDied(self, reason)
             if check_health(self.address, timeout_s=0.5) == "SERVING":
                 return
             time.sleep(0.1)
