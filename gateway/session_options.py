@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from voxmesh.audio import DEFAULT_OUTPUT_SAMPLE_RATE_HZ, PIPELINE_SAMPLE_RATE_HZ, check_sample_rate
 from voxmesh.errors import InvalidArgument
+from voxmesh.language import DEFAULT_LANGUAGE, language_code
 from voxmesh.v1 import common_pb2, conversation_pb2
 
 #: Longest system prompt accepted, in characters (it rides along every prompt).
@@ -52,11 +53,16 @@ def session_options(config: conversation_pb2.SessionConfig, default_voice: str =
         raise InvalidArgument("config.system_prompt", f"longer than {MAX_SYSTEM_PROMPT_CHARS} characters")
     if len(config.voice) > MAX_VOICE_CHARS:
         raise InvalidArgument("config.voice", f"longer than {MAX_VOICE_CHARS} characters")
+    # Only the tag's shape and length are checked here; which languages the
+    # mesh speaks is each stage's to say: voxtral and orpheus refuse the
+    # stream's config (INVALID_ARGUMENT naming config.language) when it opens,
+    # which the gateway does before SessionStarted.
+    language_code(config.language)
     return SessionOptions(
         input_sample_rate_hz=input_rate,
         output_sample_rate_hz=output_rate,
         voice=config.voice or default_voice,
-        language=config.language or "en",
+        language=config.language or DEFAULT_LANGUAGE,
         system_prompt=config.system_prompt,
         vad_sensitivity=_check_enum(
             config.vad_sensitivity, common_pb2.VadSensitivity, "config.vad_sensitivity"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any
 import grpc
 
 from voxmesh import logs
+from voxmesh.errors import InvalidArgument
 from voxmesh.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 REQUEST_QUEUE_SIZE = 512
 _RETRY_MIN_S = 0.25
 _RETRY_MAX_S = 2.0
+#: A stage's refusal names its field first (``config.language: ...``, see voxmesh.errors).
+_STAGE_FIELD = re.compile(r"(config\.\w+): (.*)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -37,11 +41,19 @@ class StageFailure:
     message: str
 
 
-class StageRejected(Exception):
-    """The stage refused the stream's config (INVALID_ARGUMENT): the client's fault."""
+class StageRejected(InvalidArgument):
+    """The stage refused the stream's config (INVALID_ARGUMENT): the client's fault.
+
+    The stage's config fields carry the client's values under the same names
+    (``config.language``, ``config.voice``), so the field the stage named is
+    the one the client gets, with the stage that refused it in the message.
+    """
 
     def __init__(self, stage_name: str, details: str) -> None:
-        super().__init__(f"{stage_name}: {details}")
+        named = _STAGE_FIELD.match(details)
+        field, problem = (named[1], named[2]) if named else ("config", details)
+        # Stages name themselves in their refusals (``voxtral (engine echo) does not take 'fr'``).
+        super().__init__(field, problem if problem.startswith(stage_name) else f"{stage_name}: {problem}")
 
 
 class StageLink:

@@ -14,19 +14,17 @@ import grpc
 from voxmesh.services.orpheus.engine import SpeechEngine
 from voxmesh.services.orpheus.session import SynthesisSession
 from voxmesh.services.orpheus.settings import OrpheusSettings
-from voxmesh.services.orpheus.voices import resolve_voice
+from voxmesh.services.orpheus.voices import LANGUAGES, resolve_voice
 
 from voxmesh import logs
 from voxmesh.audio import DEFAULT_OUTPUT_SAMPLE_RATE_HZ, check_sample_rate
 from voxmesh.errors import InvalidArgument
+from voxmesh.language import check_language
 from voxmesh.metrics import ACTIVE_SESSIONS
 from voxmesh.server import SessionSlots
 from voxmesh.v1 import common_pb2, orpheus_pb2, orpheus_pb2_grpc
 
 log = logging.getLogger(__name__)
-
-#: Languages the Orpheus 0.1 fine-tune (and its espeak stand-in) speak.
-LANGUAGES = ("en",)
 
 
 class OrpheusServicer(orpheus_pb2_grpc.OrpheusServicer):
@@ -52,11 +50,7 @@ class OrpheusServicer(orpheus_pb2_grpc.OrpheusServicer):
             rate = check_sample_rate(
                 config.sample_rate_hz, "config.sample_rate_hz", DEFAULT_OUTPUT_SAMPLE_RATE_HZ
             )
-            language = (config.language or "en").split("-")[0].lower()
-            if language not in LANGUAGES:
-                raise InvalidArgument(
-                    "config.language", f"{config.language!r} is not spoken; use one of {LANGUAGES}"
-                )
+            check_language(config.language, LANGUAGES, f"orpheus (engine {self.engine.info.engine})")
             info = self.engine.info
             log.info(
                 "session started", extra=logs.fields(voice=voice, sample_rate_hz=rate, engine=info.engine)

@@ -12,6 +12,12 @@ import re
 
 from voxmesh.errors import UnknownVoice
 
+#: What every orpheus engine speaks. The Orpheus 3B 0.1 fine-tune is English
+#: (its voices and training data); the espeak stand-in keeps that contract
+#: although espeak-ng has voices for many more languages, so that a session
+#: accepted on the CPU mesh is accepted on the GPU one, and vice versa.
+LANGUAGES: frozenset[str] = frozenset({"en"})
+
 #: The eight English voices of Orpheus 3B 0.1 (model card order: most natural first).
 VOICES: tuple[str, ...] = ("tara", "leah", "jess", "leo", "dan", "mia", "zac", "zoe")
 

@@ -49,6 +49,9 @@ class _Transcriber(LiveTranscriber):
 
 
 class EchoEngine(ReplyEngine):
+    #: pocketsphinx's wheel ships its English model only; the echo answers in English.
+    reply_languages = frozenset({"en"})
+
     def __init__(self) -> None:
         # One decoding process per core but one (the event loop, vad and the
         # gateway need the rest); at least one. See pocketsphinx_pool.

@@ -75,6 +75,18 @@ class LiveTranscriber(abc.ABC):
 class ReplyEngine(abc.ABC):
     """One instance per process, shared by every session."""
 
+    #: Languages (ISO 639-1) the reply model understands and answers in.
+    reply_languages: frozenset[str] = frozenset({"en"})
+
+    def transcript_languages(self) -> frozenset[str]:
+        """Languages :meth:`transcriber` hears (known once :meth:`start` has run)."""
+        return self.reply_languages
+
+    def languages(self, replies: bool) -> frozenset[str]:
+        """What a session may speak: what the transcriber hears, and the reply model too if it replies."""
+        heard = self.transcript_languages()
+        return heard & self.reply_languages if replies else heard
+
     @property
     @abc.abstractmethod
     def info(self) -> EngineInfo: ...

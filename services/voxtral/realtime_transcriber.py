@@ -54,6 +54,11 @@ log = logging.getLogger(__name__)
 DELAY_STEP_MS = 80
 DELAY_MIN_MS = 240
 DELAY_MAX_MS = 2400
+#: Languages of Voxtral Mini 4B Realtime 2602 (its model card). The open model
+#: takes no language in its streaming prompt: it hears which one is spoken.
+VOXTRAL_REALTIME_LANGUAGES = frozenset(
+    {"ar", "de", "en", "es", "fr", "hi", "it", "ja", "ko", "nl", "pt", "ru", "zh"}
+)
 
 
 def check_delay(delay_ms: int) -> int:
@@ -318,7 +323,7 @@ class RealtimeTranscriber(BackgroundTranscriber):
         super().__init__()
         self.rt = rt
         self.executor = executor
-        self.language = language  # streaming transcription is language-agnostic
+        self.language = language  # checked by the servicer; the streaming prompt takes none
         self.stop = threading.Event()
         self.stream = _AudioStream(rt, self.stop)
         self._lock = threading.Lock()

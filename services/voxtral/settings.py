@@ -44,3 +44,9 @@ class VoxtralSettings(ServiceSettings):
     top_p: float = Field(0.95, description="Nucleus sampling (model card: 0.95)")
     max_utterance_s: float = Field(30.0, description="Longest utterance accepted, seconds")
     realtime_delay_ms: int = Field(480, description="stream mode: transcription delay, 80 ms steps")
+    realtime_probe_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="Start-up: longest wait for the realtime model to transcribe 1 s of silence; "
+        "past it (or on an error) live transcripts are off and stream mode transcribes at end of turn",
+    )

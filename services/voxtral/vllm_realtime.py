@@ -8,8 +8,12 @@ chunking is the model's own (``VoxtralRealtimeGeneration.buffer_realtime_audio``
 the streaming prompt, the left/right pad silence, the encoder's look-back
 and look-ahead), fed with our audio queue and with every sampled token, which
 goes back into the next chunk's prompt. This is what vLLM's ``/v1/realtime``
-server does per WebSocket; ``StreamingInput`` and ``buffer_realtime_audio`` are
-internal APIs, hence the pinned vLLM.
+server does per WebSocket; ``StreamingInput``, ``parse_model_prompt``, the
+renderer and ``buffer_realtime_audio`` are internal APIs, hence the pinned
+vLLM. All of them are looked up in :meth:`VllmRealtime.start`, and the
+engine runs one silent utterance through them before the process reports
+SERVING (see :mod:`realtime_fallback`): a vLLM that moved one turns live
+transcripts off at start-up, in one log line, instead of failing every turn.
 
 One :class:`VllmRealtime` (one ``AsyncLLM``, its own engine process and
 ``--realtime-gpu-memory-utilization`` share) per voxtral process, beside the
@@ -62,6 +66,11 @@ class VllmRealtime:
         self.tokenizer: Any = None  # mistral-common MistralTokenizer
         self.delay_ms = 0
         self.realtime_max_tokens = 1
+        # vLLM internals the streaming request needs, looked up at start-up.
+        self._streaming_input: Any = None  # vllm.engine.protocol.StreamingInput
+        self._parse_model_prompt: Any = None  # vllm.renderers.inputs.preprocess.parse_model_prompt
+        self._sampling_params_cls: Any = None  # vllm.SamplingParams
+        self._delta_outputs: Any = None  # vllm.sampling_params.RequestOutputKind.DELTA
 
     def max_model_len(self) -> int:
         """The longest accepted utterance at 12.5 tokens/s, plus the stream's pads."""
@@ -77,9 +86,17 @@ class VllmRealtime:
         )
 
     async def start(self) -> None:
+        # Every internal the request path uses, before the engine is built: a
+        # vLLM release that moved one fails here, not on the first utterance.
+        from vllm import SamplingParams
+        from vllm.engine.protocol import StreamingInput
         from vllm.model_executor.model_loader import get_model_cls
+        from vllm.renderers.inputs.preprocess import parse_model_prompt
+        from vllm.sampling_params import RequestOutputKind
         from vllm.v1.engine.async_llm import AsyncLLM
 
+        self._streaming_input, self._parse_model_prompt = StreamingInput, parse_model_prompt
+        self._sampling_params_cls, self._delta_outputs = SamplingParams, RequestOutputKind.DELTA
         self.llm = AsyncLLM.from_engine_args(self.engine_args())
         try:
             self.model_cls = get_model_cls(self.llm.model_config)
@@ -88,6 +105,8 @@ class VllmRealtime:
                     f"realtime_model: {self.settings.realtime_model} is a {self.model_cls.__name__}, "
                     "not a streaming (Realtime) Voxtral"
                 )
+            if not hasattr(getattr(self.llm, "renderer", None), "render_cmpl_async"):
+                raise ValueError("this vLLM's AsyncLLM has no renderer.render_cmpl_async for streaming input")
             mistral = self.llm.get_tokenizer().mistral
             audio = mistral.instruct_tokenizer.audio_encoder.audio_config
             if audio.sampling_rate != PIPELINE_SAMPLE_RATE_HZ:
@@ -117,26 +136,21 @@ class VllmRealtime:
         self, audio: AsyncGenerator[np.ndarray, None], sampled: asyncio.Queue[list[int]]
     ) -> AsyncGenerator[Any, None]:
         """The request's inputs: the model's own chunking of ``audio``, rendered for the engine."""
-        from vllm.engine.protocol import StreamingInput
-        from vllm.renderers.inputs.preprocess import parse_model_prompt
-
         llm = self.llm
         prompts = self.model_cls.buffer_realtime_audio(audio, sampled, llm.model_config)
         async with contextlib.aclosing(prompts):
             async for prompt in prompts:
                 (engine_input,) = await llm.renderer.render_cmpl_async(
-                    [parse_model_prompt(llm.model_config, prompt)]
+                    [self._parse_model_prompt(llm.model_config, prompt)]
                 )
-                yield StreamingInput(prompt=engine_input)
+                yield self._streaming_input(prompt=engine_input)
 
     def sampling_params(self) -> Any:
-        from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
-
-        return SamplingParams(
+        # One per request: with skip_clone, vLLM uses this very object for the request.
+        return self._sampling_params_cls(
             temperature=0.0,  # transcripts are greedy
             max_tokens=self.realtime_max_tokens,
-            output_kind=RequestOutputKind.DELTA,
+            output_kind=self._delta_outputs,
             detokenize=False,  # ids are decoded here, special tokens dropped
             skip_clone=True,
         )
@@ -151,7 +165,7 @@ class VllmRealtimeTranscriber(BackgroundTranscriber):
     def __init__(self, rt: VllmRealtime, language: str = "") -> None:
         super().__init__()
         self.rt = rt
-        self.language = language  # streaming transcription is language-agnostic
+        self.language = language  # checked by the servicer; the streaming prompt takes none
         self.request_id = f"voxtral-realtime-{uuid.uuid4().hex}"
         self._audio: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
         self._sampled: asyncio.Queue[list[int]] = asyncio.Queue()

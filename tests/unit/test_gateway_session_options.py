@@ -56,3 +56,17 @@ def test_explicit_values_pass_through() -> None:
     assert opts.input_sample_rate_hz == 48_000 and opts.output_sample_rate_hz == 16_000
     assert opts.voice == "leo"
     assert opts.turn_mode == common_pb2.TURN_MODE_TRANSCRIBE
+
+
+@pytest.mark.parametrize("language", ["x" * 20_000, "en_US", "e"])
+def test_a_language_that_is_no_tag_is_refused_at_the_gateway(language: str) -> None:
+    # Which languages the mesh speaks is for the stages to say; a string that is
+    # no BCP-47 tag (or would overflow the error trailer when echoed) stops here.
+    with pytest.raises(InvalidArgument) as err:
+        session_options(conversation_pb2.SessionConfig(input_sample_rate_hz=16_000, language=language))
+    assert err.value.field == "config.language" and len(str(err.value)) < 120
+
+
+def test_a_language_tag_passes_through_as_given() -> None:
+    opts = session_options(conversation_pb2.SessionConfig(input_sample_rate_hz=16_000, language="pt-BR"))
+    assert opts.language == "pt-BR"
