@@ -204,6 +204,10 @@ def test_cpu_profile_runs_without_gpu(cpu_compose: dict[str, Any]) -> None:
         assert service["image"] == "voxmesh:cpu"
         assert not service.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices")
     assert set(cpu_compose["services"]) == set(STAGES) | OBSERVABILITY
+    # The 24 GB card's session limit is the GPU's, not the CPU engines'.
+    for stage in ("voxtral", "orpheus", "gateway"):
+        env = cpu_compose["services"][stage]["environment"]
+        assert _interpolated_default(env[f"VOXMESH_{stage.upper()}_MAX_SESSIONS"]) == "32"
 
 
 def test_no_secret_values_in_compose() -> None:
