@@ -39,10 +39,16 @@ class OrpheusSettings(ServiceSettings):
     )
     snac_left_frames: int = Field(3, ge=0, description="SNAC window: frames of left context (3 = exact)")
     snac_first_lookahead_frames: int = Field(
-        1, ge=0, description="SNAC window: right context of a phrase's first chunk (time to first audio)"
+        1,
+        ge=0,
+        description="SNAC window: right context of a phrase's first chunk (time to first audio); "
+        "more than snac_lookahead_frames buffers that many frames against decode jitter",
     )
     snac_lookahead_frames: int = Field(
-        2, ge=0, description="SNAC window: frames of right context before a later frame is played (3 = exact)"
+        1,
+        ge=0,
+        description="SNAC window: right context of later chunks (1: -42 dB, 2: -80 dB, 3 = exact); "
+        "at most snac_first_lookahead_frames, else playback stalls below 2x real time",
     )
     snac_crossfade_samples: int = Field(
         128, ge=0, description="SNAC window seams: crossfade length at 24 kHz"

@@ -16,12 +16,9 @@ bytes), and the statistics are the same white Gaussian noise SNAC adds.
 - left context ``left_frames`` (default 3 ≥ 2.3: exact);
 - right context: a frame is played once ``lookahead_frames`` more exist.
   Measured against a one-shot decode (real-size random SNAC), the RMS error
-  is 2-8 % of the signal with no lookahead, 0.8 % with 1 frame, 0.007 % with
-  2 and float rounding with 3. The first chunk of a phrase uses
-  ``first_lookahead_frames`` (default 1: first audio after 2 frames, 14
-  tokens) because nothing is playing yet; later ones use
-  ``lookahead_frames`` (default 2), which costs nothing audible once
-  playback is ahead of generation;
+  is 2-8 % of the signal with no lookahead, 0.8 % with 1 frame (-42 dB),
+  0.007 % with 2 and float rounding with 3. The first chunk of a phrase uses
+  ``first_lookahead_frames``;
 - where windows meet, the new chunk starts from the previous window's own
   continuation of the waveform and crossfades into the new window over
   ``crossfade_samples`` (default 128, 5 ms), so a seam never steps even when
@@ -29,6 +26,27 @@ bytes), and the statistics are the same white Gaussian noise SNAC adds.
 - every frame is emitted exactly once and chunks are whole frames (2048
   samples); at end of speech the remaining frames are decoded with what
   context there is, exactly as a one-shot decode sees them.
+
+Why both lookaheads default to 1 (a playout clock). Frames are generated at
+``s`` × real time, so frame ``i`` is complete at ``(i + 1) / s`` frame
+durations; the first chunk (frame 0) is released once frame ``L1`` exists, at
+``(L1 + 1) / s``, and the client then plays frame ``k`` at ``(L1 + 1) / s + k``.
+Frame ``k`` can be emitted once frame ``k + L`` exists, at ``(k + L + 1) / s``.
+Playback never starves iff ``(k + L + 1) / s <= (L1 + 1) / s + k`` for every
+``k >= 1``, i.e. ``L - L1 <= k (s - 1)``: at ``k = 1``, ``s >= 1 + L - L1``.
+With ``L <= L1`` that holds at every speed ≥ 1.0×; the old 1-then-2 needed
+2.0× (measured: an 85 ms gap at 1.0×, 57 ms at 1.2×). So ``L`` may not exceed
+``L1`` (refused at start-up), and ``L1 = L = 1`` gives first audio after 14
+ids at 0.8 % error per chunk; ``L1 = L = 2`` costs one frame (85 ms) more
+before first audio for -80 dB seams; ``L1 > L`` buys a playout buffer of
+``L1 - L`` frames against decode jitter.
+
+Decode time enters too: a later window carries ``left_frames`` of context
+the first one lacks, so at 1.0× it may finish after the first chunk has
+played by the difference in decode time. :meth:`SnacStream.first_chunk_hold_s`
+holds the first chunk back by that difference (estimated from the first
+window's own decode time, scaled by window length), which is a few
+milliseconds on a GPU (``bench/orpheus_pacing.py`` measures all of this).
 """
 
 from __future__ import annotations
@@ -41,7 +59,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from voxmesh.services.orpheus.orpheus_tokens import SAMPLES_PER_FRAME, Frame, codebooks
+from voxmesh.services.orpheus.orpheus_tokens import (
+    SAMPLES_PER_FRAME,
+    SNAC_SAMPLE_RATE_HZ,
+    Frame,
+    codebooks,
+)
 
 #: The 24 kHz model's configuration (hubertsiuzdak/snac_24khz, 19.8 M parameters).
 SNAC_24KHZ_CONFIG: dict[str, object] = {
@@ -57,6 +80,8 @@ SNAC_24KHZ_CONFIG: dict[str, object] = {
     "noise": True,
     "depthwise": True,
 }
+#: Playing time of one frame (85.3 ms).
+FRAME_SECONDS = SAMPLES_PER_FRAME / SNAC_SAMPLE_RATE_HZ
 #: Latent steps per frame (the coarsest codebook's stride).
 LATENTS_PER_FRAME = 4
 #: Positional noise repeats after this many latent steps (2048 × 512 samples ≈ 44 s).
@@ -145,7 +170,7 @@ class SnacStream:
     """The streaming decode state of one phrase: frames in, windows to decode, chunks out."""
 
     left_frames: int = 3
-    lookahead_frames: int = 2
+    lookahead_frames: int = 1
     crossfade_samples: int = 128
     first_lookahead_frames: int = 1
     #: Cap on frames emitted by one window (bounds a decode's cost after a stall).
@@ -166,6 +191,23 @@ class SnacStream:
             > min(self.lookahead_frames, self.first_lookahead_frames) * SAMPLES_PER_FRAME
         ):
             raise ValueError("crossfade_samples cannot exceed the lookahead")
+
+    def first_chunk_hold_s(self, first_decode_s: float) -> float:
+        """How long to hold a phrase's first chunk, given how long its window took to decode.
+
+        Later windows are longer (left context) and cost more; at 1.0× the
+        second chunk's decode starts when the first chunk's playout begins
+        (minus the first decode and any extra first lookahead), so the first
+        chunk waits for the difference. Decode cost is taken as proportional
+        to window length (an overestimate where a fixed overhead dominates,
+        as on a GPU), and capped at one frame: a decoder slower than that is
+        slower than real time, and no hold can fix that.
+        """
+        first = 1 + self.first_lookahead_frames
+        later = self.left_frames + 1 + self.lookahead_frames
+        buffered_s = (self.first_lookahead_frames - self.lookahead_frames) * FRAME_SECONDS
+        hold = first_decode_s * (later - first) / first - buffered_s
+        return min(max(hold, 0.0), FRAME_SECONDS)
 
     @property
     def pending_frames(self) -> int:

@@ -9,8 +9,10 @@ the next window usually takes several frames at once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
@@ -36,7 +38,7 @@ class StreamParams:
     """How a phrase's frames are windowed (see :class:`SnacStream`)."""
 
     left_frames: int = 3
-    lookahead_frames: int = 2
+    lookahead_frames: int = 1
     crossfade_samples: int = 128
     first_lookahead_frames: int = 1
     max_emit_frames: int = 8
@@ -73,7 +75,16 @@ async def tokens_to_audio(
         async for ids in batches:
             stream.add(parser.push(ids))
             while (window := stream.next_window()) is not None:
-                yield stream.accept(window, await batcher.decode(window))
+                first = stream.emitted == 0
+                started = time.perf_counter()
+                chunk = stream.accept(window, await batcher.decode(window))
+                if first:
+                    # The playout clock starts with this chunk: hold it just
+                    # long enough that the next (longer) window is decoded
+                    # before it has played (see SnacStream.first_chunk_hold_s).
+                    # Meanwhile the engine keeps generating into its buffer.
+                    await asyncio.sleep(stream.first_chunk_hold_s(time.perf_counter() - started))
+                yield chunk
             if parser.ended:
                 break
     parser.finish()
