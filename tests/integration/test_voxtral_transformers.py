@@ -168,9 +168,11 @@ async def test_audio_mode_replies_from_the_audio(voxtral: ServiceProcess) -> Non
         ),
         1,
     )
-    assert "transcript" not in kinds(events)
-    done = assert_reply(events)
-    # One 30 s window of audio tokens, plus the folded system prompt and control tokens.
+    # The turn's transcript (made beside the reply, for the history) comes final, just before done.
+    assert kinds(events)[-2:] == ["transcript", "done"] and events[-2].transcript.is_final
+    assert "transcript" not in kinds(events[:-2])  # no realtime model: no partials
+    done = assert_reply([e for e in events if e.WhichOneof("event") != "transcript"])
+    # One 30 s window of audio tokens, plus the instructions after it and control tokens.
     assert AUDIO_WINDOW_TOKENS < done.prompt_tokens < AUDIO_WINDOW_TOKENS + 32
 
 
