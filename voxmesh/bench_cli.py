@@ -11,6 +11,7 @@ from typing import Any
 from tqdm import tqdm
 
 from voxmesh.bench import STAGES, machine, plot, run_level, write_report
+from voxmesh.client_cli import add_token_flag
 from voxmesh.mesh import Mesh
 
 
@@ -34,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "reports memory growth per process and latency drift",
     )
     p.add_argument("--barge-in", action="store_true", help="speak again 0.5 s into every reply")
-    p.add_argument("--token", default=None, help="bearer token, if the gateway requires one")
+    add_token_flag(p)
     p.add_argument("--json", default="bench-results.json", help="where to write the figures")
     p.add_argument("--plot", default="bench-results.png", help="where to write the plot ('' for none)")
     p.add_argument("--title", default="", help="title stored with the results (e.g. the machine)")

@@ -10,6 +10,7 @@ import numpy as np
 import soundfile as sf
 
 from voxmesh.client import AudioOut, ReplyText, SessionStarted, StageError, Transcript, VoxmeshClientError
+from voxmesh.client_cli import add_token_flag
 from voxmesh.talk import talk
 
 
@@ -30,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--system-prompt", default="", help="instructions for the assistant")
     p.add_argument("--output-rate", type=int, default=24_000, help="reply sample rate in Hz")
-    p.add_argument("--token", default=None, help="bearer token, if the gateway requires one")
+    add_token_flag(p)
     p.add_argument("--fast", action="store_true", help="send audio as fast as possible instead of real time")
     p.set_defaults(func=_run)
 
