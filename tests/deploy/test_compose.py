@@ -483,6 +483,9 @@ def test_allinone_image_runs_the_whole_mesh_from_the_workspace_volume() -> None:
     ):
         assert re.search(rf"\b{var}=/workspace/", body), var
     assert 'VOLUME ["/workspace"]' in body
+    # Only the gateway faces the network; the stages have no auth.
+    for stage in ("VAD", "VOXTRAL", "ORPHEUS"):
+        assert f"VOXMESH_{stage}_HOST=127.0.0.1" in body
     assert re.search(r"^EXPOSE 50051 8080$", body, re.MULTILINE)
     # One container: the lock needs no shared volume, /tmp is common to every process.
     assert (
