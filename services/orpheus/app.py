@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 from voxmesh.services.orpheus.engine import create_engine
 from voxmesh.services.orpheus.servicer import OrpheusServicer
@@ -13,9 +15,14 @@ from voxmesh.model_source import MODEL_ENGINES
 from voxmesh.server import ServiceSpec
 from voxmesh.v1 import orpheus_pb2, orpheus_pb2_grpc
 
+log = logging.getLogger(__name__)
+
 
 def build_spec(settings: OrpheusSettings) -> ServiceSpec:
     resolve_voice(settings.voice, settings.voice, field="voice")
+    # Settings that cannot work are refused here, once, not on every phrase.
+    for warning in settings.check():
+        log.warning(warning)
     check_driver_for_engine(settings.engine, settings.device)
     engine = create_engine(settings)
     servicer = OrpheusServicer(engine, settings)

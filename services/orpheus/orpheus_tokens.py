@@ -24,9 +24,12 @@ its next slot never comes: the following slot-0 id starts a new frame.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from voxmesh.services.orpheus.phrases import emotive_tags_only
 
 BOS = 128_000
 START_OF_SPEECH = 128_257
@@ -52,6 +55,13 @@ SNAC_SAMPLE_RATE_HZ = 24_000
 #: Audio tokens per second of speech: 7 × 24000 / 2048 ≈ 82 (the real-time need).
 TOKENS_PER_SECOND = CODES_PER_FRAME * SNAC_SAMPLE_RATE_HZ / SAMPLES_PER_FRAME
 
+#: English at a conversational pace: ~150 words a minute of ~5.6 characters
+#: (with their space and punctuation), 14 characters a second.
+SPOKEN_CHARS_PER_SECOND = 14.0
+#: How much slower than that a phrase may be spoken before the token cap cuts
+#: it: pauses, emphasis, a ``<laugh>`` that lasts a second for 7 characters.
+SLOW_SPEECH_MARGIN = 1.5
+
 #: A frame's 7 codes, each 0..4095.
 Frame = tuple[int, int, int, int, int, int, int]
 
@@ -63,9 +73,22 @@ class TextTokenizer(Protocol):
 
 
 def prompt_ids(tokenizer: TextTokenizer, voice: str, text: str) -> list[int]:
-    """The prompt that makes Orpheus speak ``text`` with ``voice``."""
-    ids = tokenizer.encode(f"{voice}: {text}", add_special_tokens=False)
+    """The prompt that makes Orpheus speak ``text`` with ``voice``.
+
+    Only the eight emotive tags reach the model; any other ``<tag>`` is dropped.
+    """
+    ids = tokenizer.encode(f"{voice}: {emotive_tags_only(text)}", add_special_tokens=False)
     return [START_OF_HUMAN, BOS, *ids, END_OF_TEXT, END_OF_HUMAN, START_OF_AI, START_OF_SPEECH]
+
+
+def phrase_token_budget(chars: int) -> int:
+    """Audio tokens a phrase of ``chars`` characters may need, spoken slowly (whole frames).
+
+    180 characters (the splitter's longest phrase) → 12.9 s at the usual pace,
+    19.3 s with the margin → 1 589 tokens.
+    """
+    seconds = chars / SPOKEN_CHARS_PER_SECOND * SLOW_SPEECH_MARGIN
+    return math.ceil(seconds * TOKENS_PER_SECOND / CODES_PER_FRAME) * CODES_PER_FRAME
 
 
 def audio_token(slot: int, code: int) -> int:

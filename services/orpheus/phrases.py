@@ -21,14 +21,17 @@ Where a phrase ends, in order of preference:
 
 A phrase is never cut inside a word or a ``<tag>``. Pieces with nothing to
 say (only punctuation) are dropped; a piece made only of tags (``<sigh>``)
-joins the phrase after it, or ends the turn on its own.
+joins the phrase after it, or ends the turn on its own. Only the eight
+emotive tags Orpheus was trained on stay in a phrase (lower-cased); any other
+``<tag>`` is markup the LLM wrote, not speech, and is dropped rather than sent
+to the model verbatim (it would read it out or derail).
 """
 
 from __future__ import annotations
 
 import re
 
-from voxmesh.services.orpheus.voices import TAG_PATTERN
+from voxmesh.services.orpheus.voices import EMOTIVE_TAGS, TAG_PATTERN
 
 #: Never end a sentence: they precede a name or a number.
 _TITLES = frozenset("mr mrs ms dr prof st mt rev gen capt lt sgt gov sen vs cf eg ie approx".split())
@@ -43,6 +46,30 @@ _CLOSERS = "\"')]}’”»"
 _OPENERS = "(\"'“‘[«"
 _WORD = re.compile(r"\w")
 _SPEAKABLE = re.compile(rf"\w|{TAG_PATTERN.pattern}")
+
+
+_EMOTIVE_TAGS = frozenset(EMOTIVE_TAGS)
+#: Markup an LLM writes: ``<whisper>``, ``</em>``, ``<br/>``, SSML's
+#: ``<break time="1s"/>``. Attributes need ``=`` so that "if a <b and c> d" stays text.
+MARKUP_PATTERN = re.compile(
+    r"</?[A-Za-z_][\w:-]*(?:[ \t]+[\w:-]+=(?:\"[^\"\n]*\"|'[^'\n]*'|[^\s<>/]+))*[ \t]*/?>"
+)
+
+
+def _emotive_or_nothing(tag: re.Match[str]) -> str:
+    name = tag.group(0)[1:-1].lower()
+    if name in _EMOTIVE_TAGS:
+        return f"<{name}>"
+    # "word<br/>word" keeps its two words apart; "now</em>." keeps "now.".
+    text, start, end = tag.string, tag.start(), tag.end()
+    return " " if 0 < start and end < len(text) and text[start - 1].isalnum() and text[end].isalnum() else ""
+
+
+def emotive_tags_only(text: str) -> str:
+    """``text`` with the eight emotive tags (lower-cased) and no other markup."""
+    if "<" not in text:
+        return text
+    return re.sub(r"[ \t]{2,}", " ", MARKUP_PATTERN.sub(_emotive_or_nothing, text)).strip()
 
 
 def _word_before(text: str, end: int) -> str:
@@ -108,7 +135,7 @@ class PhraseSplitter:
             end = self._next_cut(self._buf, final)
             if end is None:
                 break
-            piece, self._buf = self._buf[:end].strip(), self._buf[end:]
+            piece, self._buf = emotive_tags_only(self._buf[:end].strip()), self._buf[end:]
             if not _SPEAKABLE.search(piece):
                 continue
             if not _WORD.search(TAG_PATTERN.sub("", piece)):

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+from voxmesh.services.orpheus.orpheus_tokens import SAMPLES_PER_FRAME, phrase_token_budget
 
+from voxmesh.errors import InvalidArgument
 from voxmesh.settings import ServiceSettings
+
+#: Ids of a phrase's prompt besides its text: the voice name, ": " and six control ids.
+PROMPT_OVERHEAD_IDS = 16
 
 
 class OrpheusSettings(ServiceSettings):
@@ -29,10 +34,14 @@ class OrpheusSettings(ServiceSettings):
         "per shared GPU; empty: none",
     )
     voice: str = Field("tara", description="Default voice")
-    temperature: float = Field(0.6, description="Sampling temperature (model card: 0.4-0.6)")
-    top_p: float = Field(0.9, description="Nucleus sampling")
-    repetition_penalty: float = Field(1.1, description="Repetition penalty (model card: 1.1)")
-    max_phrase_tokens: int = Field(1200, ge=7, description="Audio tokens cap per phrase (~14 s)")
+    temperature: float = Field(0.6, ge=0, description="Sampling temperature (model card: 0.4-0.6)")
+    top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling")
+    repetition_penalty: float = Field(1.1, gt=0, description="Repetition penalty (model card: 1.1)")
+    max_phrase_tokens: int = Field(
+        1600,
+        ge=7,
+        description="Audio tokens cap per phrase (19.5 s: max_phrase_chars spoken 1.5x slower than usual)",
+    )
     static_cache: str = Field(
         "auto",
         description="transformers: static KV cache + compiled decode step (auto = on CUDA only), on or off",
@@ -79,3 +88,39 @@ class OrpheusSettings(ServiceSettings):
     max_queued_turns: int = Field(
         4, ge=1, description="Turns waiting behind the one being spoken; more → INVALID_ARGUMENT"
     )
+
+    def check(self) -> list[str]:
+        """Refuse, once at start-up, combinations that cannot work; return warnings for costly ones.
+
+        Raises InvalidArgument naming the setting (one line, no traceback).
+        """
+        lookahead, first = self.snac_lookahead_frames, self.snac_first_lookahead_frames
+        if self.snac_crossfade_samples > min(lookahead, first) * SAMPLES_PER_FRAME:
+            raise InvalidArgument(
+                "snac_crossfade_samples",
+                f"{self.snac_crossfade_samples} samples of crossfade need "
+                f"{-(-self.snac_crossfade_samples // SAMPLES_PER_FRAME)} frame(s) of lookahead past each "
+                f"chunk (snac_lookahead_frames={lookahead}, snac_first_lookahead_frames={first}); "
+                "set it to 0 or raise the lookahead",
+            )
+        if lookahead > first:
+            raise InvalidArgument(
+                "snac_lookahead_frames",
+                f"{lookahead} frames after a first chunk with {first} stalls playback unless generation "
+                f"runs at {1 + lookahead - first:.1f}x real time; use at most snac_first_lookahead_frames",
+            )
+        prompt_room = self.max_phrase_chars + PROMPT_OVERHEAD_IDS
+        if self.engine == "vllm" and self.vllm_max_model_len < self.max_phrase_tokens + prompt_room:
+            raise InvalidArgument(
+                "vllm_max_model_len",
+                f"{self.vllm_max_model_len} cannot hold a phrase's prompt (up to {prompt_room} ids) and "
+                f"its {self.max_phrase_tokens} audio tokens (max_phrase_tokens)",
+            )
+        warnings = []
+        needed = phrase_token_budget(self.max_phrase_chars)
+        if self.max_phrase_tokens < needed:
+            warnings.append(
+                f"max_phrase_tokens={self.max_phrase_tokens} may cut a slowly spoken phrase of "
+                f"max_phrase_chars={self.max_phrase_chars} characters, which can need {needed}"
+            )
+        return warnings

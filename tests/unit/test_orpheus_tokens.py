@@ -39,6 +39,13 @@ def test_prompt_layout_is_exactly_what_orpheus_was_trained_on() -> None:
     assert tokenizer.decode(text) == "tara: Hi <laugh>"
 
 
+def test_only_emotive_tags_reach_the_model_in_the_prompt() -> None:
+    tokenizer = byte_tokenizer()
+    ids = prompt_ids(tokenizer, "tara", "Hi <whisper> there <Laugh> now</em>")
+    text = tokenizer.encode("tara: Hi there <laugh> now", add_special_tokens=False)
+    assert ids[2:-4] == text
+
+
 def test_audio_ids_cover_the_vocabulary_layout() -> None:
     assert AUDIO_TOKEN_BASE == 128_266 and AUDIO_TOKEN_END == 156_938 <= ORPHEUS_VOCAB_SIZE
     assert audio_token(0, 0) == 128_266

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from voxmesh.services.orpheus.phrases import PhraseSplitter
+from voxmesh.services.orpheus.orpheus_tokens import (
+    SLOW_SPEECH_MARGIN,
+    SPOKEN_CHARS_PER_SECOND,
+    TOKENS_PER_SECOND,
+    phrase_token_budget,
+)
+from voxmesh.services.orpheus.phrases import MARKUP_PATTERN, PhraseSplitter, emotive_tags_only
+from voxmesh.services.orpheus.settings import OrpheusSettings
+from voxmesh.services.orpheus.voices import EMOTIVE_TAGS
 
 
 def split(text: str, **kw: int) -> list[str]:
@@ -110,6 +118,33 @@ def test_tags_stay_intact_and_tag_only_pieces_join_the_next_phrase() -> None:
     assert split(text) == ["That is funny <laugh>.", "<sigh> Well.", "Okay <chuckle> fine.", "Bye.", "<yawn>"]
 
 
+def test_only_the_eight_emotive_tags_stay_in_a_phrase() -> None:
+    text = "Well <whisper> hello <LAUGH> there. <break> <pause> <Sigh> Bye <em>now</em>."
+    # Before: "<whisper>", "<break>", "<pause>" went to the model verbatim.
+    assert split(text) == ["Well hello <laugh> there.", "<sigh> Bye now."]
+
+
+def test_a_piece_of_unknown_tags_alone_is_not_a_phrase() -> None:
+    assert split("Hi. <break> <pause>. Bye.") == ["Hi.", "Bye."]
+    assert split("<music>") == []
+
+
+@pytest.mark.parametrize("tag", EMOTIVE_TAGS)
+def test_each_emotive_tag_is_kept(tag: str) -> None:
+    assert emotive_tags_only(f"oh <{tag}> no") == f"oh <{tag}> no"
+    assert emotive_tags_only(f"oh <{tag.upper()}> no") == f"oh <{tag}> no"
+
+
+def test_ssml_and_html_markup_is_dropped() -> None:
+    text = "Wait <break time=\"1s\"/> for <prosody rate='slow'>it</prosody><br/> <laugh/>"
+    assert emotive_tags_only(text) == "Wait for it"
+
+
+def test_text_that_only_looks_like_markup_is_left_alone() -> None:
+    assert emotive_tags_only("a < b and c > d, <3") == "a < b and c > d, <3"
+    assert emotive_tags_only("if x <y and z> w") == "if x <y and z> w"
+
+
 def test_only_punctuation_is_not_a_phrase() -> None:
     assert split("... !!! ?") == []
     assert split("") == []
@@ -149,9 +184,34 @@ def test_every_word_survives_in_order(text: str) -> None:
     phrases = split(text, first_clause_chars=3, clause_chars=5, max_chars=20)
     words = [w for w in text.split() if any(c.isalnum() for c in w)]
     spoken = [w for p in phrases for w in p.split() if any(c.isalnum() for c in w)]
-    assert spoken == words
+    if MARKUP_PATTERN.search(text) is None:
+        assert spoken == words
+    else:
+        # "<ab>" is markup, not speech (no emotive tag is spelt with a and b):
+        # the letters around it survive in order, without its own.
+        assert "".join(filter(str.isalnum, " ".join(spoken))) == "".join(
+            filter(str.isalnum, MARKUP_PATTERN.sub("", text))
+        )
 
 
 def test_rejects_non_positive_limits() -> None:
     with pytest.raises(ValueError, match="positive"):
         PhraseSplitter(max_chars=0)
+
+
+def test_the_token_cap_leaves_a_margin_over_the_longest_phrase() -> None:
+    settings = OrpheusSettings()
+    # 180 characters at 14 a second is 12.9 s of speech (1 055 tokens); a
+    # phrase spoken 1.5x slower than that (pauses, a <laugh>) needs 19.3 s.
+    usual = settings.max_phrase_chars / SPOKEN_CHARS_PER_SECOND * TOKENS_PER_SECOND
+    assert phrase_token_budget(settings.max_phrase_chars) >= SLOW_SPEECH_MARGIN * usual
+    assert phrase_token_budget(180) == 1589 and phrase_token_budget(180) % 7 == 0
+    # Before: a 1 200-token cap (14.6 s) cut a phrase spoken below 12.3 characters a second.
+    assert settings.max_phrase_tokens >= phrase_token_budget(settings.max_phrase_chars)
+    assert settings.check() == []
+
+
+def test_a_cap_without_the_margin_is_reported_at_start_up() -> None:
+    (warning,) = OrpheusSettings(max_phrase_tokens=1200).check()
+    assert "max_phrase_tokens=1200" in warning and "1589" in warning
+    assert OrpheusSettings(max_phrase_tokens=700, max_phrase_chars=70).check() == []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -16,9 +18,12 @@ from voxmesh.services.orpheus.orpheus_tokens import (
     frame_tokens,
 )
 from voxmesh.services.orpheus.random_checkpoint import TINY_SNAC_CONFIG, random_snac
+from voxmesh.services.orpheus.settings import OrpheusSettings
 from voxmesh.services.orpheus.snac_batcher import SnacBatcher
 from voxmesh.services.orpheus.snac_decoder import FRAME_SECONDS, SnacDecoder, SnacStream
-from voxmesh.services.orpheus.token_audio import StreamParams, tokens_to_audio
+from voxmesh.services.orpheus.token_audio import StreamParams, stream_params, tokens_to_audio
+
+from voxmesh.errors import InvalidArgument
 
 EXACT = StreamParams(
     left_frames=3, lookahead_frames=3, first_lookahead_frames=3, crossfade_samples=0, max_emit_frames=1
@@ -317,3 +322,56 @@ def test_default_first_audio_comes_after_two_frames() -> None:
     assert stream.first_chunk_hold_s(10.0) == pytest.approx(FRAME_SECONDS)
     # An extra first-lookahead frame is a playout buffer: no hold needed.
     assert StreamParams(first_lookahead_frames=2).new_stream().first_chunk_hold_s(0.01) == 0.0
+
+
+# ------------------------------------------------------ settings refused at start-up
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"snac_lookahead_frames": 0}, "snac_crossfade_samples"),
+        ({"snac_lookahead_frames": 0, "snac_first_lookahead_frames": 0}, "snac_crossfade_samples"),
+        ({"snac_crossfade_samples": 2049, "snac_first_lookahead_frames": 2}, "snac_crossfade_samples"),
+        ({"snac_lookahead_frames": 2}, "snac_lookahead_frames"),
+        ({"engine": "vllm", "max_phrase_tokens": 2000}, "vllm_max_model_len"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused_naming_the_setting(
+    overrides: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidArgument, match=rf"^{field}: "):
+        OrpheusSettings(**overrides).check()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"snac_lookahead_frames": 0, "snac_first_lookahead_frames": 0, "snac_crossfade_samples": 0},
+        {"snac_lookahead_frames": 2, "snac_first_lookahead_frames": 2},
+        {"snac_first_lookahead_frames": 2},
+        {"engine": "vllm"},
+    ],
+)
+def test_settings_that_work_pass(overrides: dict[str, object]) -> None:
+    settings = OrpheusSettings(**overrides)  # type: ignore[arg-type]
+    assert settings.check() == []
+    settings_stream = stream_params(settings).new_stream()  # the per-phrase checks agree
+    assert settings_stream.lookahead_frames == settings.snac_lookahead_frames
+
+
+def test_a_setting_that_cannot_work_stops_serve_at_start_up_in_one_line() -> None:
+    # Before: the service started and every phrase failed with INTERNAL.
+    proc = subprocess.run(
+        [sys.executable, "-m", "voxmesh.cli", "serve", "orpheus", "--snac-lookahead-frames", "2",
+         "--port", "0", "--metrics-port", "-1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith("voxmesh serve orpheus: snac_lookahead_frames: 2 frames")
+    )
