@@ -122,9 +122,7 @@ def test_audio_is_padded_to_whole_30_s_windows(
     tokenizer: MistralTokenizer, seconds: int, windows: int
 ) -> None:
     audio = np.zeros(seconds * 16_000, np.float32)
-    tokenized = tokenizer.encode_chat_completion(
-        chat_request([Message("user", audio=audio)])
-    )
+    tokenized = tokenizer.encode_chat_completion(chat_request([Message("user", audio=audio)]))
     assert tokenized.tokens.count(special(tokenizer, "[BEGIN_AUDIO]")) == 1
     assert tokenized.tokens.count(special(tokenizer, "[AUDIO]")) == windows * WINDOW_TOKENS
     assert [a.audio_array.shape for a in tokenized.audios] == [(windows * 480_000,)]
