@@ -12,7 +12,11 @@ Reports time to first audio for a short phrase, single-stream tokens/s
 against the 82 tokens/s that real time needs (7 tokens per 2048-sample frame
 at 24 kHz: 7 * 24000 / 2048 = 82.03), the same against the memory-bandwidth
 bound (weight bytes / HBM bandwidth), and how many concurrent streams stay
-faster than real time. Writes JSON next to the printout.
+faster than real time. Then time to first audio under load (p50/p95 at 1, 4
+and 16 streams of turns, ``first_audio_sweep``), with first-audio priority
+off and on: this engine is transformers, so what priority changes here is the
+shared SNAC batcher (vLLM's priority scheduling needs vLLM:
+``bench/orpheus_first_audio.py``). Writes JSON next to the printout.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from voxmesh.services.orpheus.first_audio_sweep import Workload, run_level
 from voxmesh.services.orpheus.orpheus_tokens import SAMPLES_PER_FRAME
 from voxmesh.services.orpheus.random_checkpoint import (
     ORPHEUS_3B_CONFIG,
@@ -95,7 +100,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         test_audio_frames_only=True,
         max_sessions=max(args.streams),
     )
-    engine = TransformersEngine(settings, preloaded=(model, byte_tokenizer(), snac))
+    preloaded = (model, byte_tokenizer(), snac)
+    engine = TransformersEngine(settings, preloaded=preloaded)
     await engine.start()
     print("warm-up ...", flush=True)
     await one_stream(engine, PHRASE)
@@ -121,6 +127,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         result["bandwidth_bound_tokens_per_s"] = round(bound, 1)
         result["single"]["fraction_of_bound"] = round(result["single"]["tokens_per_s"] / bound, 2)
     print(json.dumps(result["single"]), flush=True)
+    save(args.json, result)
     for n in args.streams:
         runs = await asyncio.gather(*(one_stream(engine, PHRASE) for _ in range(n)))
         level = {
@@ -132,8 +139,50 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         }
         result["concurrent"].append(level)
         print(json.dumps(level), flush=True)
+        save(args.json, result)
     await engine.close()
+    result["first_audio_sweep"] = {}
+    await first_audio_sweep(args, settings, preloaded, result)
     return result
+
+
+def save(path: str, result: dict[str, Any]) -> None:
+    """Written after every part: a run stopped by a time limit keeps what it measured."""
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+
+
+async def first_audio_sweep(
+    args: argparse.Namespace,
+    settings: OrpheusSettings,
+    preloaded: tuple[Any, Any, Any],
+    result: dict[str, Any],
+) -> None:
+    """Time to first audio p50/p95 per load level, first-audio priority off then on (same weights)."""
+    streams_levels = (
+        args.sweep_streams if args.sweep_streams is not None else ([1, 2] if args.tiny else [1, 4, 16])
+    )
+    if not streams_levels:
+        return
+    workload = Workload(turns=args.sweep_turns, phrases=2, max_pause_s=1.0)
+    out = result["first_audio_sweep"]
+    out.update(tokens_per_phrase=args.sweep_tokens, workload=vars(workload))
+    for priority in args.sweep_priority:
+        update = {
+            "max_phrase_tokens": args.sweep_tokens,
+            "first_audio_priority": priority == "on",
+            "max_sessions": max(streams_levels),  # a generate thread per stream
+        }
+        engine = TransformersEngine(settings.model_copy(update=update), preloaded=preloaded)
+        await engine.start()
+        try:
+            out[priority] = levels = []
+            for streams in streams_levels:
+                levels.append(await run_level(engine, streams, workload))
+                print(f"first audio, priority {priority}: {json.dumps(levels[-1])}", flush=True)
+                save(args.json, result)
+        finally:
+            await engine.close()
 
 
 if __name__ == "__main__":
@@ -148,9 +197,23 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--streams", default="1,2,4,8,16", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--static-cache", default="off", choices=["on", "off", "auto"])
+    parser.add_argument(
+        "--sweep-streams",
+        default=None,
+        type=lambda s: [int(x) for x in s.split(",") if x],
+        help="first-audio sweep load levels (default 1,4,16; --tiny 1,2; '' skips the sweep)",
+    )
+    parser.add_argument("--sweep-turns", type=int, default=2, help="first-audio sweep: turns per stream")
+    parser.add_argument(
+        "--sweep-tokens",
+        type=int,
+        default=7 * 8,
+        help="first-audio sweep: audio tokens per phrase (8 frames)",
+    )
+    parser.add_argument(
+        "--sweep-priority", default="off,on", type=lambda s: s.split(","), help="off, on or off,on"
+    )
     parser.add_argument("--json", default="bench/orpheus-gpu-results.json")
     args = parser.parse_args()
-    out = asyncio.run(main(args))
-    with open(args.json, "w") as f:
-        json.dump(out, f, indent=2)
+    save(args.json, asyncio.run(main(args)))
     print(f"wrote {args.json}")
