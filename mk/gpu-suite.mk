@@ -1,0 +1,35 @@
+# GPU figures in one command (bench/gpu_suite.sh): the wheels it installs on a GPU host with no
+# network. The lent GPU host runs Python 3.12 with its own CUDA torch and takes at most 64 MiB
+# with the working tree, so this folder holds only what that host lacks, for CPython 3.12 on
+# x86-64 (bench/gpu_wheels.py says what and why): this project's own wheel, snac,
+# mistral-common and the dependencies missing there, numpy 2.3.5 (the host's is above the cap).
+# Resolved by pip's dry run (~5 min once), then downloaded by exact version. Take the folder to
+# the host beside the working tree (the device tool: carry .whl/gpu-suite); `.whl/` is ignored.
+
+GPU_WHEELS ?= .whl/gpu-suite
+GPU_WHEELS_TARGET := --only-binary=:all: --python-version 3.12 --implementation cp --abi cp312 \
+	--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+	--platform manylinux2014_x86_64 --platform manylinux_2_12_x86_64 --platform manylinux2010_x86_64 \
+	--platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 --platform linux_x86_64
+GPU_WHEELS_PIP := $(PYTHON) -m pip -q --disable-pip-version-check
+
+$(GPU_WHEELS)/.complete: pyproject.toml setup.py bench/gpu_wheels.py
+	rm -rf $(GPU_WHEELS) && mkdir -p $(GPU_WHEELS)
+	$(GPU_WHEELS_PIP) wheel --no-deps -w $(GPU_WHEELS) .
+	$(PYTHON) bench/gpu_wheels.py requirements > $(GPU_WHEELS)/requirements.txt
+	$(GPU_WHEELS_PIP) install --dry-run --ignore-installed $(GPU_WHEELS_TARGET) --target $(GPU_WHEELS)/.resolve \
+		--report $(GPU_WHEELS)/resolved.json $(GPU_WHEELS)/voxmesh-*.whl -r $(GPU_WHEELS)/requirements.txt
+	$(PYTHON) bench/gpu_wheels.py pins $(GPU_WHEELS)/resolved.json > $(GPU_WHEELS)/pins.txt
+	$(GPU_WHEELS_PIP) download --no-deps $(GPU_WHEELS_TARGET) -d $(GPU_WHEELS) -r $(GPU_WHEELS)/pins.txt
+	rm -rf $(GPU_WHEELS)/.resolve
+	$(PYTHON) bench/gpu_wheels.py check $(GPU_WHEELS)
+	touch $@
+
+gpu-wheels: $(GPU_WHEELS)/.complete
+
+# The suite itself on the CPU, tiny shapes (its end-to-end check; tests/unit/test_gpu_suite.py
+# runs the same in `make test`).
+gpu-suite-tiny: install-test
+	PYTHON=$(PY) bench/gpu_suite.sh --tiny --out out/gpu-suite-tiny
+
+.PHONY: gpu-wheels gpu-suite-tiny
