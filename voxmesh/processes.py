@@ -6,6 +6,7 @@ all three run the services exactly as a user does: ``voxmesh serve NAME``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -69,6 +70,7 @@ class ServiceProcess:
         if not self.log_path:
             fd, self.log_path = tempfile.mkstemp(prefix=f"voxmesh-{self.name}-", suffix=".log")
             os.close(fd)
+        self.kill_group()
         with open(self.log_path, "ab") as log:
             if self.process is not None:
                 log.write(
@@ -128,7 +130,21 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.kill_group()
         return self.exit_reason() or "stopped"
+
+    def kill_group(self) -> None:
+        """SIGKILL whatever is left of an exited service's process group.
+
+        A service killed with -9 leaves its own children running (the echo
+        engine's pocketsphinx workers; on a GPU, vLLM's engine core, which
+        holds the card's memory a restarted service needs).
+        """
+        if self.process is None or self.process.poll() is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            # start_new_session made the service the leader: its pid is the group id.
+            os.killpg(self.process.pid, signal.SIGKILL)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -80,6 +80,7 @@ class Supervisor:
             reason = svc.exit_reason()
             if reason is None:
                 continue
+            svc.kill_group()  # its orphaned children now, not at the restart: they may hold the GPU
             if (code := svc.returncode) in PERMANENT:
                 why = ExitStatus(code).name.lower().replace("_", " ")
                 return GiveUp(svc, f"{reason} ({why}: a restart cannot fix it)", code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import psutil
 import pytest
 
 from tests.integration.test_faults import _until
@@ -70,6 +72,16 @@ def test_a_permanent_failure_is_not_retried() -> None:
     assert gave_up is not None and gave_up.status == ExitStatus.BAD_SETUP
     assert gave_up.reason == "exited with status 2 (bad setup: a restart cannot fix it)"
     assert said == []
+
+
+def process_group(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group."""
+    members = []
+    for proc in psutil.process_iter(["status"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+    return members
 
 
 def _free_port_block(count: int) -> int:
@@ -147,10 +159,16 @@ async def test_up_restarts_a_killed_stage_and_the_session_recovers(
                 events.append(event)
 
         reader = asyncio.create_task(read())
+        assert len(process_group(voxtral_pid)) > 1  # voxtral (echo) and its pocketsphinx workers
         os.kill(voxtral_pid, signal.SIGKILL)
         errors = [e for e in await _until(events, 0, (StageError,)) if isinstance(e, StageError)]
         assert errors[0].stage == "voxtral" and errors[0].retryable, errors
         await asyncio.to_thread(up.wait_for, r"voxtral restarted \(pid \d+\)")
+        for _ in range(100):  # SIGKILL is delivered asynchronously
+            if not process_group(voxtral_pid):
+                break
+            await asyncio.sleep(0.1)
+        assert process_group(voxtral_pid) == []  # its orphaned workers went with it
         while check_health(f"127.0.0.1:{base + 2}") != "SERVING":
             assert up.process.poll() is None, "\n".join(up.lines)
             await asyncio.sleep(0.2)
