@@ -319,7 +319,7 @@ async def test_three_turns_each_prompt_holds_every_earlier_turn_in_order_and_the
     finally:
         await engine.close()
     exchanges = [(conversation.transcript(t), conversation.reply(t).strip()) for t in (1, 2, 3)]
-    assert all(user for user, _ in exchanges), "the tiny model's transcripts are random, never empty"
+    assert all(user for user, _ in exchanges), f"the tiny model's transcripts are random text, never empty: {exchanges}"
     prompts = conversation.reply_prompts
     assert len(prompts) == 3
     for turn, prompt in enumerate(prompts):
@@ -331,3 +331,46 @@ async def test_three_turns_each_prompt_holds_every_earlier_turn_in_order_and_the
         assert prompt.count(INSTRUCTIONS) == 1 and "[SYSTEM_PROMPT]" not in prompt
     # Audio mode made each turn's transcript beside its reply (one transcription request per turn).
     assert len(conversation.prompts) == 6
+
+
+async def test_a_long_system_prompt_drops_old_turns_instead_of_failing_a_turn(checkpoint: str) -> None:
+    # The defect: the history budget ignored the system prompt's tokens, so with long
+    # instructions a conversation grew past the context and its next turn failed (or its reply
+    # was cut short). Counted, the instructions make old turns go first; every turn is answered.
+    from voxmesh.services.voxtral.settings import VoxtralSettings
+    from voxmesh.services.voxtral.transformers_engine import TransformersEngine
+
+    from tests.integration.voxtral_conversation import converse
+
+    settings = VoxtralSettings(
+        engine="transformers",
+        model=checkpoint,
+        realtime_model="",
+        device="cpu",
+        dtype="float32",
+        max_model_len=CONTEXT_TOKENS,
+        max_reply_tokens=REPLY_TOKENS,
+        temperature=1.0,
+    )
+    engine = TransformersEngine(settings)
+    await engine.start()
+    try:
+        instructions = "Always answer politely, briefly and in plain words. " * 20
+        turns = [f"Turn {n}: " + "please tell me more about the weather today. " * 8 for n in range(1, 7)]
+        # Sized so that the instructions and four earlier turns overflow the context.
+        assert engine.count_tokens(instructions) > CONTEXT_TOKENS // 4
+        assert 4 * engine.count_tokens(turns[0]) > CONTEXT_TOKENS - engine.count_tokens(instructions)
+        conversation = await converse(
+            engine, settings, voxtral_pb2.RespondConfig(session_id="t", system_prompt=instructions), turns
+        )
+    finally:
+        await engine.close()
+    assert not [e for e in conversation.events if e.WhichOneof("event") == "failed"]
+    for turn in range(1, 7):
+        (done,) = conversation.of_turn(turn, "done")
+        # The reply keeps its whole cap: the prompt left room for it.
+        assert done.prompt_tokens + REPLY_TOKENS <= CONTEXT_TOKENS
+        assert done.finish_reason == "stop" or done.generated_tokens == REPLY_TOKENS
+    last = conversation.reply_prompts[-1]
+    assert last.count(instructions.strip()) == 1  # in force on the last turn too
+    assert "Turn 1:" not in last and "Turn 5:" in last  # the oldest turns made room

@@ -72,9 +72,10 @@ async def converse(
     engine: MistralPromptEngine,
     settings: VoxtralSettings,
     config: voxtral_pb2.RespondConfig,
-    utterances: Sequence[np.ndarray],
+    utterances: Sequence[np.ndarray | str],
 ) -> Conversation:
-    """One session of ``utterances`` (turns 1, 2, …) on a started ``engine``; its events and prompts."""
+    """One session of ``utterances`` (turns 1, 2, …: audio, or typed text) on a started ``engine``;
+    its events and prompts."""
     from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
 
     conversation = Conversation(events=[])
@@ -90,8 +91,11 @@ async def converse(
         session = VoxtralServicer(engine, settings)._session(config)
 
         async def requests() -> AsyncIterator[Request]:
-            for turn_id, audio in enumerate(utterances, start=1):
-                for request in turn_requests(turn_id, audio):
+            for turn_id, utterance in enumerate(utterances, start=1):
+                if isinstance(utterance, str):
+                    yield Request(text=voxtral_pb2.TextTurn(turn_id=turn_id, text=utterance))
+                    continue
+                for request in turn_requests(turn_id, utterance):
                     yield request
 
         conversation.events = [event async for event in session.run(requests())]
