@@ -319,7 +319,9 @@ async def test_three_turns_each_prompt_holds_every_earlier_turn_in_order_and_the
     finally:
         await engine.close()
     exchanges = [(conversation.transcript(t), conversation.reply(t).strip()) for t in (1, 2, 3)]
-    assert all(user for user, _ in exchanges), f"the tiny model's transcripts are random text, never empty: {exchanges}"
+    assert all(user for user, _ in exchanges), (
+        f"the tiny model's transcripts are random text, never empty: {exchanges}"
+    )
     prompts = conversation.reply_prompts
     assert len(prompts) == 3
     for turn, prompt in enumerate(prompts):

@@ -74,8 +74,10 @@ async def converse(
     config: voxtral_pb2.RespondConfig,
     utterances: Sequence[np.ndarray | str],
 ) -> Conversation:
-    """One session of ``utterances`` (turns 1, 2, …: audio, or typed text) on a started ``engine``;
-    its events and prompts."""
+    """One session on a started ``engine``: its events and the prompts its model received.
+
+    ``utterances`` are turns 1, 2, …: audio, or typed text.
+    """
     from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
 
     conversation = Conversation(events=[])
