@@ -19,6 +19,11 @@ the lock, since it belongs to the inode.
 
 Waiting polls with a non-blocking ``flock`` on the event loop: cancelling the
 start-up (SIGTERM while waiting) leaves no thread stuck in the kernel.
+
+The setting's default, ``auto``, locks a file in the temp directory when NVML
+sees a GPU (``voxmesh up --profile gpu`` on one host), and nothing on a
+machine without one: vLLM's CPU engines (the tests) share no card, and
+serialising them across unrelated runs would only slow them down.
 """
 
 from __future__ import annotations
@@ -28,15 +33,30 @@ import contextlib
 import fcntl
 import logging
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 
 from voxmesh import logs
+from voxmesh.gpu_memory import nvml_devices
 
 log = logging.getLogger(__name__)
 
 #: How often a waiting engine tries the lock again.
 POLL_S = 0.2
+AUTO = "auto"
+
+
+def nvml_sees_a_gpu() -> bool:
+    read = nvml_devices()
+    return read is not None and bool(read())
+
+
+def resolve(path: str, has_gpu: Callable[[], bool] = nvml_sees_a_gpu) -> str:
+    """The lock path a setting means: ``auto`` → the temp directory's lock on a GPU host, else none."""
+    if path != AUTO:
+        return path
+    return os.path.join(tempfile.gettempdir(), "voxmesh-gpu-startup.lock") if has_gpu() else ""
 
 
 def _open(path: str) -> int:
@@ -51,10 +71,12 @@ def _open(path: str) -> int:
 async def gpu_startup_lock(
     path: str, what: str, on_wait: Callable[[], None] | None = None
 ) -> AsyncIterator[None]:
-    """Hold the start-up lock at ``path`` (no lock when empty) while ``what`` initialises.
+    """Hold the start-up lock at ``path`` (no lock when empty; see :func:`resolve` for ``auto``)
+    while ``what`` initialises.
 
     ``on_wait`` runs once when another holder makes this one wait (tests watch it).
     """
+    path = resolve(path)
     if not path:
         yield
         return

@@ -29,9 +29,9 @@ class OrpheusSettings(ServiceSettings):
     )
     gpu_memory_utilization: float = Field(0.35, description="vllm: fraction of GPU memory for this model")
     gpu_startup_lock: str = Field(
-        "/tmp/voxmesh-gpu-startup.lock",
+        "auto",
         description="vllm: lock file (or directory) held while an engine starts, one engine at a time "
-        "per shared GPU; empty: none",
+        "per shared GPU; auto: one in the temp directory when a GPU is present; empty: none",
     )
     voice: str = Field("tara", description="Default voice")
     temperature: float = Field(0.6, ge=0, description="Sampling temperature (model card: 0.4-0.6)")

@@ -33,9 +33,9 @@ class VoxtralSettings(ServiceSettings):
         0.2, description="vllm: fraction of GPU memory for the realtime (live transcript) model"
     )
     gpu_startup_lock: str = Field(
-        "/tmp/voxmesh-gpu-startup.lock",
+        "auto",
         description="vllm: lock file (or directory) held while an engine starts, one engine at a time "
-        "per shared GPU; empty: none",
+        "per shared GPU; auto: one in the temp directory when a GPU is present; empty: none",
     )
     max_model_len: int = Field(8192, description="Context length (prompt + reply), tokens")
     history_tokens: int = Field(4096, description="Token budget for conversation history")

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from voxmesh.startup_lock import gpu_startup_lock
+from voxmesh.startup_lock import gpu_startup_lock, resolve
 
 CHILD = """
 import asyncio, sys
-from voxmesh.startup_lock import gpu_startup_lock
+from voxmesh.startup_lock import gpu_startup_lock, resolve
 
 async def main(path):
     async with gpu_startup_lock(path, "test", on_wait=lambda: print("waiting", flush=True)):
@@ -104,3 +104,11 @@ async def test_empty_path_means_no_lock() -> None:
     async with gpu_startup_lock("", "test"), gpu_startup_lock("", "test"):
         entered = True
     assert entered
+
+
+def test_auto_locks_only_where_there_is_a_gpu(tmp_path: Path) -> None:
+    # vLLM's CPU engines share no card: serialising them would only slow unrelated runs.
+    assert resolve("auto", has_gpu=lambda: False) == ""
+    assert resolve("auto", has_gpu=lambda: True).endswith("voxmesh-gpu-startup.lock")
+    assert resolve(str(tmp_path / "x.lock"), has_gpu=lambda: False) == str(tmp_path / "x.lock")
+    assert resolve("", has_gpu=lambda: True) == ""
