@@ -11,9 +11,15 @@ For each lookahead setting (first chunk, later chunks) and speed it prints the
 ids fed before first audio, the first-audio time (from the first id's due
 time) and the largest playback gap over all phrases (0 = gap-free).
 
+``--clock virtual`` replays the same window walk on a virtual clock
+(:mod:`voxmesh.services.orpheus.playout`) with each window costing what the
+real decoder takes for a window of that many frames here (median of 5):
+figures that a busy shared machine's scheduler cannot blur.
+
     python bench/orpheus_pacing.py                          # decoder_dim 256 on CPU
     python bench/orpheus_pacing.py --decoder-dim 1024       # the real 24 kHz SNAC size
     python bench/orpheus_pacing.py --device cuda --decoder-dim 1024
+    python bench/orpheus_pacing.py --clock virtual --decoder-dim 1024
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import argparse
 import asyncio
 import json
 import platform
+import statistics
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -35,6 +42,7 @@ from voxmesh.services.orpheus.orpheus_tokens import (
     SNAC_SAMPLE_RATE_HZ,
     frame_tokens,
 )
+from voxmesh.services.orpheus.playout import replay
 from voxmesh.services.orpheus.random_checkpoint import random_snac
 from voxmesh.services.orpheus.snac_batcher import SnacBatcher
 from voxmesh.services.orpheus.snac_decoder import SNAC_24KHZ_CONFIG, SnacDecoder
@@ -124,18 +132,46 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     batcher = SnacBatcher(decoder)
     batcher.start()
     rows = []
+    window_costs: dict[int, float] = {}
+
+    def virtual_phrase(params: StreamParams, speed: float) -> dict[str, float]:
+        def cost_s(n: int) -> float:
+            if n not in window_costs:
+                window_costs[n] = statistics.median(decode_ms(decoder, n, 1) for _ in range(5)) / 1000
+            return window_costs[n]
+
+        playout = replay(params.new_stream(), args.frames, speed, cost_s, params.hold_first_chunk)
+        return {
+            "ids_before_first_audio": CODES_PER_FRAME * playout.frames_before_first_audio,
+            "first_audio_ms": 1000 * playout.first_audio_s,
+            "largest_gap_ms": 1000 * playout.largest_gap_s,
+        }
+
+    if args.clock == "virtual":
+        # Every window length a phrase can use, measured together (a busy
+        # machine's load then weighs on all of them alike).
+        for n in range(1, 3 + 8 + 3 + 1):
+            window_costs[n] = statistics.median(decode_ms(decoder, n, 1) for _ in range(7)) / 1000
     try:
         for setting in args.lookaheads:
-            first, later = (int(x) for x in setting.split(","))
-            params = StreamParams(first_lookahead_frames=first, lookahead_frames=later)
+            first, later, *hold = setting.split(",")
+            params = StreamParams(
+                first_lookahead_frames=int(first),
+                lookahead_frames=int(later),
+                hold_first_chunk=hold != ["nohold"],
+            )
             for speed in args.speeds:
-                runs = [
-                    await one_phrase(batcher, params, args.frames, speed, seed)
-                    for seed in range(args.phrases)
-                ]
+                if args.clock == "virtual":
+                    runs = [virtual_phrase(params, speed)]
+                else:
+                    runs = [
+                        await one_phrase(batcher, params, args.frames, speed, seed)
+                        for seed in range(args.phrases)
+                    ]
                 row = {
-                    "first_lookahead_frames": first,
-                    "lookahead_frames": later,
+                    "first_lookahead_frames": params.first_lookahead_frames,
+                    "lookahead_frames": params.lookahead_frames,
+                    "hold_first_chunk": params.hold_first_chunk,
                     "speed": speed,
                     "ids_before_first_audio": max(r["ids_before_first_audio"] for r in runs),
                     "first_audio_ms_p50": round(float(np.median([r["first_audio_ms"] for r in runs])), 1),
@@ -147,6 +183,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await batcher.close()
     return {
         "machine": machine,
+        "clock": args.clock,
         "torch": torch.__version__,
         "decoder_dim": args.decoder_dim,
         "device": str(device),
@@ -160,12 +197,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def table(result: dict[str, Any]) -> str:
     lines = [
-        "| lookahead first / later | speed | ids before first audio | first audio p50 (ms) | largest gap (ms) |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| lookahead first / later | first chunk held | speed | ids before first audio "
+        "| first audio p50 (ms) | largest gap (ms) |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for r in result["rows"]:
         lines.append(
-            f"| {r['first_lookahead_frames']} / {r['lookahead_frames']} | {r['speed']}× | "
+            f"| {r['first_lookahead_frames']} / {r['lookahead_frames']} | "
+            f"{'yes' if r['hold_first_chunk'] else 'no'} | {r['speed']}× | "
             f"{r['ids_before_first_audio']} | {r['first_audio_ms_p50']} | {r['largest_gap_ms']} |"
         )
     return "\n".join(lines)
@@ -184,11 +223,14 @@ if __name__ == "__main__":
     parser.add_argument(
         "--lookaheads",
         nargs="+",
-        default=["1,2", "1,1", "2,2"],
-        help="'first,later' lookahead frames to compare (1,2 was the old default)",
+        default=["1,2,nohold", "1,1,nohold", "1,1", "2,2"],
+        help="'first,later[,nohold]' lookahead frames to compare (1,2,nohold: the schedule before issue 9)",
     )
     parser.add_argument("--frames", type=int, default=36, help="frames per phrase (36 = 3.1 s)")
     parser.add_argument("--phrases", type=int, default=3, help="phrases per row")
+    parser.add_argument(
+        "--clock", choices=["wall", "virtual"], default="wall", help="real time, or the virtual playout clock"
+    )
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args()
     out = asyncio.run(main(args))

@@ -44,15 +44,17 @@ before first audio for -80 dB seams; ``L1 > L`` buys a playout buffer of
 Decode time enters too: a later window carries ``left_frames`` of context
 the first one lacks, so at 1.0× it may finish after the first chunk has
 played by the difference in decode time. :meth:`SnacStream.first_chunk_hold_s`
-holds the first chunk back by that difference (estimated from the first
-window's own decode time, scaled by window length), which is a few
-milliseconds on a GPU (``bench/orpheus_pacing.py`` measures all of this).
+holds the first chunk back by that difference, as :class:`SnacDecoder` has
+measured it for windows of both lengths (before it has seen a later window,
+the first window's own decode time scaled by length: more than needed).
+``bench/orpheus_pacing.py`` measures all of this.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +114,8 @@ class SnacDecoder:
             raise ValueError("not a 24 kHz SNAC: a frame must be 4 latents of 512 samples")
         # Each noise block runs at latent rate × the upsampling before it.
         self._noise: dict[int, tuple[int, torch.Tensor]] = {}
+        #: Window length → smoothed seconds per decode call (written by the decoding thread).
+        self._seconds: dict[int, float] = {}
         generator = torch.Generator().manual_seed(seed)
         upsampling = 1
         for layer in snac.decoder.model:
@@ -123,12 +127,27 @@ class SnacDecoder:
                         table = torch.randn(NOISE_PERIOD_LATENTS * upsampling, generator=generator)
                         self._noise[id(sub)] = (upsampling, table.to(self.device, self.dtype))
 
-    @torch.inference_mode()
+    def decode_seconds(self, frames: int) -> float | None:
+        """Recent wall time of one decode call (a batch) of windows this long; None if never seen."""
+        return self._seconds.get(frames)
+
     def decode(self, windows: Sequence[Sequence[Frame]], start_frames: Sequence[int]) -> np.ndarray:
         """Audio of equally long windows: float32 ``(batch, frames × 2048)``.
 
         ``start_frames`` are the windows' positions in their phrases (for the noise).
         """
+        started = time.perf_counter()
+        audio = self._decode(windows, start_frames)
+        elapsed = time.perf_counter() - started
+        n = len(windows[0])
+        # A moving average: batch sizes and load vary; the first chunk's hold
+        # (SnacStream.first_chunk_hold_s) wants the typical cost, not the last.
+        previous = self._seconds.get(n)
+        self._seconds[n] = elapsed if previous is None else 0.8 * previous + 0.2 * elapsed
+        return audio
+
+    @torch.inference_mode()
+    def _decode(self, windows: Sequence[Sequence[Frame]], start_frames: Sequence[int]) -> np.ndarray:
         from snac.layers import DecoderBlock, NoiseBlock
 
         n = {len(w) for w in windows}
@@ -192,21 +211,32 @@ class SnacStream:
         ):
             raise ValueError("crossfade_samples cannot exceed the lookahead")
 
-    def first_chunk_hold_s(self, first_decode_s: float) -> float:
-        """How long to hold a phrase's first chunk, given how long its window took to decode.
+    @property
+    def first_window_frames(self) -> int:
+        return 1 + self.first_lookahead_frames
+
+    @property
+    def later_window_frames(self) -> int:
+        """Frames in a window that emits one frame mid-phrase (the common case at 1.0×)."""
+        return self.left_frames + 1 + self.lookahead_frames
+
+    def first_chunk_hold_s(self, first_decode_s: float, later_decode_s: float | None = None) -> float:
+        """How long to hold a phrase's first chunk so that playout never waits for a later one.
 
         Later windows are longer (left context) and cost more; at 1.0× the
-        second chunk's decode starts when the first chunk's playout begins
-        (minus the first decode and any extra first lookahead), so the first
-        chunk waits for the difference. Decode cost is taken as proportional
-        to window length (an overestimate where a fixed overhead dominates,
-        as on a GPU), and capped at one frame: a decoder slower than that is
-        slower than real time, and no hold can fix that.
+        second chunk's decode starts as the first chunk starts playing (less
+        any extra first lookahead, a buffer already), so the first chunk waits
+        for the difference in decode time. ``later_decode_s`` is what a
+        :attr:`later_window_frames` window has been measured to cost; unknown
+        (None), the first window's cost is scaled by length, which
+        overestimates where a fixed cost dominates. Capped at one frame: a
+        decoder slower than that is slower than real time, and no hold helps.
         """
-        first = 1 + self.first_lookahead_frames
-        later = self.left_frames + 1 + self.lookahead_frames
+        first, later = self.first_window_frames, self.later_window_frames
+        if later_decode_s is None:
+            later_decode_s = first_decode_s * later / first
         buffered_s = (self.first_lookahead_frames - self.lookahead_frames) * FRAME_SECONDS
-        hold = first_decode_s * (later - first) / first - buffered_s
+        hold = later_decode_s - first_decode_s - buffered_s
         return min(max(hold, 0.0), FRAME_SECONDS)
 
     @property

@@ -42,6 +42,9 @@ class StreamParams:
     crossfade_samples: int = 128
     first_lookahead_frames: int = 1
     max_emit_frames: int = 8
+    #: Hold a phrase's first chunk for the later windows' extra decode time
+    #: (off only to measure what that hold buys: bench/orpheus_pacing.py).
+    hold_first_chunk: bool = True
 
     def new_stream(self) -> SnacStream:
         return SnacStream(
@@ -78,12 +81,15 @@ async def tokens_to_audio(
                 first = stream.emitted == 0
                 started = time.perf_counter()
                 chunk = stream.accept(window, await batcher.decode(window))
-                if first:
+                if first and params.hold_first_chunk:
                     # The playout clock starts with this chunk: hold it just
                     # long enough that the next (longer) window is decoded
                     # before it has played (see SnacStream.first_chunk_hold_s).
                     # Meanwhile the engine keeps generating into its buffer.
-                    await asyncio.sleep(stream.first_chunk_hold_s(time.perf_counter() - started))
+                    decoder = batcher.decoder
+                    first_s = decoder.decode_seconds(len(window.frames)) or time.perf_counter() - started
+                    later_s = decoder.decode_seconds(stream.later_window_frames)
+                    await asyncio.sleep(stream.first_chunk_hold_s(first_s, later_s))
                 yield chunk
             if parser.ended:
                 break

@@ -17,6 +17,7 @@ from voxmesh.services.orpheus.orpheus_tokens import (
     codebooks,
     frame_tokens,
 )
+from voxmesh.services.orpheus.playout import replay
 from voxmesh.services.orpheus.random_checkpoint import TINY_SNAC_CONFIG, random_snac
 from voxmesh.services.orpheus.settings import OrpheusSettings
 from voxmesh.services.orpheus.snac_batcher import SnacBatcher
@@ -241,37 +242,13 @@ async def test_a_cancelled_caller_does_not_stall_the_batcher(decoder: SnacDecode
 def playout_gap(
     params: StreamParams, speed: float, decode_cost: float, frames: int = 40, hold: bool = True
 ) -> float:
-    """Largest playback gap, in frame durations, of one phrase on a fake clock.
+    """Largest playback gap, in frame durations, of one phrase on the virtual playout clock.
 
-    The unit of time is one frame's playing time (85.3 ms). Frame ``i`` is
-    complete at ``(i + 1) / speed`` (end of speech comes with the last one);
-    windows are decoded one at a time, in order, as ``tokens_to_audio`` does,
-    each costing ``decode_cost`` per frame in it; the first chunk is held for
-    :meth:`SnacStream.first_chunk_hold_s`. A client starts playing at the
-    first chunk and plays each chunk as soon as the previous one ends.
+    Frame ``i`` is complete at ``(i + 1) / speed`` frame durations; each
+    window costs ``decode_cost`` frame durations per frame in it.
     """
-    stream = params.new_stream()
-    now, arrived, releases = 0.0, 0, []
-    while stream.emitted < frames:
-        while arrived < frames and (arrived + 1) / speed <= now + 1e-12:
-            stream.add([(arrived % 4096,) * 7])  # type: ignore[list-item]
-            arrived += 1
-        window = stream.next_window(final=arrived == frames)
-        if window is None:
-            now = (arrived + 1) / speed
-            continue
-        first = stream.emitted == 0
-        cost = decode_cost * len(window.frames)
-        now += cost
-        stream.accept(window, np.zeros(len(window.frames) * SAMPLES_PER_FRAME, np.float32))
-        if first and hold:
-            now += stream.first_chunk_hold_s(cost * FRAME_SECONDS) / FRAME_SECONDS
-        releases.append((now, window.emit_to - window.emit_from))
-    play_end, gap = releases[0][0], 0.0
-    for released, n in releases:
-        gap = max(gap, released - play_end)
-        play_end = max(play_end, released) + n
-    return gap
+    playout = replay(params.new_stream(), frames, speed, lambda n: decode_cost * n * FRAME_SECONDS, hold)
+    return playout.largest_gap_s / FRAME_SECONDS
 
 
 OLD_DEFAULT = StreamParams(first_lookahead_frames=1, lookahead_frames=2)
@@ -317,8 +294,11 @@ def test_default_first_audio_comes_after_two_frames() -> None:
     assert stream.next_window() is None
     stream.add(random_frames(1, seed=1))
     assert stream.next_window() is not None
-    # Decoding the first window takes 2 units; the later ones hold 5 frames.
+    # Decoding the first window (2 frames) took 2 ms; a later one (5 frames)
+    # costs 3 ms as measured, or 5 ms scaled by length when never measured.
+    assert stream.first_chunk_hold_s(0.002, 0.003) == pytest.approx(0.001)
     assert stream.first_chunk_hold_s(0.002) == pytest.approx(0.003)
+    assert stream.first_chunk_hold_s(0.002, 0.0015) == 0.0
     assert stream.first_chunk_hold_s(10.0) == pytest.approx(FRAME_SECONDS)
     # An extra first-lookahead frame is a playout buffer: no hold needed.
     assert StreamParams(first_lookahead_frames=2).new_stream().first_chunk_hold_s(0.01) == 0.0
@@ -375,3 +355,11 @@ def test_a_setting_that_cannot_work_stops_serve_at_start_up_in_one_line() -> Non
         .splitlines()[-1]
         .startswith("voxmesh serve orpheus: snac_lookahead_frames: 2 frames")
     )
+
+
+def test_the_decoder_learns_what_a_window_of_each_length_costs(decoder: SnacDecoder) -> None:
+    fresh = SnacDecoder(decoder.snac)
+    assert fresh.decode_seconds(5) is None
+    fresh.decode([random_frames(5)], [0])
+    first = fresh.decode_seconds(5)
+    assert first is not None and first > 0 and fresh.decode_seconds(2) is None
