@@ -100,7 +100,9 @@ def check(folder: Path, limit_mib: int = LIMIT_MIB) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("requirements")
     sub.add_parser("pins").add_argument("report", type=Path)
