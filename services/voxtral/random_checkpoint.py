@@ -351,7 +351,12 @@ def save_voxtral_mistral(
     norms one, biases zero; numpy and safetensors only (no torch, no transformers).
     """
     save_tokenizer(directory, inner_vocab)
-    params = mistral_params(text_config, encoder_args, vocab_size=NUM_SPECIAL_TOKENS + inner_vocab)
+    # Untied at random init: a tied head over tiny layers echoes the prompt's last token, so a
+    # greedy transcript repeats [TRANSCRIBE] and decodes to nothing (a turn with no words);
+    # untied, transcripts are text (as the transformers tiny checkpoint's, untied too).
+    params = mistral_params(
+        text_config, encoder_args, vocab_size=NUM_SPECIAL_TOKENS + inner_vocab, tied_embeddings=False
+    )
     _save_mistral_weights(directory, params, mistral_weight_shapes(params), seed)
     return directory
 

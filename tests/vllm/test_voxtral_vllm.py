@@ -273,9 +273,11 @@ async def test_audio_mode_replies_from_the_audio(voxtral: ServiceProcess) -> Non
         ),
         1,
     )
-    assert "transcript" not in kinds(events)
-    done = assert_reply(events)
-    # One 30 s window of audio tokens, plus the folded system prompt and control tokens.
+    # The turn's transcript (Voxtral Realtime's, made beside the reply for the history) comes
+    # final, just before done.
+    assert kinds(events)[-2:] == ["transcript", "done"] and events[-2].transcript.is_final
+    done = assert_reply([e for e in events if e.WhichOneof("event") != "transcript"])
+    # One 30 s window of audio tokens, plus the instructions after it and control tokens.
     assert AUDIO_WINDOW_TOKENS < done.prompt_tokens < AUDIO_WINDOW_TOKENS + 32
     (record,) = await new_stops(voxtral, before, 1)
     assert record["kind"] == "reply" and record["reason"] == done.finish_reason
@@ -465,3 +467,60 @@ async def test_a_client_that_drops_mid_reply_leaves_the_service_serving(voxtral:
     # The next session is answered in full.
     events = of_turn(await respond(voxtral.address, [config(), text_turn(1, "are you there?")]), 1)
     assert_reply(events[1:])
+
+
+THREE_TURNS = (SENTENCE, "and what about tomorrow morning", "thank you, that is all for now")
+INSTRUCTIONS = "Answer in one short sentence."
+
+
+@pytest.mark.timeout(900)  # vLLM starts in this process: ~1 min alone, minutes on a busy 2-core machine
+async def test_three_turns_each_prompt_holds_every_earlier_turn_in_order_and_the_instructions(
+    model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine in this process (no gRPC), so the prompts vLLM receives can be read: in both
+    # modes every prompt must hold the earlier turns' transcripts and replies, alternating, and
+    # the session's instructions once, in the turn being answered (after the audio in audio
+    # mode). Before the fix, audio mode kept no user text and merged the replies.
+    from voxmesh.services.voxtral.settings import VoxtralSettings
+    from voxmesh.services.voxtral.vllm_engine import VllmEngine
+
+    from tests.integration.voxtral_conversation import AUDIO, converse, expected_prompt
+
+    for name, value in VLLM_ENV.items():
+        monkeypatch.setenv(name, value)
+    settings = VoxtralSettings(
+        engine="vllm",
+        model=model,
+        realtime_model="",  # as the compose/Helm GPU profiles run audio mode
+        dtype="float32",
+        max_model_len=2048,
+        max_reply_tokens=8,
+        temperature=1.0,
+    )
+    engine = VllmEngine(settings)
+    await engine.start()
+    try:
+        for mode in (common_pb2.TURN_MODE_AUDIO, common_pb2.TURN_MODE_STREAM):
+            conversation = await converse(
+                engine,
+                settings,
+                voxtral_pb2.RespondConfig(session_id="t", mode=mode, system_prompt=INSTRUCTIONS),
+                [speak(text) for text in THREE_TURNS],
+            )
+            exchanges = [(conversation.transcript(t), conversation.reply(t).strip()) for t in (1, 2, 3)]
+            assert all(user for user, _ in exchanges), (
+                f"the tiny model's transcripts are random text, never empty: {exchanges}"
+            )
+            prompts = conversation.reply_prompts
+            assert len(prompts) == 3
+            for turn, prompt in enumerate(prompts):
+                if mode == common_pb2.TURN_MODE_AUDIO:
+                    current = f"[BEGIN_AUDIO]{AUDIO}{INSTRUCTIONS}"
+                else:
+                    current = f"{INSTRUCTIONS}\n\n{exchanges[turn][0]}"
+                assert prompt == expected_prompt(exchanges[:turn], current)
+                assert prompt.count(INSTRUCTIONS) == 1 and "[SYSTEM_PROMPT]" not in prompt
+            # One transcription request per turn: in audio mode, made beside the reply.
+            assert len(conversation.prompts) == 6
+    finally:
+        await engine.close()
