@@ -8,6 +8,7 @@ that imports, with no test module collected (pytest's exit 5).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,9 +51,9 @@ def test_a_broken_vllm_fails_the_run_when_required(tmp_path: Path) -> None:
 
 def test_a_broken_vllm_still_skips_in_a_plain_run(tmp_path: Path) -> None:
     run = run_vllm_tests(BROKEN, tmp_path, require=False)
-    # Both modules skip at import, so pytest collected nothing: its exit 5, with no word on why.
+    # Every module skips at import, so pytest collected nothing: its exit 5, with no word on why.
     assert run.returncode == pytest.ExitCode.NO_TESTS_COLLECTED, run.stdout + run.stderr
-    assert "2 skipped" in run.stdout
+    assert re.search(r"=+ \d+ skipped in ", run.stdout)
     assert "cannot be imported" not in run.stdout
 
 
