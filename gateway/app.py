@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-import grpc
 from voxmesh.gateway.servicer import ConversationServicer
 from voxmesh.gateway.session import Upstreams
 from voxmesh.gateway.settings import GatewaySettings
+from voxmesh.gateway.stage_credentials import stage_channel_factory
 
 from voxmesh.server import ServiceSpec
 from voxmesh.v1 import (
@@ -33,8 +33,10 @@ CHANNEL_OPTIONS = [
 
 
 def build_spec(settings: GatewaySettings) -> ServiceSpec:
+    # TLS and the stage token, as configured (voxmesh.gateway.stage_credentials).
+    channel = stage_channel_factory(settings, CHANNEL_OPTIONS)
     channels = [
-        grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS)
+        channel(addr)
         for addr in (settings.vad_addr, settings.voxtral_addr, settings.orpheus_addr)
     ]
     upstreams = Upstreams(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from voxmesh.settings import ServiceSettings
@@ -21,3 +21,17 @@ class GatewaySettings(ServiceSettings):
     session_idle_timeout_s: float = Field(300.0, description="Close a session with no input for this long")
     out_queue_size: int = Field(256, description="Messages buffered per client before the session is ended")
     default_voice: str = Field("", description="Voice when the client names none (orpheus default if empty)")
+    # What the gateway presents to the stages (see voxmesh.gateway.stage_credentials).
+    stage_auth_token: SecretStr | None = Field(
+        None, description="Bearer token sent to every stage (their --auth-token); off if unset"
+    )
+    stage_tls_ca: str | None = Field(
+        None, description="PEM CA that signed the stages' certificates; TLS to the stages if set"
+    )
+    stage_tls_cert: str | None = Field(
+        None, description="PEM client certificate shown to the stages (mutual TLS)"
+    )
+    stage_tls_key: str | None = Field(None, description="PEM private key of stage_tls_cert")
+    stage_tls_server_name: str | None = Field(
+        None, description="Name the stages' certificates carry, when they are dialled by IP (dns:/// targets)"
+    )

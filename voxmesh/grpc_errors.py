@@ -27,8 +27,9 @@ _FIRST_MESSAGE_WAIT_S = 1.0
 
 STATUS_BY_NAME: dict[str, grpc.StatusCode] = {code.name: code for code in grpc.StatusCode}
 
-# Probes and tooling must work without the token (Kubernetes gRPC probes send none).
-_OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+# Probes must work without the token (Kubernetes gRPC probes send none). Reflection
+# is not open: it lists every method a caller could then try (grpcurl takes -H).
+_OPEN_METHODS = ("/grpc.health.v1.Health/",)
 
 
 def status_of(error: VoxmeshError) -> grpc.StatusCode:

@@ -79,11 +79,20 @@ class ServiceSpec:
 
 def _server_credentials(settings: ServiceSettings) -> grpc.ServerCredentials | None:
     if not settings.tls_cert:
+        if settings.tls_ca:
+            raise SystemExit(
+                "tls_ca is set but tls_cert is not: mutual TLS needs the server's own certificate"
+            )
         return None
     if not settings.tls_key:
         raise SystemExit("tls_cert is set but tls_key is not: both are needed for TLS")
     with open(settings.tls_key, "rb") as key, open(settings.tls_cert, "rb") as cert:
-        return grpc.ssl_server_credentials([(key.read(), cert.read())])
+        pair = [(key.read(), cert.read())]
+    if not settings.tls_ca:
+        return grpc.ssl_server_credentials(pair)
+    # Mutual TLS: a caller without a certificate signed by tls_ca fails the handshake.
+    with open(settings.tls_ca, "rb") as ca:
+        return grpc.ssl_server_credentials(pair, root_certificates=ca.read(), require_client_auth=True)
 
 
 def _start_metrics(settings: ServiceSettings) -> int | None:

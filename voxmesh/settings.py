@@ -25,6 +25,10 @@ class ServiceSettings(BaseSettings):
     auth_token: SecretStr | None = Field(None, description="Bearer token required in metadata (off if unset)")
     tls_cert: str | None = Field(None, description="PEM certificate file; TLS is off if unset")
     tls_key: str | None = Field(None, description="PEM private key file for tls_cert")
+    tls_ca: str | None = Field(
+        None,
+        description="PEM CA file: callers must present a certificate it signed (mutual TLS); needs tls_cert",
+    )
     uvloop: bool = Field(True, description="Run the event loop on uvloop where installed")
 
     def masked(self) -> dict[str, object]:

@@ -1,0 +1,100 @@
+"""What the gateway presents to its stages: a bearer token and, optionally, a client certificate.
+
+Each stage checks ``--auth-token`` on every call (``voxmesh.grpc_errors``)
+and, with ``--tls-ca``, requires a client certificate signed by that CA. The
+gateway's side is ``--stage-auth-token`` (sent as ``authorization: Bearer``
+on every stage call) and ``--stage-tls-ca`` / ``--stage-tls-cert`` /
+``--stage-tls-key`` (TLS to the stages; the cert and key make it mutual).
+
+The token rides on a channel interceptor rather than the call's metadata, so
+every stream on every replica channel carries it, whoever opens the stream.
+gRPC's own call credentials are refused on plaintext channels, and a mesh
+inside one pod network may run the token without TLS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+from voxmesh.gateway.settings import GatewaySettings
+
+from voxmesh.errors import InvalidArgument
+
+
+class _BearerToken(grpc.aio.StreamStreamClientInterceptor):
+    """Adds ``authorization: Bearer <token>`` to every stream the channel opens."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    async def intercept_stream_stream(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request_iterator: Any,
+    ) -> Any:
+        metadata = [m for m in (client_call_details.metadata or ()) if m[0] != "authorization"]
+        details = grpc.aio.ClientCallDetails(
+            client_call_details.method,
+            client_call_details.timeout,
+            grpc.aio.Metadata(*metadata, self._header),
+            client_call_details.credentials,
+            client_call_details.wait_for_ready,
+        )
+        return await continuation(details, request_iterator)
+
+
+def _read(path: str, flag: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(flag, f"cannot read {path}: {exc.strerror}") from exc
+
+
+def channel_credentials(settings: GatewaySettings) -> grpc.ChannelCredentials | None:
+    """TLS credentials for the stage channels, or None for plaintext (no ``--stage-tls-ca``)."""
+    if not settings.stage_tls_ca:
+        if settings.stage_tls_cert or settings.stage_tls_key:
+            raise InvalidArgument(
+                "stage_tls_ca", "stage_tls_cert/stage_tls_key need stage_tls_ca (TLS to the stages)"
+            )
+        return None
+    if bool(settings.stage_tls_cert) != bool(settings.stage_tls_key):
+        raise InvalidArgument(
+            "stage_tls_key", "stage_tls_cert and stage_tls_key go together (a client certificate)"
+        )
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read(settings.stage_tls_ca, "stage_tls_ca"),
+        private_key=_read(settings.stage_tls_key, "stage_tls_key") if settings.stage_tls_key else None,
+        certificate_chain=_read(settings.stage_tls_cert, "stage_tls_cert")
+        if settings.stage_tls_cert
+        else None,
+    )
+
+
+def stage_channel_factory(
+    settings: GatewaySettings, options: Sequence[tuple[str, Any]]
+) -> Callable[[str], grpc.aio.Channel]:
+    """Makes one replica's channel: TLS if configured, the token on every call if set.
+
+    Built once at start-up, so a missing certificate file stops the gateway
+    there, not at the first session.
+    """
+    credentials = channel_credentials(settings)
+    token = settings.stage_auth_token.get_secret_value() if settings.stage_auth_token else None
+    interceptors = [_BearerToken(token)] if token else None
+    all_options = list(options)
+    if credentials is not None and settings.stage_tls_server_name:
+        # Replicas are dialled by IP (dns:/// targets resolve to ipv4:ip:port),
+        # so the name their certificate carries is given here.
+        all_options.append(("grpc.ssl_target_name_override", settings.stage_tls_server_name))
+
+    def make(target: str) -> grpc.aio.Channel:
+        if credentials is None:
+            return grpc.aio.insecure_channel(target, options=all_options, interceptors=interceptors)
+        return grpc.aio.secure_channel(target, credentials, options=all_options, interceptors=interceptors)
+
+    return make
