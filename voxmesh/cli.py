@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = serve_sub.add_parser(service, help=f"run the {service} service")
         _add_settings_flags(p, settings_class(service))
         p.set_defaults(func=_serve)
+    # The WebSocket edge is not a gRPC service: it has its own serve loop.
+    importlib.import_module("voxmesh.realtime.cli").add_parser(serve_sub)
 
     for module in ("mesh_cli", "talk_cli", "bench_cli", "health_cli"):
         importlib.import_module(f"voxmesh.{module}").add_parser(sub)

@@ -1,0 +1,300 @@
+"""The OpenAI Realtime edge in front of the CPU mesh, driven by clients no one here wrote.
+
+The official ``openai`` SDK's realtime client holds a typed and a spoken turn;
+raw ``websockets`` clients check the browser-style auth and bad input. One mesh
+(vad webrtcvad, voxtral echo, orpheus espeak, gateway, edge) per module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import websockets
+from openai import AsyncOpenAI
+from websockets.asyncio.client import connect as ws_connect
+
+from tests.integration.realtime_edge import EdgeMesh, edge_mesh
+from voxmesh.audio import float_to_pcm16
+from voxmesh.synthetic_speech import silence, speak
+
+RATE_HZ = 24_000
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def edge() -> Iterator[EdgeMesh]:
+    with edge_mesh() as mesh:
+        yield mesh
+
+
+def spoken(text: str) -> bytes:
+    """espeak-ng saying ``text`` then 1.5 s of silence, as PCM16 at 24 kHz (what OpenAI clients send)."""
+    return float_to_pcm16(
+        np.concatenate([silence(0.3, RATE_HZ), speak(text, RATE_HZ), silence(1.5, RATE_HZ)])
+    )
+
+
+async def until(conn: Any, last: str) -> list[Any]:
+    """Events up to and including the first of type ``last``."""
+    events = []
+    async for event in conn:
+        events.append(event)
+        if event.type == last:
+            return events
+    raise AssertionError(f"the connection ended before {last}: {[e.type for e in events]}")
+
+
+def reply_audio(events: list[Any]) -> bytes:
+    return b"".join(base64.b64decode(e.delta) for e in events if e.type == "response.output_audio.delta")
+
+
+def types(events: list[Any]) -> list[str]:
+    return [e.type for e in events]
+
+
+async def test_openai_sdk_typed_turn(edge: EdgeMesh) -> None:
+    client = AsyncOpenAI(api_key="sk-unused", websocket_base_url=edge.ws_base)
+    async with client.realtime.connect(model="voxmesh") as conn:
+        created = await conn.recv()
+        assert created.type == "session.created"
+        engines = created.session.model_extra["voxmesh"]["engines"]
+        assert engines["voxtral"]["engine"] == "echo" and engines["orpheus"]["engine"] == "espeak"
+        assert created.session.audio.output.format.rate == RATE_HZ
+
+        await conn.conversation.item.create(
+            item={
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "hello there"}],
+            }
+        )
+        await conn.response.create()
+        events = await until(conn, "response.done")
+
+    kinds = types(events)
+    assert kinds[:2] == ["conversation.item.added", "conversation.item.done"]
+    assert kinds.index("response.created") < kinds.index("response.output_audio.delta")
+    deltas = "".join(e.delta for e in events if e.type == "response.output_audio_transcript.delta")
+    done = events[-1].response
+    assert done.status == "completed"
+    assert "hello there" in deltas.lower()
+    assert done.output[0].content[0].transcript == deltas
+    audio = reply_audio(events)
+    assert len(audio) % 2 == 0 and len(audio) > RATE_HZ  # > 0.5 s of PCM16
+    assert np.abs(np.frombuffer(audio, "<i2")).max() > 1000
+    latency = done.model_extra["voxmesh"]["latency_ms"]
+    assert latency["response_latency_ms"] > 0 and latency["vad_decision_ms"] == 0
+
+
+async def test_openai_sdk_spoken_turn(edge: EdgeMesh) -> None:
+    client = AsyncOpenAI(api_key="sk-unused", websocket_base_url=edge.ws_base)
+    async with client.realtime.connect(model="voxmesh") as conn:
+        await conn.recv()
+        await conn.session.update(
+            session={
+                "type": "realtime",
+                "instructions": "Be brief.",
+                "audio": {
+                    "input": {
+                        "format": {"type": "audio/pcm", "rate": RATE_HZ},
+                        "turn_detection": {"type": "server_vad", "threshold": 0.5},
+                    },
+                    "output": {"format": {"type": "audio/pcm", "rate": RATE_HZ}},
+                },
+            }
+        )
+        updated = await conn.recv()
+        assert updated.type == "session.updated", updated
+        assert updated.session.instructions == "Be brief."
+        pcm = spoken("hello world")
+        for start in range(0, len(pcm), 9600):  # 200 ms appends
+            await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[start : start + 9600]).decode())
+        events = await until(conn, "response.done")
+
+    kinds = types(events)
+    for kind in (
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "response.created",
+        "conversation.item.input_audio_transcription.completed",
+        "response.output_audio_transcript.delta",
+        "response.output_audio.delta",
+    ):
+        assert kind in kinds, (kind, kinds)
+    assert kinds.index("input_audio_buffer.speech_started") < kinds.index("input_audio_buffer.speech_stopped")
+    started = next(e for e in events if e.type == "input_audio_buffer.speech_started")
+    transcript = next(e for e in events if e.type == "conversation.item.input_audio_transcription.completed")
+    assert transcript.item_id == started.item_id
+    assert transcript.transcript.strip()
+    assert events[-1].response.status == "completed"
+    assert len(reply_audio(events)) > RATE_HZ
+
+
+async def test_manual_commit_then_response_create(edge: EdgeMesh) -> None:
+    """turn_detection null: the client commits and asks for the reply, as push-to-talk clients do."""
+    client = AsyncOpenAI(api_key="sk-unused", websocket_base_url=edge.ws_base)
+    async with client.realtime.connect(model="voxmesh") as conn:
+        await conn.recv()
+        await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
+        assert (await conn.recv()).type == "session.updated"
+        await conn.input_audio_buffer.append(audio=base64.b64encode(spoken("good morning")).decode())
+        await conn.input_audio_buffer.commit()
+        committed = await until(conn, "conversation.item.added")
+        assert types(committed) == ["input_audio_buffer.committed", "conversation.item.added"]
+        await conn.response.create()
+        events = await until(conn, "response.done")
+    assert "input_audio_buffer.speech_started" not in types(events)
+    assert events[-1].response.status == "completed"
+    assert len(reply_audio(events)) > 0
+
+
+async def test_response_cancel_stops_the_reply(edge: EdgeMesh) -> None:
+    client = AsyncOpenAI(api_key="sk-unused", websocket_base_url=edge.ws_base)
+    long_text = " ".join(["this is a long sentence that takes a while to say"] * 8)
+    async with client.realtime.connect(model="voxmesh") as conn:
+        await conn.recv()
+        await conn.conversation.item.create(
+            item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": long_text}]}
+        )
+        await conn.response.create()
+        await until(conn, "response.output_audio.delta")
+        await conn.response.cancel()
+        events = await until(conn, "response.done")
+        done = events[-1].response
+        assert done.status == "cancelled"
+        assert done.status_details.reason == "client_cancelled"
+        # The session goes on: a second typed turn is answered.
+        await conn.conversation.item.create(
+            item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "again"}]}
+        )
+        await conn.response.create()
+        events = await until(conn, "response.done")
+        assert events[-1].response.status == "completed"
+
+
+async def raw_events(ws: Any, until_type: str) -> AsyncIterator[dict[str, Any]]:
+    async for message in ws:
+        event = json.loads(message)
+        yield event
+        if event["type"] == until_type:
+            return
+
+
+async def error_for(ws: Any, frame: str | bytes) -> dict[str, Any]:
+    """Send one frame; the error event it caused."""
+    await ws.send(frame)
+    async with asyncio.timeout(30):
+        async for event in raw_events(ws, "error"):
+            if event["type"] == "error":
+                return dict(event["error"])
+    raise AssertionError("no error event")
+
+
+@pytest.mark.parametrize(
+    ("frame", "param", "code"),
+    [
+        ("{not json", None, "invalid_json"),
+        ("[1, 2]", None, "invalid_json"),
+        (b"\x00\x01", None, "invalid_json"),
+        ('{"type": "voxmesh.teleport"}', "type", "invalid_value"),
+        ('{"type": "conversation.item.delete", "item_id": "x"}', "type", "unsupported"),
+        ('{"type": "input_audio_buffer.append", "audio": "***"}', "audio", "invalid_value"),
+        ('{"type": "input_audio_buffer.append", "audio": "AAAA"}', "audio", "invalid_value"),  # 3 bytes: odd
+        (
+            '{"type": "session.update", "session": {"tools": [{"type": "function", "name": "f"}]}}',
+            "session.tools",
+            "unsupported",
+        ),
+        (
+            '{"type": "session.update", "session": {"output_modalities": ["text"]}}',
+            "session.output_modalities",
+            "unsupported",
+        ),
+        (
+            '{"type": "session.update", "session": {"audio": {"input": {"format": {"type": "audio/pcm", "rate": 96000}}}}}',
+            "session.audio.input.format.rate",
+            "invalid_value",
+        ),
+        (
+            '{"type": "session.update", "session": {"audio": {"input": {"turn_detection": {"type": "semantic_vad"}}}}}',
+            "session.audio.input.turn_detection.type",
+            "unsupported",
+        ),
+        ('{"type": "session.update", "session": {"colour": "blue"}}', "session.colour", "unknown_parameter"),
+        (
+            '{"type": "conversation.item.create", "item": {"type": "function_call_output", "output": "x"}}',
+            "item.type",
+            "unsupported",
+        ),
+        ('{"type": "response.create"}', "response", "unsupported"),
+        ('{"type": "response.cancel"}', None, "response_cancel_not_active"),
+        ('{"type": "input_audio_buffer.commit"}', "type", "unsupported"),
+    ],
+)
+async def test_bad_events_get_errors_naming_the_field(
+    edge: EdgeMesh, frame: str, param: str, code: str
+) -> None:
+    async with ws_connect(edge.url) as ws:
+        assert json.loads(await ws.recv())["type"] == "session.created"
+        error = await error_for(ws, frame)
+        assert error["param"] == param, error
+        assert error["code"] == code, error
+        assert error["type"] == "invalid_request_error"
+        # The connection is still served.
+        follow_up = await error_for(ws, '{"type": "nope", "event_id": "evt_1"}')
+        assert follow_up["event_id"] == "evt_1"
+
+
+async def test_odd_byte_count_and_bad_voice_are_named(edge: EdgeMesh) -> None:
+    async with ws_connect(edge.url) as ws:
+        await ws.recv()
+        odd = base64.b64encode(b"\x01\x02\x03").decode()
+        error = await error_for(ws, json.dumps({"type": "input_audio_buffer.append", "audio": odd}))
+        assert error["param"] == "audio" and "odd" in error["message"]
+        # The gateway checks the voice: its INVALID_ARGUMENT comes back naming the session field.
+        update = {"type": "session.update", "session": {"audio": {"output": {"voice": "no-such-voice"}}}}
+        error = await error_for(ws, json.dumps(update))
+        assert error["param"] == "session.audio.output.voice", error
+        # Once audio went to the gateway, the input format is fixed.
+        await ws.send(
+            json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(bytes(4800)).decode()})
+        )
+        update = {
+            "type": "session.update",
+            "session": {"audio": {"input": {"format": {"type": "audio/pcmu"}}}},
+        }
+        error = await error_for(ws, json.dumps(update))
+        assert error["param"] == "session.audio.input.format", error
+
+
+@pytest.fixture(scope="module")
+def locked_edge() -> Iterator[EdgeMesh]:
+    with edge_mesh(gateway_args=("--auth-token", TOKEN)) as mesh:
+        yield mesh
+
+
+async def test_token_is_forwarded_to_the_gateway(locked_edge: EdgeMesh) -> None:
+    client = AsyncOpenAI(api_key=TOKEN, websocket_base_url=locked_edge.ws_base)
+    async with client.realtime.connect(model="voxmesh") as conn:
+        assert (await conn.recv()).type == "session.created"
+
+    # Browsers cannot set headers: the key rides in a subprotocol, and "realtime" is selected.
+    async with ws_connect(
+        locked_edge.url, subprotocols=["realtime", f"openai-insecure-api-key.{TOKEN}"]
+    ) as ws:  # type: ignore[list-item]
+        assert ws.subprotocol == "realtime"
+        assert json.loads(await ws.recv())["type"] == "session.created"
+
+    async with ws_connect(locked_edge.url, additional_headers={"Authorization": "Bearer wrong"}) as ws:
+        event = json.loads(await ws.recv())
+        assert event["type"] == "error" and event["error"]["code"] == "invalid_api_key"
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008

@@ -1,0 +1,571 @@
+"""One WebSocket's conversation: OpenAI Realtime client events in, gateway events out.
+
+Each connection owns one gateway ``Converse`` session (an ``AsyncSession``) and
+one task that turns its events into Realtime server events. The Converse
+config is fixed when the stream opens, so a ``session.update`` that changes it
+reopens the stream while nothing has been said yet, and is refused naming the
+field afterwards (voice, instructions and formats are per conversation here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from voxmesh.client import (
+    AsyncSession,
+    AudioOut,
+    Event,
+    Interrupted,
+    InvalidRequest,
+    ReplyText,
+    SessionStarted,
+    SpeechEnded,
+    SpeechStarted,
+    StageError,
+    Transcript,
+    TurnComplete,
+    VoxmeshClientError,
+)
+from voxmesh.realtime import metrics
+from voxmesh.realtime.protocol_error import ProtocolError, unsupported
+from voxmesh.realtime.server_events import (
+    Ids,
+    Response,
+    latency_ms,
+    part_events,
+    user_audio_item,
+    user_text_item,
+)
+from voxmesh.realtime.session_config import EdgeSessionConfig
+
+log = logging.getLogger("voxmesh.realtime")
+
+#: Gateway config field (as its INVALID_ARGUMENT names it) → the session.update field that set it.
+_GATEWAY_FIELDS = {
+    "sample_rate_hz": "session.audio.input.format",
+    "output_sample_rate_hz": "session.audio.output.format",
+    "voice": "session.audio.output.voice",
+    "language": "session.audio.input.transcription.language",
+    "system_prompt": "session.instructions",
+    "vad_sensitivity": "session.audio.input.turn_detection.threshold",
+}
+_GATEWAY_MESSAGE_FIELDS = {
+    "config.input_sample_rate_hz": "sample_rate_hz",
+    "config.output_sample_rate_hz": "output_sample_rate_hz",
+    "config.voice": "voice",
+    "config.language": "language",
+    "config.system_prompt": "system_prompt",
+    "config.vad_sensitivity": "vad_sensitivity",
+}
+SendJson = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    #: Audio a client may hold uncommitted with turn detection off (PCM16 bytes).
+    max_buffer_bytes: int
+    #: Silence sent after committed audio so the gateway's VAD calls the end (> its hangover).
+    commit_silence_ms: int
+
+
+async def open_gateway(
+    gateway: str, token: str | None, config: EdgeSessionConfig, options: dict[str, Any]
+) -> AsyncSession:
+    """A Converse session for this config; an INVALID_ARGUMENT becomes a ProtocolError naming the session field.
+
+    ``options``: the channel's ``tls`` and ``root_certificates`` for ``AsyncSession.connect``.
+    """
+    try:
+        return await AsyncSession.connect(gateway, token=token, **options, **config.gateway_config())
+    except InvalidRequest as exc:
+        field = next((f for key, f in _GATEWAY_MESSAGE_FIELDS.items() if key in exc.message), None)
+        raise ProtocolError(
+            f"the gateway refused the session: {exc.message}",
+            param=_GATEWAY_FIELDS.get(field or "", "session"),
+        ) from None
+
+
+class RealtimeConnection:
+    """The state of one Realtime WebSocket: config, the Converse session, turns and responses."""
+
+    def __init__(
+        self,
+        send: SendJson,
+        gateway: str,
+        token: str | None,
+        session: AsyncSession,
+        limits: EdgeLimits,
+        ids: Ids,
+        gateway_options: dict[str, Any],
+    ) -> None:
+        self._send_json = send
+        self._gateway = gateway
+        self._gateway_options = gateway_options
+        self._token = token
+        self._session = session
+        self._limits = limits
+        self._ids = ids
+        self.config = EdgeSessionConfig()
+        #: Whether anything reached the gateway that a reopened stream would lose.
+        self._spoken = False
+        self._pump: asyncio.Task[None] | None = None
+        self._buffer = bytearray()  # turn detection off: audio not yet committed
+        self._committed: tuple[str, bytes] | None = None
+        self._pending_text: list[tuple[str, str]] = []
+        #: Responses asked for by response.create, waiting for the gateway's next turn id.
+        self._awaiting: deque[Response] = deque()
+        self._turns: dict[int, Response] = {}
+        self._speech_items: dict[int, str] = {}
+        self._partial: dict[int, str] = {}
+        self._active: Response | None = None
+        self._last_item: str | None = None
+        self._done_items: dict[str, str] = {}  # assistant item id → final status
+
+    # ------------------------------------------------------------------ life
+
+    async def start(self) -> None:
+        await self._emit("session.created", session=self.config.as_json(self._session.started))
+        self._pump = asyncio.create_task(self._pump_events(self._session))
+
+    async def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._pump
+        await self._session.close()
+
+    async def pump_done(self) -> None:
+        """Returns when the gateway stream ended (the connection should close).
+
+        A ``session.update`` that reopens the stream replaces the pump: keep waiting on the new one.
+        """
+        while (pump := self._pump) is not None:
+            await asyncio.wait({pump})
+            if pump is self._pump:
+                return
+
+    async def _emit(self, type_: str, **fields: Any) -> None:
+        await self._send_json({"type": type_, "event_id": self._ids.new("event"), **fields})
+
+    async def send_error(self, error: ProtocolError, client_event_id: str | None) -> None:
+        metrics.ERRORS.labels(error.code).inc()
+        await self._emit("error", error=error.body(client_event_id))
+
+    # ---------------------------------------------------------- client events
+
+    async def handle_text(self, text: str) -> None:
+        """One client frame; any refusal becomes an ``error`` event and the connection goes on."""
+        event_id: str | None = None
+        try:
+            try:
+                event = json.loads(text)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                raise ProtocolError(f"the message is not valid JSON ({exc})", code="invalid_json") from None
+            if not isinstance(event, dict):
+                raise ProtocolError("an event must be a JSON object", code="invalid_json")
+            raw_id = event.get("event_id")
+            event_id = raw_id if isinstance(raw_id, str) else None
+            kind = event.get("type")
+            handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+            metrics.CLIENT_EVENTS.labels(kind if handler else "unknown").inc()
+            if handler is None:
+                if kind in _UNSUPPORTED:
+                    raise unsupported("type", f"the {kind} event")
+                raise ProtocolError(
+                    f"unknown event type {kind!r}; supported: {', '.join(sorted(_HANDLERS))}", param="type"
+                )
+            await handler(self, event)
+        except ProtocolError as exc:
+            await self.send_error(exc, event_id)
+
+    async def _session_update(self, event: dict[str, Any]) -> None:
+        config = self.config.updated(event.get("session"))
+        old, new = self.config.gateway_config(), config.gateway_config()
+        changed = [key for key in new if new[key] != old[key]]
+        if changed and self._spoken:
+            raise ProtocolError(
+                f"{_GATEWAY_FIELDS[changed[0]]} cannot change once the conversation has started "
+                "(voxmesh fixes it per conversation); open a new connection",
+                param=_GATEWAY_FIELDS[changed[0]],
+            )
+        if changed:
+            fresh = await open_gateway(self._gateway, self._token, config, self._gateway_options)
+            await self.close()
+            self._session = fresh
+            self._pump = asyncio.create_task(self._pump_events(fresh))
+        if self.config.server_vad and not config.server_vad:
+            self._buffer.clear()
+        self.config = config
+        await self._emit("session.updated", session=config.as_json(self._session.started))
+
+    async def _append(self, event: dict[str, Any]) -> None:
+        pcm = self.config.input_format.decode(event.get("audio"), "audio")
+        if self.config.server_vad:
+            self._spoken = True
+            await self._session.send_audio(pcm)
+            return
+        if len(self._buffer) + len(pcm) > self._limits.max_buffer_bytes:
+            raise ProtocolError(
+                f"the input audio buffer holds at most {self._limits.max_buffer_bytes} bytes; commit or clear it",
+                param="audio",
+                code="input_audio_buffer_full",
+            )
+        self._buffer += pcm
+
+    async def _commit(self, event: dict[str, Any]) -> None:
+        if self.config.server_vad:
+            raise unsupported(
+                "type", "input_audio_buffer.commit with server_vad on (the gateway's VAD commits turns)"
+            )
+        # 100 ms is OpenAI's own minimum for a commit.
+        if len(self._buffer) < self.config.input_format.rate_hz * 2 // 10:
+            raise ProtocolError(
+                "the input audio buffer holds less than 100 ms of audio",
+                code="input_audio_buffer_commit_empty",
+            )
+        item_id = self._ids.new("item")
+        self._committed = (item_id, bytes(self._buffer))
+        self._buffer.clear()
+        await self._emit("input_audio_buffer.committed", item_id=item_id, previous_item_id=self._last_item)
+        await self._item_added(user_audio_item(item_id))
+
+    async def _clear(self, event: dict[str, Any]) -> None:
+        if self.config.server_vad:
+            raise unsupported(
+                "type", "input_audio_buffer.clear with server_vad on (audio already went to the VAD)"
+            )
+        self._buffer.clear()
+        await self._emit("input_audio_buffer.cleared")
+
+    async def _item_create(self, event: dict[str, Any]) -> None:
+        item = event.get("item")
+        if not isinstance(item, dict):
+            raise ProtocolError("item must be an object", param="item")
+        if item.get("type", "message") != "message":
+            raise unsupported("item.type", f"{item.get('type')!r} items (only user messages)")
+        if item.get("role") != "user":
+            raise unsupported("item.role", f"{item.get('role')!r} messages (only role 'user')")
+        content = item.get("content")
+        if not isinstance(content, list) or not content:
+            raise ProtocolError("item.content must be a non-empty list", param="item.content")
+        texts = []
+        for i, part in enumerate(content):
+            if not isinstance(part, dict) or part.get("type") != "input_text":
+                kind = part.get("type") if isinstance(part, dict) else part
+                raise unsupported(f"item.content[{i}].type", f"{kind!r} content (only 'input_text')")
+            text = part.get("text")
+            if not isinstance(text, str) or not text.strip():
+                raise ProtocolError("text must be a non-empty string", param=f"item.content[{i}].text")
+            texts.append(text)
+        given = item.get("id")
+        item_id = given if isinstance(given, str) and given else self._ids.new("item")
+        self._pending_text.append((item_id, "\n".join(texts)))
+        await self._item_added(user_text_item(item_id, "\n".join(texts)))
+        await self._emit(
+            "conversation.item.done", item=user_text_item(item_id, "\n".join(texts)), previous_item_id=None
+        )
+
+    async def _response_create(self, event: dict[str, Any]) -> None:
+        params = event.get("response") or {}
+        if not isinstance(params, dict):
+            raise ProtocolError("response must be an object", param="response")
+        for key, value in params.items():
+            param = f"response.{key}"
+            if key == "output_modalities" and value not in (None, ["audio"]):
+                raise unsupported(param, f"{value!r} (only ['audio'])")
+            if key in ("tools", "input") and value not in (None, []):
+                raise unsupported(param, key)
+            if (
+                key in ("instructions", "audio", "prompt", "max_output_tokens", "tool_choice")
+                and value is not None
+            ):
+                raise unsupported(param, f"per-response {key} (set it with session.update)")
+            if key == "conversation" and value not in (None, "auto"):
+                raise unsupported(param, f"conversation {value!r} (only 'auto')")
+            if key not in {
+                "output_modalities",
+                "tools",
+                "input",
+                "instructions",
+                "audio",
+                "prompt",
+                "max_output_tokens",
+                "tool_choice",
+                "conversation",
+                "metadata",
+            }:
+                raise ProtocolError(f"unknown parameter {key!r}", param=param, code="unknown_parameter")
+        if self._active is not None or self._awaiting:
+            raise ProtocolError(
+                "a response is already in progress; cancel it first",
+                code="conversation_already_has_active_response",
+            )
+        if self._pending_text:
+            user_item, text = self._pending_text[-1][0], "\n".join(t for _, t in self._pending_text)
+            self._pending_text.clear()
+            response = await self._new_response(user_item)
+            self._awaiting.append(response)
+            self._spoken = True
+            await self._session.send_text(text)
+        elif self._committed is not None:
+            user_item, pcm = self._committed
+            self._committed = None
+            response = await self._new_response(user_item)
+            self._awaiting.append(response)
+            self._spoken = True
+            silence = bytes(2 * self.config.input_format.rate_hz * self._limits.commit_silence_ms // 1000)
+            await self._session.send_audio(pcm + silence)
+        else:
+            raise ProtocolError(
+                "nothing to respond to: voxmesh answers a user turn (conversation.item.create with "
+                "input_text, or committed audio; with server_vad on, speech is answered by itself)",
+                param="response",
+                code="unsupported",
+            )
+
+    async def _response_cancel(self, event: dict[str, Any]) -> None:
+        response = self._active
+        wanted = event.get("response_id")
+        if response is None or (wanted is not None and wanted != response.id):
+            raise ProtocolError(
+                "there is no response in progress to cancel", code="response_cancel_not_active"
+            )
+        response.cancel_reason = "client_cancelled"
+        await self._session.interrupt()
+
+    async def _truncate(self, event: dict[str, Any]) -> None:
+        item_id, end_ms = event.get("item_id"), event.get("audio_end_ms")
+        if not isinstance(item_id, str):
+            raise ProtocolError("item_id must be a string", param="item_id")
+        if not isinstance(end_ms, int) or isinstance(end_ms, bool) or end_ms < 0:
+            raise ProtocolError("audio_end_ms must be a non-negative integer", param="audio_end_ms")
+        if event.get("content_index", 0) != 0:
+            raise ProtocolError(
+                "an assistant item has one audio part: content_index 0", param="content_index"
+            )
+        response = self._active
+        if response is not None and item_id == response.item_id:
+            # The gateway keeps in history what its playout clock says was heard.
+            response.cancel_reason = "client_cancelled"
+            await self._session.interrupt()
+        elif self._done_items.get(item_id) == "completed":
+            raise unsupported(
+                "audio_end_ms",
+                "truncating a reply that finished (the gateway already kept all of it in the history)",
+            )
+        elif item_id not in self._done_items:
+            raise ProtocolError(f"no assistant item {item_id!r} in this conversation", param="item_id")
+        await self._emit("conversation.item.truncated", item_id=item_id, content_index=0, audio_end_ms=end_ms)
+
+    # --------------------------------------------------------- gateway events
+
+    async def _pump_events(self, session: AsyncSession) -> None:
+        try:
+            async for event in session.events():
+                await self._on_gateway(event)
+        except VoxmeshClientError as exc:
+            await self.send_error(
+                ProtocolError(
+                    f"gateway: {exc.code}: {exc.message}", code=exc.code.lower(), error_type="server_error"
+                ),
+                None,
+            )
+
+    async def _on_gateway(self, event: Event) -> None:
+        if isinstance(event, SessionStarted):
+            return
+        if isinstance(event, SpeechStarted):
+            item_id = self._claim_user_item(event.turn_id)
+            if self.config.server_vad:
+                await self._emit(
+                    "input_audio_buffer.speech_started",
+                    audio_start_ms=int(event.audio_offset_ms),
+                    item_id=item_id,
+                )
+        elif isinstance(event, SpeechEnded):
+            item_id = self._claim_user_item(event.turn_id)
+            if self.config.server_vad:
+                await self._emit(
+                    "input_audio_buffer.speech_stopped",
+                    audio_end_ms=int(event.endpoint_offset_ms),
+                    item_id=item_id,
+                )
+                await self._emit(
+                    "input_audio_buffer.committed", item_id=item_id, previous_item_id=self._last_item
+                )
+                await self._item_added(user_audio_item(item_id))
+                if self._active is None and event.turn_id not in self._turns:
+                    self._turns[event.turn_id] = await self._new_response(item_id, turn_id=event.turn_id)
+        elif isinstance(event, Transcript):
+            await self._on_transcript(event)
+        elif isinstance(event, ReplyText):
+            response = await self._response_for(event.turn_id)
+            await self._ensure_item(response)
+            response.transcript += event.delta
+            await self._emit(
+                "response.output_audio_transcript.delta", **part_events(response), delta=event.delta
+            )
+        elif isinstance(event, AudioOut):
+            response = await self._response_for(event.turn_id)
+            await self._ensure_item(response)
+            await self._emit(
+                "response.output_audio.delta",
+                **part_events(response),
+                delta=self.config.output_format.encode(event.pcm),
+            )
+        elif isinstance(event, TurnComplete):
+            response = await self._response_for(event.turn_id)
+            response.transcript = event.reply_text or response.transcript
+            response.extras["voxmesh"] = {
+                "latency_ms": latency_ms(event.latency),
+                "reply_audio_ms": round(event.reply_audio_ms, 1),
+                "transcript": event.transcript,
+            }
+            await self._finish(response, "completed", None)
+        elif isinstance(event, Interrupted):
+            cut = self._turns.get(event.turn_id)
+            if cut is not None and cut is self._active:
+                cut.transcript = event.spoken_text
+                cut.extras["voxmesh"] = {"audio_sent_ms": round(event.audio_sent_ms, 1)}
+                await self._finish(cut, "cancelled", {"type": "cancelled", "reason": cut.cancel_reason})
+        elif isinstance(event, StageError):
+            await self._on_stage_error(event)
+
+    async def _on_transcript(self, event: Transcript) -> None:
+        item_id = self._claim_user_item(event.turn_id)
+        before = self._partial.get(event.turn_id, "")
+        if event.is_final:
+            self._partial.pop(event.turn_id, None)
+            await self._emit(
+                "conversation.item.input_audio_transcription.completed",
+                item_id=item_id,
+                content_index=0,
+                transcript=event.text,
+                usage={"type": "duration", "seconds": 0},
+            )
+            return
+        # voxmesh partials are the whole transcript so far; Realtime deltas append.
+        # A partial that rewrites earlier words is skipped: the completed event corrects it.
+        if event.text.startswith(before) and len(event.text) > len(before):
+            self._partial[event.turn_id] = event.text
+            await self._emit(
+                "conversation.item.input_audio_transcription.delta",
+                item_id=item_id,
+                content_index=0,
+                delta=event.text[len(before) :],
+            )
+
+    async def _on_stage_error(self, event: StageError) -> None:
+        code = event.code.lower()
+        await self.send_error(
+            ProtocolError(f"{event.stage}: {event.message}", code=code, error_type="server_error"), None
+        )
+        failed = self._turns.get(event.turn_id)
+        if failed is not None and failed is self._active:
+            await self._finish(
+                failed,
+                "failed",
+                {"type": "failed", "error": {"type": "server_error", "code": code, "message": event.message}},
+            )
+
+    # ---------------------------------------------------------------- turns
+
+    def _claim_user_item(self, turn_id: int) -> str:
+        """The user item of a gateway turn: an awaited response's, or a new one for a VAD turn."""
+        if turn_id in self._speech_items:
+            return self._speech_items[turn_id]
+        if turn_id not in self._turns and self._awaiting:
+            claimed = self._awaiting.popleft()
+            claimed.turn_id = turn_id
+            self._turns[turn_id] = claimed
+        response = self._turns.get(turn_id)
+        item_id = response.user_item_id if response and response.user_item_id else self._ids.new("item")
+        self._speech_items[turn_id] = item_id
+        return item_id
+
+    async def _response_for(self, turn_id: int) -> Response:
+        self._claim_user_item(turn_id)
+        response = self._turns.get(turn_id)
+        if response is None:
+            # A reply for a turn the edge saw no endpoint of (e.g. the gateway's end of input).
+            response = await self._new_response(self._speech_items[turn_id], turn_id=turn_id)
+            self._turns[turn_id] = response
+        return response
+
+    async def _new_response(self, user_item_id: str | None, turn_id: int | None = None) -> Response:
+        response = Response(self._ids.new("resp"), self._ids.new("item"), user_item_id, turn_id)
+        self._active = response
+        await self._emit("response.created", response=response.body("in_progress"))
+        return response
+
+    async def _item_added(self, item: dict[str, Any]) -> None:
+        await self._emit("conversation.item.added", item=item, previous_item_id=self._last_item)
+        self._last_item = item["id"]
+
+    async def _ensure_item(self, response: Response) -> None:
+        if response.item_added:
+            return
+        response.item_added = True
+        await self._emit(
+            "response.output_item.added",
+            response_id=response.id,
+            output_index=0,
+            item=response.item("in_progress"),
+        )
+        await self._item_added(response.item("in_progress"))
+        await self._emit(
+            "response.content_part.added", **part_events(response), part={"type": "audio", "transcript": ""}
+        )
+
+    async def _finish(self, response: Response, status: str, details: dict[str, Any] | None) -> None:
+        if response.item_added:
+            item_status = "completed" if status == "completed" else "incomplete"
+            await self._emit("response.output_audio.done", **part_events(response))
+            await self._emit(
+                "response.output_audio_transcript.done",
+                **part_events(response),
+                transcript=response.transcript,
+            )
+            await self._emit(
+                "response.content_part.done",
+                **part_events(response),
+                part={"type": "audio", "transcript": response.transcript},
+            )
+            await self._emit(
+                "response.output_item.done",
+                response_id=response.id,
+                output_index=0,
+                item=response.item(item_status),
+            )
+            await self._emit("conversation.item.done", item=response.item(item_status), previous_item_id=None)
+            self._done_items[response.item_id] = item_status
+        await self._emit("response.done", response=response.body(status, details))
+        metrics.RESPONSES.labels(status).inc()
+        if self._active is response:
+            self._active = None
+
+
+_HANDLERS: dict[str, Callable[[RealtimeConnection, dict[str, Any]], Awaitable[None]]] = {
+    "session.update": RealtimeConnection._session_update,
+    "input_audio_buffer.append": RealtimeConnection._append,
+    "input_audio_buffer.commit": RealtimeConnection._commit,
+    "input_audio_buffer.clear": RealtimeConnection._clear,
+    "conversation.item.create": RealtimeConnection._item_create,
+    "response.create": RealtimeConnection._response_create,
+    "response.cancel": RealtimeConnection._response_cancel,
+    "conversation.item.truncate": RealtimeConnection._truncate,
+}
+#: Client events of the GA protocol voxmesh has no counterpart for.
+_UNSUPPORTED = {
+    "conversation.item.delete",
+    "conversation.item.retrieve",
+    "output_audio_buffer.clear",
+    "transcription_session.update",
+}

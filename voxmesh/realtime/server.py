@@ -1,0 +1,264 @@
+"""The WebSocket server of the Realtime edge: handshake, auth, one RealtimeConnection per socket.
+
+Auth: the client's token comes from ``Authorization: Bearer`` or, for browsers
+(which cannot set headers on a WebSocket), the ``openai-insecure-api-key.TOKEN``
+subprotocol; it is forwarded to the gateway as its bearer token, so the
+gateway's ``--auth-token`` guards both doors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import http
+import json
+import logging
+import signal
+import ssl
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from voxmesh import logs
+from voxmesh.client import Overloaded, Unauthenticated, Unavailable, VoxmeshClientError
+from voxmesh.realtime import metrics
+from voxmesh.realtime.connection import EdgeLimits, RealtimeConnection, open_gateway
+from voxmesh.realtime.protocol_error import ProtocolError
+from voxmesh.realtime.server_events import Ids
+from voxmesh.realtime.session_config import EdgeSessionConfig
+from voxmesh.realtime.settings import RealtimeSettings
+from voxmesh.server import _start_metrics
+
+log = logging.getLogger("voxmesh.realtime")
+
+REALTIME_PATH = "/v1/realtime"
+#: The subprotocol browsers offer (with the key one) and OpenAI's server selects.
+REALTIME_SUBPROTOCOL = "realtime"
+KEY_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
+#: Close codes (RFC 6455): the token was refused / the client stopped reading / the gateway is gone.
+CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN = 1013
+CLOSE_INTERNAL = 1011
+PAGE_DIR = Path(__file__).with_name("page")
+
+
+def client_token(headers: Headers) -> str | None:
+    """The bearer token of a handshake: the Authorization header, else the key subprotocol."""
+    auth = headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    for value in headers.get_all("Sec-WebSocket-Protocol"):
+        for proto in value.split(","):
+            proto = proto.strip()
+            if proto.startswith(KEY_SUBPROTOCOL_PREFIX):
+                return proto[len(KEY_SUBPROTOCOL_PREFIX) :] or None
+    return None
+
+
+class RealtimeEdge:
+    """The edge's WebSocket server; one RealtimeConnection per accepted socket."""
+
+    def __init__(self, settings: RealtimeSettings) -> None:
+        self.settings = settings
+        self._ids = Ids()
+        self._limits = EdgeLimits(
+            max_buffer_bytes=int(settings.max_buffer_s * 48_000 * 2),
+            commit_silence_ms=settings.commit_silence_ms,
+        )
+        self._open = 0
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            return connection.respond(http.HTTPStatus.OK, "ok\n")
+        if path in ("/", "/index.html") and (PAGE_DIR / "index.html").exists():
+            return _static(connection, PAGE_DIR / "index.html", "text/html; charset=utf-8")
+        if path.startswith("/page/") and (PAGE_DIR / path.removeprefix("/page/")).is_file():
+            name = path.removeprefix("/page/")
+            if "/" not in name and not name.startswith("."):
+                return _static(connection, PAGE_DIR / name, "text/javascript; charset=utf-8")
+        if path != REALTIME_PATH:
+            return connection.respond(
+                http.HTTPStatus.NOT_FOUND, f"no such path; the Realtime API is at {REALTIME_PATH}\n"
+            )
+        if self.settings.auth_token is not None:
+            expected = self.settings.auth_token.get_secret_value().encode()
+            if not hmac.compare_digest((client_token(request.headers) or "").encode(), expected):
+                return connection.respond(http.HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token\n")
+        if self._open >= self.settings.max_sessions:
+            return connection.respond(http.HTTPStatus.TOO_MANY_REQUESTS, "too many sessions\n")
+        return None
+
+    @staticmethod
+    def _select_subprotocol(
+        connection: ServerConnection, offered: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
+        # A browser that offered subprotocols drops a connection that selects none.
+        if REALTIME_SUBPROTOCOL in offered:
+            return Subprotocol(REALTIME_SUBPROTOCOL)
+        return None
+
+    async def handle(self, websocket: ServerConnection) -> None:
+        self._open += 1
+        metrics.CONNECTIONS.inc()
+        try:
+            await self._converse(websocket)
+        finally:
+            self._open -= 1
+            metrics.CONNECTIONS.dec()
+
+    async def _converse(self, websocket: ServerConnection) -> None:
+        assert websocket.request is not None
+        token = client_token(websocket.request.headers)
+        timeout = self.settings.send_timeout_s
+
+        async def send(event: dict[str, Any]) -> None:
+            # A client that never reads fills the socket; after the timeout it
+            # is cut off (1008) instead of holding its gateway session forever.
+            try:
+                async with asyncio.timeout(timeout):
+                    await websocket.send(json.dumps(event, separators=(",", ":")))
+            except TimeoutError:
+                log.info("client not reading: closing")
+                websocket.transport.abort()
+                raise ConnectionClosed(None, None) from None
+
+        try:
+            session = await open_gateway(self.settings.gateway, token, EdgeSessionConfig(), self._tls())
+        except (ProtocolError, VoxmeshClientError) as exc:
+            await self._refuse(websocket, send, exc)
+            return
+        connection = RealtimeConnection(
+            send, self.settings.gateway, token, session, self._limits, self._ids, self._tls()
+        )
+        try:
+            await connection.start()
+            reader = asyncio.create_task(self._read(websocket, connection))
+            pump = asyncio.create_task(connection.pump_done())
+            done, _ = await asyncio.wait({reader, pump}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (reader, pump):
+                task.cancel()
+            for task in (reader, pump):
+                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                    await task
+            if pump in done and websocket.state.name == "OPEN":
+                await websocket.close(CLOSE_INTERNAL, "the gateway stream ended")
+        except ConnectionClosed:
+            pass
+        finally:
+            await connection.close()
+
+    async def _read(self, websocket: ServerConnection, connection: RealtimeConnection) -> None:
+        async for message in websocket:
+            if isinstance(message, bytes):
+                await connection.send_error(
+                    ProtocolError(
+                        "binary frames are not part of the protocol: send JSON text", code="invalid_json"
+                    ),
+                    None,
+                )
+                continue
+            await connection.handle_text(message)
+
+    async def _refuse(self, websocket: ServerConnection, send: Any, exc: Exception) -> None:
+        if isinstance(exc, Unauthenticated):
+            error = ProtocolError(f"the gateway refused the token: {exc.message}", code="invalid_api_key")
+            close = CLOSE_POLICY
+        elif isinstance(exc, Overloaded | Unavailable):
+            error = ProtocolError(
+                f"gateway: {exc.code}: {exc.message}", code=exc.code.lower(), error_type="server_error"
+            )
+            close = CLOSE_TRY_AGAIN
+        elif isinstance(exc, ProtocolError):
+            error, close = exc, CLOSE_INTERNAL
+        else:
+            assert isinstance(exc, VoxmeshClientError)
+            error = ProtocolError(
+                f"gateway: {exc.code}: {exc.message}", code=exc.code.lower(), error_type="server_error"
+            )
+            close = CLOSE_INTERNAL
+        metrics.ERRORS.labels(error.code).inc()
+        with contextlib.suppress(ConnectionClosed):
+            await send({"type": "error", "event_id": self._ids.new("event"), "error": error.body(None)})
+            await websocket.close(close, error.message[:120])
+
+    def _tls(self) -> dict[str, Any]:
+        if not self.settings.gateway_tls:
+            return {}
+        ca = Path(self.settings.gateway_ca).read_bytes() if self.settings.gateway_ca else None
+        return {"tls": True, "root_certificates": ca}
+
+    async def serve_forever(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        tls = None
+        if self.settings.tls_cert:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
+        async with serve(
+            self.handle,
+            self.settings.host,
+            self.settings.port,
+            process_request=self._process_request,
+            select_subprotocol=self._select_subprotocol,
+            max_size=self.settings.max_message_bytes,
+            ssl=tls,
+            server_header="voxmesh-realtime",
+        ) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            metrics_port = _start_metrics(self.settings)
+            log.info(
+                "serving",
+                extra=logs.fields(
+                    service="realtime",
+                    port=port,
+                    path=REALTIME_PATH,
+                    gateway=self.settings.gateway,
+                    metrics_port=metrics_port,
+                    tls=tls is not None,
+                ),
+            )
+            await stop.wait()
+            log.info("stopping", extra=logs.fields(grace_s=self.settings.grace_s))
+            server.close(close_connections=False)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.grace_s):
+                    await server.wait_closed()
+
+
+def _static(connection: ServerConnection, path: Path, content_type: str) -> Response:
+    response = connection.respond(http.HTTPStatus.OK, "")
+    response.body = path.read_bytes()
+    response.headers["Content-Type"] = content_type
+    response.headers["Content-Length"] = str(len(response.body))
+    return response
+
+
+def run(settings: RealtimeSettings) -> int:
+    """``voxmesh serve realtime``: logs, event loop, serve until SIGTERM."""
+    logs.configure("realtime", settings.log_level)
+    log.info("settings", extra=logs.fields(**settings.masked()))
+    if settings.uvloop:
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            uvloop.install()
+    try:
+        asyncio.run(RealtimeEdge(settings).serve_forever())
+    except OSError as exc:
+        print(
+            f"voxmesh serve realtime: cannot listen on {settings.host}:{settings.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
