@@ -70,7 +70,8 @@ install_wheels() {
     "$PY" -m venv --without-pip "$venv" >"$OUT/install.log" 2>&1 || {
         record install failed 0 "$PY -m venv failed (see install.log); running on $PY as it is"; return; }
     site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-    "$PY" -c 'import sys; print("\n".join(p for p in sys.path if p.endswith(("site-packages", "dist-packages"))))' \
+    # addsitedir, not bare paths: the host's own .pth files (namespace and path hooks) apply too.
+    "$PY" -c 'import sys; print("".join(f"import site; site.addsitedir({p!r})\n" for p in sys.path if p.endswith(("site-packages", "dist-packages"))))' \
         >"$site/_host_site_packages.pth"
     "$venv/bin/python" bench/gpu_wheels.py requirements >"$WORK/requirements.txt"
     # From $WORK: in the source tree, pip would take its voxmesh.egg-info for an installed voxmesh.

@@ -8,6 +8,8 @@ import uuid
 from collections.abc import AsyncIterator
 
 import grpc
+from voxmesh.gateway.client_quota import ClientQuota, client_of
+from voxmesh.gateway.input_limits import InputLimits, first_request, idle_limited
 from voxmesh.gateway.session import Session, Upstreams
 from voxmesh.gateway.session_options import session_options
 from voxmesh.gateway.settings import GatewaySettings
@@ -23,6 +25,7 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServicer):
         self._settings = settings
         self._upstreams = upstreams
         self._slots = SessionSlots(settings.max_sessions, metrics.ACTIVE_SESSIONS.labels("gateway").set)
+        self.quota = ClientQuota(settings.max_sessions_per_client)
         self.sessions: set[Session] = set()
 
     async def Converse(
@@ -30,8 +33,10 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServicer):
         request_iterator: AsyncIterator[conversation_pb2.ConverseRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[conversation_pb2.ConverseResponse]:
-        with self._slots.hold():
-            first = await anext(aiter(request_iterator), None)
+        # A slot is taken only once the config came (within first_message_timeout_s):
+        # silent streams hold none.
+        first = await first_request(request_iterator, self._settings.first_message_timeout_s)
+        with self._slots.hold(), self.quota.hold(client_of(context)):
             if first is None:
                 return  # an empty stream is a valid, finished conversation
             kind = first.WhichOneof("request")
@@ -54,10 +59,16 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServicer):
                 stage_timeout_s=self._settings.stage_timeout_s,
                 out_queue_size=self._settings.out_queue_size,
                 metadata=metadata,  # type: ignore[arg-type]
+                input_limits=InputLimits(
+                    options.input_sample_rate_hz, self._settings.max_input_messages_per_s
+                ),
             )
             self.sessions.add(session)
             try:
-                async for response in session.run(request_iterator):
+                requests = idle_limited(
+                    request_iterator, self._settings.session_idle_timeout_s, lambda: session.replying
+                )
+                async for response in session.run(requests):
                     yield response
             finally:
                 self.sessions.discard(session)

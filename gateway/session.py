@@ -29,6 +29,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 from opentelemetry import trace
 from voxmesh.gateway.audio_clock import AudioClock
+from voxmesh.gateway.input_limits import InputLimits
 from voxmesh.gateway.session_options import SessionOptions
 from voxmesh.gateway.stage_link import StageFailure, StageLink
 from voxmesh.gateway.turn import SpokenPhrase, Turn, TurnState
@@ -80,8 +81,11 @@ class Session:
         stage_timeout_s: float,
         out_queue_size: int,
         metadata: tuple[tuple[str, str], ...] = (),
+        input_limits: InputLimits | None = None,
     ) -> None:
         self.session_id = session_id
+        # Joins tiny audio chunks and refuses absurd message rates (gateway.input_limits).
+        self._input = input_limits or InputLimits(options.input_sample_rate_hz, 0)
         self.options = options
         self._stage_timeout_s = stage_timeout_s
         self._out: asyncio.Queue[Any] = asyncio.Queue(out_queue_size)
@@ -207,6 +211,11 @@ class Session:
             self._end_span(turn, "session closed")
         await asyncio.gather(self.vad.abort(), self.voxtral.abort(), self.orpheus.abort())
 
+    @property
+    def replying(self) -> bool:
+        """A turn is in progress (the session is not idle, though the client may send nothing)."""
+        return not self._idle.is_set()
+
     def drain(self) -> None:
         """SIGTERM: take no more input, finish the turn in progress, then close."""
         for task in self._tasks:
@@ -220,6 +229,7 @@ class Session:
     async def _read_client(self, requests: AsyncIterator[conversation_pb2.ConverseRequest]) -> None:
         try:
             async for request in requests:
+                self._input.admit()
                 kind = request.WhichOneof("request")
                 if kind == "audio":
                     await self._on_audio(request.audio.pcm)
@@ -258,6 +268,11 @@ class Session:
         self._out.put_nowait(exc)
 
     async def _on_audio(self, pcm: bytes) -> None:
+        # Joined first: the clock and vad see one entry per 10 ms at least, however small the chunks.
+        for joined in self._input.audio(pcm):
+            await self._forward_audio(joined)
+
+    async def _forward_audio(self, pcm: bytes) -> None:
         samples = pcm16_to_float(pcm, "audio.pcm")
         resampled = self._resampler.process(samples)
         if len(resampled) == 0:
@@ -302,6 +317,8 @@ class Session:
     async def _finish_input(self) -> None:
         """No more client input: the last endpoint is vad's or the input's end; answer, close."""
         self._input_done.set()
+        for joined in self._input.flush():
+            await self._forward_audio(joined)
         tail = self._resampler.flush()
         if len(tail):
             self._clock.append(tail, time.perf_counter())

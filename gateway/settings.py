@@ -18,7 +18,18 @@ class GatewaySettings(ServiceSettings):
     orpheus_addr: str = Field("127.0.0.1:50054", description="orpheus service host:port")
     stage_timeout_s: float = Field(30.0, description="Deadline for one stage's answer within a turn")
     connect_timeout_s: float = Field(5.0, description="Deadline to open an upstream stream")
-    session_idle_timeout_s: float = Field(300.0, description="Close a session with no input for this long")
+    session_idle_timeout_s: float = Field(
+        300.0, gt=0, description="Close a session with no input and no turn in progress for this long"
+    )
+    first_message_timeout_s: float = Field(
+        10.0, gt=0, description="Close a stream whose SessionConfig has not come this long after it opened"
+    )
+    max_sessions_per_client: int = Field(
+        0, ge=0, description="Open sessions per client (its token, else its IP); 0: only max_sessions applies"
+    )
+    max_input_messages_per_s: float = Field(
+        1000.0, ge=0, description="Client messages per second a session may send (10 s burst); 0: no limit"
+    )
     out_queue_size: int = Field(256, description="Messages buffered per client before the session is ended")
     default_voice: str = Field("", description="Voice when the client names none (orpheus default if empty)")
     # What the gateway presents to the stages (see voxmesh.gateway.stage_credentials).
