@@ -1,4 +1,8 @@
-"""An utterance with no words through the whole CPU mesh: no reply, a clear event, the session goes on."""
+"""Voxtral turn outcomes through the whole CPU mesh, as a client sees them.
+
+An utterance with no words (no reply, a clear event, the session goes on),
+and an audio-mode turn's final transcript.
+"""
 
 from __future__ import annotations
 
@@ -28,3 +32,15 @@ async def test_a_turn_with_no_words_is_a_no_speech_error_and_the_next_turn_is_an
     # Turn 2 (speech) is answered: the session went on.
     assert [t.turn_id for t in result.turns] == [2]
     assert result.turns[0].reply_text.startswith("You said")
+
+
+async def test_an_audio_mode_turn_gives_the_client_a_final_transcript(mesh: Mesh) -> None:
+    # Audio mode answers from the audio; its transcript, made beside the reply, still reaches the
+    # client (and the turn's summary), as in stream mode.
+    result = await talk(speak("what is the weather like today"), 16_000, mesh.address, turn_mode="audio")
+    assert not result.errors, result.errors
+    (turn,) = result.turns
+    finals = [t.text for t in result.transcripts if t.is_final and t.turn_id == turn.turn_id]
+    assert len(finals) == 1 and finals[0]
+    assert turn.transcript == finals[0]
+    assert turn.reply_text.startswith("You said")
