@@ -15,6 +15,7 @@ import http
 import json
 import logging
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Sequence
@@ -119,6 +120,12 @@ class RealtimeEdge:
         assert websocket.request is not None
         token = client_token(websocket.request.headers)
         timeout = self.settings.send_timeout_s
+        raw = websocket.transport.get_extra_info("socket")
+        if raw is not None and self.settings.send_buffer_bytes > 0:
+            # Loopback autotuning lets the kernel hold megabytes for a stalled
+            # client, so the send timeout would never fire; a bounded buffer
+            # (256 KiB is ~4 s of 24 kHz audio as base64) makes it fire.
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.settings.send_buffer_bytes)
 
         async def send(event: dict[str, Any]) -> None:
             # A client that never reads fills the socket; after the timeout it

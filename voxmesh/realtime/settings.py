@@ -24,6 +24,10 @@ class RealtimeSettings(ServiceSettings):
     send_timeout_s: float = Field(
         10.0, description="A client that has not taken an event after this long is disconnected (1008)"
     )
+    send_buffer_bytes: int = Field(
+        256 * 1024,
+        description="Kernel send buffer per socket: bounds what a client that stops reading can hold (0: OS default)",
+    )
     max_buffer_s: float = Field(60.0, description="Uncommitted audio held with turn detection off, seconds")
     commit_silence_ms: int = Field(
         1000, description="Silence sent after committed audio so the VAD ends the turn (above its hangover)"
