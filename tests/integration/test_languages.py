@@ -213,3 +213,36 @@ async def test_a_live_transcript_failing_mid_turn_falls_back_for_that_turn(
     warnings = logged(svc, "live transcript failed")
     assert [w["turn_id"] for w in warnings] == [1, 2]
     assert all(w["level"] == "warning" and BROKEN in str(w["msg"]) for w in warnings)
+
+
+async def test_the_end_of_turn_transcription_asks_for_the_sessions_language(
+    checkpoints: tuple[str, str],
+) -> None:
+    # In-process (the prompt the model receives is read, see voxtral_conversation): with no
+    # realtime model a stream-mode turn is transcribed by Voxtral 2507, whose transcription
+    # request takes the language (mistral-common's ``lang:xx`` before ``[TRANSCRIBE]``).
+    from voxmesh.services.voxtral.settings import VoxtralSettings
+    from voxmesh.services.voxtral.transformers_engine import TransformersEngine
+
+    from tests.integration.voxtral_conversation import converse
+
+    settings = VoxtralSettings(
+        engine="transformers",
+        model=checkpoints[0],
+        realtime_model="",
+        device="cpu",
+        dtype="float32",
+        max_reply_tokens=4,
+        temperature=1.0,
+    )
+    engine = TransformersEngine(settings)
+    await engine.start()
+    try:
+        config = voxtral_pb2.RespondConfig(
+            session_id="de", mode=common_pb2.TURN_MODE_STREAM, language="de-AT"
+        )
+        conversation = await converse(engine, settings, config, [speak("guten Tag, wie wird das Wetter")])
+    finally:
+        await engine.close()
+    (transcription,) = [p for p in conversation.prompts if p.endswith("[TRANSCRIBE]")]
+    assert transcription.endswith("lang:de[TRANSCRIBE]")
