@@ -10,7 +10,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -298,3 +302,19 @@ async def test_token_is_forwarded_to_the_gateway(locked_edge: EdgeMesh) -> None:
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await ws.recv()
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+def test_readme_openai_sdk_example_runs_as_written(edge: EdgeMesh, tmp_path: Path) -> None:
+    """The README's snippet, with only the edge's address changed."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    match = re.search(r"<!-- realtime-example[^\n]*-->\n```python\n(.*?)\n```", readme, re.DOTALL)
+    assert match, "the README lost its OpenAI SDK example"
+    code = match.group(1)
+    assert "ws://127.0.0.1:8080/v1" in code
+    code = code.replace("ws://127.0.0.1:8080/v1", edge.ws_base)
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert "You said: hello there" in run.stdout and "completed" in run.stdout, run.stdout
+    assert "response_latency_ms" in run.stdout
