@@ -39,6 +39,8 @@ import math
 import os
 from dataclasses import dataclass
 
+from services.orpheus.settings import OrpheusSettings
+
 GIB = 1024**3
 
 #: Memory every process with a CUDA context pays outside vLLM's fraction (estimate).
@@ -58,7 +60,7 @@ TEMPLATE_TOKENS = 64
 #: Voxtral Realtime: 30 s of audio at 12.5 tokens/s + BOS, pads and delay (vllm_realtime.STREAM_OVERHEAD_TOKENS).
 REALTIME_TOKENS = math.ceil(30 * 12.5) + 96
 #: orpheus phrase: its prompt (≤ 180 characters of text + voice and markers) + the audio-token cap.
-ORPHEUS_PHRASE_TOKENS = 70 + 1200
+ORPHEUS_PHRASE_TOKENS = 70 + OrpheusSettings.model_fields["max_phrase_tokens"].default
 
 
 @dataclass(frozen=True)
