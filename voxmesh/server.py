@@ -118,6 +118,12 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
             # and answers the third with GOAWAY "too_many_pings", which killed
             # every session's orpheus stream under load (found by voxmesh bench).
             ("grpc.keepalive_permit_without_calls", 1),
+            # A vanished or frozen client is pinged every keepalive_time_s and dropped a
+            # third of that later, freeing its streams and session slots (gRPC's default
+            # waits two hours: such a client held a slot of the gateway for that long).
+            ("grpc.keepalive_time_ms", int(settings.keepalive_time_s * 1000)),
+            ("grpc.keepalive_timeout_ms", max(1000, int(settings.keepalive_time_s * 1000 / 3))),
+            ("grpc.http2.ping_timeout_ms", max(1000, int(settings.keepalive_time_s * 1000 / 3))),
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ],

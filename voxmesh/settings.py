@@ -29,6 +29,9 @@ class ServiceSettings(BaseSettings):
         None,
         description="PEM CA file: callers must present a certificate it signed (mutual TLS); needs tls_cert",
     )
+    keepalive_time_s: float = Field(
+        30.0, gt=0, description="Ping each client this often; one silent for a third of it more is dropped"
+    )
     uvloop: bool = Field(True, description="Run the event loop on uvloop where installed")
 
     def masked(self) -> dict[str, object]:

@@ -43,6 +43,11 @@ class VoxtralSettings(ServiceSettings):
     temperature: float = Field(0.2, description="Sampling temperature (model card: 0.2)")
     top_p: float = Field(0.95, description="Nucleus sampling (model card: 0.95)")
     max_utterance_s: float = Field(30.0, description="Longest utterance accepted, seconds")
+    max_open_turns: int = Field(
+        4,
+        ge=2,
+        description="Turns open at once on one Respond stream (a reply and the next utterance: 2)",
+    )
     realtime_delay_ms: int = Field(480, description="stream mode: transcription delay, 80 ms steps")
     realtime_probe_timeout_s: float = Field(
         120.0,
