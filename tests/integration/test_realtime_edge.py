@@ -318,3 +318,28 @@ def test_readme_openai_sdk_example_runs_as_written(edge: EdgeMesh, tmp_path: Pat
     assert run.returncode == 0, run.stderr
     assert "You said: hello there" in run.stdout and "completed" in run.stdout, run.stdout
     assert "response_latency_ms" in run.stdout
+
+
+async def test_truncate_is_accepted_for_a_reply_the_gateway_cut_while_it_played(edge: EdgeMesh) -> None:
+    """A reply generated in full but still playing is cut by the next turn (the gateway's
+    playout clock); truncating it afterwards is then true and answered, not refused.
+    """
+    client = AsyncOpenAI(api_key="sk-unused", websocket_base_url=edge.ws_base)
+    long_text = " ".join(["this sentence keeps the speaker busy for a good while"] * 6)
+
+    def item(text: str) -> dict[str, Any]:
+        return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+
+    async with client.realtime.connect(model="voxmesh") as conn:
+        await conn.recv()
+        await conn.conversation.item.create(item=item(long_text))
+        await conn.response.create()
+        first = (await until(conn, "response.done"))[-1].response
+        assert first.status == "completed"  # generated in full, seconds of audio still to play
+        await conn.conversation.item.create(item=item("next question"))
+        await conn.response.create()
+        assert (await until(conn, "response.done"))[-1].response.status == "completed"
+        await conn.conversation.item.truncate(item_id=first.output[0].id, content_index=0, audio_end_ms=1500)
+        answer = await conn.recv()
+        assert answer.type == "conversation.item.truncated", answer
+        assert answer.item_id == first.output[0].id and answer.audio_end_ms == 1500

@@ -431,7 +431,12 @@ class RealtimeConnection:
             await self._finish(response, "completed", None)
         elif isinstance(event, Interrupted):
             cut = self._turns.get(event.turn_id)
-            if cut is not None and cut is self._active:
+            if cut is not None and self._done_items.get(cut.item_id) == "completed":
+                # Generated in full but cut while the client still played it (a
+                # barge-in): the gateway kept only what its playout clock says
+                # was heard, so a truncate of this item is now true, not refused.
+                self._done_items[cut.item_id] = "incomplete"
+            elif cut is not None and cut is self._active:
                 cut.transcript = event.spoken_text
                 cut.extras["voxmesh"] = {"audio_sent_ms": round(event.audio_sent_ms, 1)}
                 await self._finish(cut, "cancelled", {"type": "cancelled", "reason": cut.cancel_reason})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import hmac
 import http
 import json
@@ -244,11 +245,17 @@ class RealtimeEdge:
 
 
 def _static(connection: ServerConnection, path: Path, content_type: str) -> Response:
-    response = connection.respond(http.HTTPStatus.OK, "")
-    response.body = path.read_bytes()
-    response.headers["Content-Type"] = content_type
-    response.headers["Content-Length"] = str(len(response.body))
-    return response
+    body = path.read_bytes()
+    headers = Headers(
+        [
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Connection", "close"),
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-cache"),
+        ]
+    )
+    return Response(http.HTTPStatus.OK.value, http.HTTPStatus.OK.phrase, headers, body)
 
 
 def run(settings: RealtimeSettings) -> int:
