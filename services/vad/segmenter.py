@@ -8,7 +8,8 @@ events up with the audio it sent without trusting wall clocks.
   are seen (clicks and coughs are shorter). The utterance reaches back
   ``pre_roll`` samples before the onset so no word onset is lost.
 - Speech *ends* once ``hangover`` samples of unvoiced frames follow the last
-  voiced one; that frame boundary is the endpoint decision.
+  voiced one; that frame boundary is the endpoint decision. ``hangover`` may
+  change between frames (:mod:`.end_of_turn` sets it per pause).
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ class Segmenter:
         self._run_start: int | None = None
         #: Speaking: one past the last voiced sample.
         self._last_voiced = 0
+
+    @property
+    def last_voiced_sample(self) -> int:
+        """One past the last voiced sample of the current utterance."""
+        return self._last_voiced
 
     def feed(self, voiced: bool, frame_samples: int) -> SpeechStarted | SpeechEnded | None:
         start, end = self.position, self.position + frame_samples

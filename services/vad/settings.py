@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from voxmesh.settings import ServiceSettings
@@ -19,3 +19,29 @@ class VadSettings(ServiceSettings):
     pre_roll_ms: int = Field(300, description="Audio kept before the onset, ms")
     hangover_ms: int = Field(500, description="Silence before speech is called ended, ms")
     min_speech_ms: int = Field(90, description="Voiced audio needed to call speech started, ms")
+    end_of_turn: Literal["silence", "smart-turn"] = Field(
+        "silence",
+        description="Endpointing: a fixed hangover (silence), or a hangover per pause set by Smart Turn v3.2",
+    )
+    smart_turn_model: str = Field(
+        "pipecat-ai/smart-turn-v3",
+        description="smart-turn-v3.2-cpu.onnx: a local file or folder, or the hub repo to fetch it from",
+    )
+    turn_complete_hangover_ms: int = Field(
+        200, description="smart-turn: pause at which the model is asked; the turn ends here if complete, ms"
+    )
+    turn_incomplete_hangover_ms: int = Field(
+        1000, description="smart-turn: the hard maximum pause, reached when the model says not complete, ms"
+    )
+    turn_complete_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="smart-turn: P(complete) at or above which the turn ends"
+    )
+
+    @model_validator(mode="after")
+    def _pauses_in_order(self) -> Self:
+        if not 0 < self.turn_complete_hangover_ms <= self.turn_incomplete_hangover_ms:
+            raise ValueError(
+                "turn_complete_hangover_ms must be > 0 and <= turn_incomplete_hangover_ms "
+                f"(got {self.turn_complete_hangover_ms} and {self.turn_incomplete_hangover_ms})"
+            )
+        return self

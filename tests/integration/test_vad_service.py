@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 
+from tests.piper_speech import piper_speak
 from voxmesh.audio import float_to_pcm16
-from voxmesh.processes import ServiceProcess
+from voxmesh.processes import ServiceDied, ServiceProcess
 from voxmesh.synthetic_speech import silence, speak
 from voxmesh.v1 import vad_pb2, vad_pb2_grpc
 
@@ -117,3 +119,31 @@ async def test_bad_input_is_invalid_argument_naming_the_field(
     # The service goes on serving.
     pcm, _, _ = utterance()
     assert len(await detect(vad.address, pcm)) == 3
+
+
+async def test_smart_turn_ends_a_complete_question_sooner_than_the_fixed_hangover(
+    start_service: Callable[..., ServiceProcess],
+) -> None:
+    vad = start_service(
+        "vad", "--end-of-turn", "smart-turn", "--smart-turn-model", ".tools/models/smart-turn-v3.2-cpu.onnx"
+    )
+    question = piper_speak("What time is it?")
+    trailing = piper_speak("So I was thinking that we could maybe")
+    pcm = float_to_pcm16(np.concatenate([silence(LEAD_S), question, silence(1.5), trailing, silence(1.5)]))
+    events = await detect(vad.address, pcm)
+    kinds = [e.WhichOneof("event") for e in events]
+    assert kinds == ["engine"] + ["speech_started", "speech_ended"] * 2, kinds
+    complete, unfinished = events[2].speech_ended, events[4].speech_ended
+    # The question ends at the 200 ms short hangover (to a frame), not the fixed 500 ms;
+    # the sentence that trails off waits for the 1000 ms maximum.
+    assert 0.2 * RATE <= complete.decided_at_sample - complete.last_voiced_sample < 0.23 * RATE
+    assert 1.0 * RATE <= unfinished.decided_at_sample - unfinished.last_voiced_sample < 1.03 * RATE
+
+
+def test_smart_turn_model_missing_fails_at_start_up(
+    start_service: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    with pytest.raises(ServiceDied) as died:
+        start_service("vad", "--end-of-turn", "smart-turn", "--smart-turn-model", str(tmp_path))
+    assert died.value.returncode != 0
+    assert f"no smart-turn-v3.2-cpu.onnx at the local path {tmp_path}" in str(died.value)
