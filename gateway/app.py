@@ -1,10 +1,19 @@
-"""``voxmesh serve gateway``: one channel per stage, shared by every session."""
+"""``voxmesh serve gateway``: a pool of replicas per stage, shared by every session.
+
+Each stage address is any gRPC target (see :mod:`voxmesh.gateway.placement`);
+the gateway keeps one channel per replica and places each session's stream
+on the replica with the most room.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import Any
 
+import grpc
+from voxmesh.gateway.placement import StagePool
 from voxmesh.gateway.servicer import ConversationServicer
 from voxmesh.gateway.session import Upstreams
 from voxmesh.gateway.settings import GatewaySettings
@@ -12,6 +21,7 @@ from voxmesh.gateway.stage_credentials import stage_channel_factory
 
 from voxmesh.server import ServiceSpec
 from voxmesh.v1 import (
+    common_pb2,
     conversation_pb2,
     conversation_pb2_grpc,
     orpheus_pb2_grpc,
@@ -35,16 +45,28 @@ CHANNEL_OPTIONS = [
 def build_spec(settings: GatewaySettings) -> ServiceSpec:
     # TLS and the stage token, as configured (voxmesh.gateway.stage_credentials).
     channel = stage_channel_factory(settings, CHANNEL_OPTIONS)
-    channels = [
-        channel(addr)
-        for addr in (settings.vad_addr, settings.voxtral_addr, settings.orpheus_addr)
-    ]
+
+    def pool(stage: int, target: str, method_of: Callable[[grpc.aio.Channel], Any]) -> StagePool:
+        return StagePool(stage, target, channel, method_of, settings.stage_resolve_interval_s)
+
     upstreams = Upstreams(
-        detect=vad_pb2_grpc.VoiceActivityStub(channels[0]).Detect,
-        respond=voxtral_pb2_grpc.VoxtralStub(channels[1]).Respond,
-        synthesize=orpheus_pb2_grpc.OrpheusStub(channels[2]).Synthesize,
+        detect=pool(
+            common_pb2.STAGE_VAD, settings.vad_addr, lambda c: vad_pb2_grpc.VoiceActivityStub(c).Detect
+        ),
+        respond=pool(
+            common_pb2.STAGE_VOXTRAL, settings.voxtral_addr, lambda c: voxtral_pb2_grpc.VoxtralStub(c).Respond
+        ),
+        synthesize=pool(
+            common_pb2.STAGE_ORPHEUS,
+            settings.orpheus_addr,
+            lambda c: orpheus_pb2_grpc.OrpheusStub(c).Synthesize,
+        ),
     )
+    pools = (upstreams.detect, upstreams.respond, upstreams.synthesize)
     servicer = ConversationServicer(settings, upstreams)
+
+    async def startup() -> None:
+        await asyncio.gather(*(p.start() for p in pools))
 
     async def drain() -> None:
         servicer.drain()
@@ -53,12 +75,14 @@ def build_spec(settings: GatewaySettings) -> ServiceSpec:
             await asyncio.sleep(0.05)
 
     async def shutdown() -> None:
-        await asyncio.gather(*(channel.close() for channel in channels))
+        await asyncio.gather(*(p.close() for p in pools))
 
     return ServiceSpec(
         name="gateway",
         service_names=[conversation_pb2.DESCRIPTOR.services_by_name["Conversation"].full_name],
         register=lambda server: conversation_pb2_grpc.add_ConversationServicer_to_server(servicer, server),
+        startup=startup,
         drain=drain,
+        slots=servicer.slots,
         shutdown=shutdown,
     )

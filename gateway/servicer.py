@@ -14,7 +14,7 @@ from voxmesh.gateway.session import Session, Upstreams
 from voxmesh.gateway.session_options import session_options
 from voxmesh.gateway.settings import GatewaySettings
 
-from voxmesh import logs, metrics
+from voxmesh import logs
 from voxmesh.errors import InvalidArgument
 from voxmesh.server import SessionSlots
 from voxmesh.v1 import conversation_pb2, conversation_pb2_grpc
@@ -24,7 +24,7 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServicer):
     def __init__(self, settings: GatewaySettings, upstreams: Upstreams) -> None:
         self._settings = settings
         self._upstreams = upstreams
-        self._slots = SessionSlots(settings.max_sessions, metrics.ACTIVE_SESSIONS.labels("gateway").set)
+        self.slots = SessionSlots.for_service("gateway", settings.max_sessions)
         self.quota = ClientQuota(settings.max_sessions_per_client)
         self.sessions: set[Session] = set()
 
@@ -36,7 +36,7 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServicer):
         # A slot is taken only once the config came (within first_message_timeout_s):
         # silent streams hold none.
         first = await first_request(request_iterator, self._settings.first_message_timeout_s)
-        with self._slots.hold(), self.quota.hold(client_of(context)):
+        with self.slots.hold(), self.quota.hold(client_of(context)):
             if first is None:
                 return  # an empty stream is a valid, finished conversation
             kind = first.WhichOneof("request")

@@ -29,7 +29,9 @@ from typing import Any
 from google.protobuf.message import DecodeError
 from opentelemetry import trace
 from voxmesh.gateway.audio_clock import AudioClock
+from voxmesh.gateway.conversation import ConversationHistory
 from voxmesh.gateway.input_limits import InputLimits
+from voxmesh.gateway.placement import StagePool
 from voxmesh.gateway.session_options import SessionOptions
 from voxmesh.gateway.stage_link import StageFailure, StageLink
 from voxmesh.gateway.turn import SpokenPhrase, Turn, TurnState
@@ -53,11 +55,11 @@ Stage = common_pb2.Stage
 
 @dataclass
 class Upstreams:
-    """The gRPC stream methods of the three stages (shared channels)."""
+    """The replicas of the three stages (shared by every session; see placement)."""
 
-    detect: Callable[..., Any]
-    respond: Callable[..., Any]
-    synthesize: Callable[..., Any]
+    detect: StagePool
+    respond: StagePool
+    synthesize: StagePool
 
 
 # Out-queue items: a message, or a factory called when the item reaches the
@@ -105,6 +107,9 @@ class Session:
         self._idle = asyncio.Event()
         self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
+        #: Kept here, not only by voxtral, so the conversation outlives its replica.
+        self.conversation = ConversationHistory()
+        self._typed: dict[int, str] = {}
         # perf_counter → epoch ns, for spans recorded after the fact.
         self._epoch_offset = time.time() - time.perf_counter()
         common = {"connect_timeout_s": connect_timeout_s, "metadata": metadata}
@@ -125,13 +130,15 @@ class Session:
         self.voxtral = StageLink(
             Stage.STAGE_VOXTRAL,
             upstreams.respond,
-            voxtral_pb2.RespondRequest(
+            # Made when a stream opens: a new stream (another replica) gets the history so far.
+            lambda: voxtral_pb2.RespondRequest(
                 config=voxtral_pb2.RespondConfig(
                     session_id=session_id,
                     mode=options.turn_mode,  # type: ignore[arg-type]
                     language=options.language,
                     system_prompt=options.system_prompt,
                     sample_rate_hz=PIPELINE_SAMPLE_RATE_HZ,
+                    history=self.conversation.exchanges,
                 )
             ),
             self._on_voxtral,
@@ -162,8 +169,15 @@ class Session:
         """The server side of Converse after the config: yields what goes to the client."""
         logs.session_id_var.set(self.session_id)
         # A stage that refuses the config (a language it lacks, an unknown voice)
-        # raises stage_link.StageRejected, an InvalidArgument naming the client's field.
-        await asyncio.gather(self.vad.ensure_open(), self.voxtral.ensure_open(), self.orpheus.ensure_open())
+        # raises stage_link.StageRejected, an InvalidArgument naming the client's field;
+        # one with no replica with room raises StageFull (RESOURCE_EXHAUSTED): the
+        # session is admitted only when every stage can serve it.
+        links = (self.vad, self.voxtral, self.orpheus)
+        try:
+            await asyncio.gather(*(link.ensure_open(admission=True) for link in links))
+        except BaseException:
+            await asyncio.gather(*(link.abort() for link in links))
+            raise
         yield conversation_pb2.ConverseResponse(
             session_started=conversation_pb2.SessionStarted(
                 session_id=self.session_id,
@@ -300,11 +314,12 @@ class Session:
         if previous is not None and (previous.active or previous.state is TurnState.LISTENING):
             self._interrupt(previous)
         turn = self._new_turn()
+        self._typed[turn.turn_id] = text
         turn.endpoint = time.perf_counter()
         turn.state = TurnState.REPLYING
         self._idle.clear()
         if not await self.voxtral.ensure_open():
-            self._end_turn(turn, "voxtral unreachable")
+            self._unreachable(turn, self.voxtral)
             return
         self.voxtral.send(
             voxtral_pb2.RespondRequest(
@@ -359,7 +374,7 @@ class Session:
             )
         )
         if not await self.voxtral.ensure_open():
-            self._end_turn(turn, "voxtral unreachable")
+            self._unreachable(turn, self.voxtral)
             return
         pre_roll = self._clock.since(self._vad_base + event.utterance_start_sample)
         for start in range(0, len(pre_roll), _FORWARD_SAMPLES):
@@ -424,7 +439,7 @@ class Session:
             first = len(turn.reply_text) == len(event.delta)
             if first and not await self.orpheus.ensure_open():
                 self._cancel_upstream(turn, "")
-                self._end_turn(turn, "orpheus unreachable")
+                self._unreachable(turn, self.orpheus)
                 return
             self.orpheus.send(
                 orpheus_pb2.SynthesizeRequest(
@@ -437,6 +452,9 @@ class Session:
             )
         elif kind == "done":
             turn.reply_done = True
+            turn.prompt_tokens = event.prompt_tokens
+            # As voxtral records it; a barge-in later keeps only what was heard (_interrupt).
+            self.conversation.record(turn.turn_id, self._user_words(turn), turn.reply_text)
             if not turn.reply_text.strip():
                 # transcribe mode (or an empty reply): the turn ends with no audio.
                 self._complete(turn)
@@ -510,6 +528,9 @@ class Session:
         )
         return turn
 
+    def _user_words(self, turn: Turn) -> str:
+        return turn.transcript or self._typed.get(turn.turn_id, "")
+
     def _trace_context(self, turn: Turn) -> dict[str, str]:
         span = self._turn_spans.get(turn.turn_id)
         return tracing.inject(trace.set_span_in_context(span)) if span is not None else {}
@@ -521,6 +542,8 @@ class Session:
         was_replying = turn.state is TurnState.REPLYING or (turn.state is TurnState.DONE and turn.active)
         self._cancel_upstream(turn, spoken)
         self._cancelled.add(turn.turn_id)
+        if was_replying:
+            self.conversation.record(turn.turn_id, self._user_words(turn), spoken)
         if turn.state is not TurnState.LISTENING and was_replying:
             sent_ms = 1000.0 * turn.audio_samples_sent / self.options.output_sample_rate_hz
             self._emit(
@@ -544,6 +567,15 @@ class Session:
             self.orpheus.send(
                 orpheus_pb2.SynthesizeRequest(cancel=common_pb2.CancelTurn(turn_id=turn.turn_id))
             )
+
+    def _unreachable(self, turn: Turn, link: StageLink) -> None:
+        """The turn cannot reach the stage. Said to the client even when the link
+        stayed quiet (it reports once per retry window, not per turn): a turn
+        must not end with no word of why.
+        """
+        if turn.state is not TurnState.ENDED:
+            self._stage_error(link.stage, "UNAVAILABLE", f"{link.name} unreachable; retrying", turn)
+        self._end_turn(turn, f"{link.name} unreachable")
 
     def _end_turn(self, turn: Turn, reason: str) -> None:
         if turn.state is TurnState.ENDED:
@@ -593,6 +625,7 @@ class Session:
                 transcript=turn.transcript,
                 reply_text=turn.reply_text,
                 reply_audio_ms=1000.0 * turn.audio_samples_received / self.options.output_sample_rate_hz,
+                prompt_tokens=turn.prompt_tokens,
             )
         )
 

@@ -13,9 +13,20 @@ class GatewaySettings(ServiceSettings):
 
     port: int = 50051
     metrics_port: int = 9400
-    vad_addr: str = Field("127.0.0.1:50052", description="vad service host:port")
-    voxtral_addr: str = Field("127.0.0.1:50053", description="voxtral service host:port")
-    orpheus_addr: str = Field("127.0.0.1:50054", description="orpheus service host:port")
+    # Stage addresses are any gRPC target: host:port (one replica), dns:///name:port
+    # (re-resolved: a headless Service), ipv4:a:port,b:port (a fixed list of replicas).
+    vad_addr: str = Field(
+        "127.0.0.1:50052", description="vad replicas: host:port, dns:///name:port or ipv4:a:p,b:p"
+    )
+    voxtral_addr: str = Field(
+        "127.0.0.1:50053", description="voxtral replicas: host:port, dns:///name:port or ipv4:a:p,b:p"
+    )
+    orpheus_addr: str = Field(
+        "127.0.0.1:50054", description="orpheus replicas: host:port, dns:///name:port or ipv4:a:p,b:p"
+    )
+    stage_resolve_interval_s: float = Field(
+        5.0, gt=0, description="dns:/// stage targets are re-resolved this often (new replicas found)"
+    )
     stage_timeout_s: float = Field(30.0, description="Deadline for one stage's answer within a turn")
     connect_timeout_s: float = Field(5.0, description="Deadline to open an upstream stream")
     session_idle_timeout_s: float = Field(

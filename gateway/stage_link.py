@@ -1,10 +1,13 @@
 """One session's bidi stream to one stage (vad, voxtral or orpheus).
 
-A link opens lazily, reads the stage's EngineInfo first, then hands every
-event to the session. When the stage fails the link reports it once and goes
-down; the next use re-opens it (with a short backoff so a dead stage is not
-dialled per audio chunk), so a session survives a stage restart. The gRPC
-channel underneath reconnects on its own with exponential backoff.
+A link opens lazily on a replica the stage's :class:`StagePool` picks,
+reads the stage's EngineInfo first, then hands every event to the session.
+A replica that refuses the stream (full, draining, down) is skipped and the
+next one tried before the session hears anything; if every one is full the
+open fails with :class:`StageFull`. When the stage fails mid-stream the link
+reports it once and goes down; the next use re-opens it, on the same replica
+if it still has room, else on another (with a short backoff so a dead stage
+is not dialled per audio chunk), so a session survives a replica's death.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from voxmesh.gateway.placement import Replica, StagePool
 
 from voxmesh import logs
-from voxmesh.errors import InvalidArgument
+from voxmesh.errors import EngineOverloaded, InvalidArgument
 from voxmesh.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -56,12 +60,25 @@ class StageRejected(InvalidArgument):
         super().__init__(field, problem if problem.startswith(stage_name) else f"{stage_name}: {problem}")
 
 
+class StageFull(EngineOverloaded):
+    """Every replica of the stage refused the stream for want of room."""
+
+    def __init__(self, stage_name: str, tried: int) -> None:
+        super().__init__(
+            f"{stage_name}: no replica has room for another session ({tried} tried); retry later"
+        )
+
+
+#: Status codes that send the stream on to the stage's next replica.
+_SKIP = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
 class StageLink:
     def __init__(
         self,
         stage: int,
-        method: Callable[..., Any],
-        config: Any,
+        pool: StagePool,
+        config: Any | Callable[[], Any],
         on_event: Callable[[Any], Awaitable[None]],
         on_failure: Callable[[StageFailure], Awaitable[None]],
         connect_timeout_s: float,
@@ -69,8 +86,11 @@ class StageLink:
     ) -> None:
         self.stage = stage
         self.name = common_pb2.Stage.Name(stage).removeprefix("STAGE_").lower()
-        self._method = method
+        self._pool = pool
+        #: The first request of every stream, or what makes it when the stream opens.
         self._config = config
+        #: The replica the stream is (or was last) open on.
+        self.replica: Replica | None = None
         self._on_event = on_event
         self._on_failure = on_failure
         self._connect_timeout_s = connect_timeout_s
@@ -90,8 +110,13 @@ class StageLink:
     def up(self) -> bool:
         return self._reader is not None and not self._reader.done() and not self._closing
 
-    async def ensure_open(self) -> bool:
-        """Open the stream if it is down; False (after reporting) if the stage is unreachable."""
+    async def ensure_open(self, admission: bool = False) -> bool:
+        """Open the stream if it is down; False (after reporting) if the stage is unreachable.
+
+        ``admission``: a session being admitted; a stage with no room raises
+        :class:`StageFull` (the client gets RESOURCE_EXHAUSTED before
+        SessionStarted). Later, no room is one turn's error.
+        """
         if self.up:
             return True
         async with self._lock:
@@ -103,20 +128,66 @@ class StageLink:
                 await self._open()
             except StageRejected:
                 raise
+            except StageFull as exc:
+                if admission:
+                    raise
+                self._retry_at = time.monotonic() + _RETRY_MIN_S
+                await self._on_failure(StageFailure(self.stage, exc.status, str(exc)))
+                return False
             except (grpc.aio.AioRpcError, TimeoutError, ConnectionError) as exc:
                 self._retry_at = time.monotonic() + self._backoff
                 self._backoff = min(self._backoff * 2, _RETRY_MAX_S)
-                code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else "DEADLINE_EXCEEDED"
-                details = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else "no answer"
+                if isinstance(exc, grpc.aio.AioRpcError):
+                    code, details = exc.code().name, exc.details()
+                elif isinstance(exc, TimeoutError):
+                    code, details = "DEADLINE_EXCEEDED", "no answer"
+                else:
+                    code, details = "UNAVAILABLE", str(exc)
                 await self._on_failure(StageFailure(self.stage, code, f"{self.name} unreachable: {details}"))
                 return False
             self._backoff = _RETRY_MIN_S
             return True
 
     async def _open(self) -> None:
+        """Open on the first replica that admits the stream."""
+        replicas = await self._pool.candidates(prefer=self.replica)
+        if not replicas:
+            raise ConnectionError(f"no replica of {self.name} at {self._pool.target}")
+        last: BaseException | None = None
+        full = 0
+        for replica in replicas:
+            self._pool.begin(replica)
+            try:
+                await self._open_on(replica)
+            except grpc.aio.AioRpcError as exc:
+                self._pool.refused(replica, exc.code().name)
+                if exc.code() not in _SKIP:
+                    raise
+                full += exc.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+                last = exc
+                log.info(
+                    "replica refused the stream; trying the next",
+                    extra=logs.fields(stage=self.name, replica=replica.target, code=exc.code().name),
+                )
+                continue
+            except (TimeoutError, ConnectionError) as exc:
+                self._pool.refused(replica, "UNAVAILABLE")
+                last = exc
+                continue
+            except BaseException:
+                self._pool.refused(replica, "INVALID_ARGUMENT")
+                raise
+            return
+        if full:
+            # Some replica is up but full, the rest are down or full: no room anywhere.
+            raise StageFull(self.name, len(replicas))
+        assert last is not None
+        raise last
+
+    async def _open_on(self, replica: Replica) -> None:
         queue: asyncio.Queue[Any] = asyncio.Queue(REQUEST_QUEUE_SIZE)
-        queue.put_nowait(self._config)
-        call = self._method(_drain(queue), metadata=self._metadata, wait_for_ready=False)
+        queue.put_nowait(self._config() if callable(self._config) else self._config)
+        call = replica.method(_drain(queue), metadata=self._metadata, wait_for_ready=False)
         try:
             first = await asyncio.wait_for(call.read(), self._connect_timeout_s)
         except grpc.aio.AioRpcError as exc:
@@ -131,12 +202,17 @@ class StageLink:
             call.cancel()
             raise ConnectionError(f"{self.name} did not announce its engine")
         self.engine = first.engine
+        self._pool.opened(replica, first.engine)
+        self.replica = replica
         self.streams_opened += 1
         self._queue, self._call, self._closing = queue, call, False
-        self._reader = asyncio.create_task(self._read(call), name=f"{self.name}-reader")
-        log.info("stage stream open", extra=logs.fields(stage=self.name, engine=self.engine.engine))
+        self._reader = asyncio.create_task(self._read(call, replica), name=f"{self.name}-reader")
+        log.info(
+            "stage stream open",
+            extra=logs.fields(stage=self.name, engine=self.engine.engine, replica=replica.target),
+        )
 
-    async def _read(self, call: Any) -> None:
+    async def _read(self, call: Any, replica: Replica) -> None:
         failure: StageFailure | None = None
         try:
             while True:
@@ -158,6 +234,7 @@ class StageLink:
                 failure = StageFailure(self.stage, code, f"{self.name}: {exc.details()}")
         finally:
             self._queue = None
+            self._pool.closed(replica)
         if failure is not None:
             self._retry_at = 0.0
             await self._on_failure(failure)

@@ -42,6 +42,8 @@ class Turn:
     transcript: str = ""
     reply_text: str = ""
     reply_done: bool = False
+    #: Tokens in the prompt voxtral answered from (its ReplyDone).
+    prompt_tokens: int = 0
     #: Samples of reply audio received from orpheus / sent to the client, at the output rate.
     audio_samples_received: int = 0
     audio_samples_sent: int = 0

@@ -53,6 +53,10 @@ ERRORS = Counter(
     "voxmesh_errors_total", "Errors reported to clients, by stage and status code", ["stage", "code"]
 )
 ACTIVE_SESSIONS = Gauge("voxmesh_active_sessions", "Streams open on this process", ["service"])
+#: The autoscaling signal is ACTIVE_SESSIONS / SESSION_CAPACITY (docs/deploy.md, Scaling).
+SESSION_CAPACITY = Gauge(
+    "voxmesh_session_capacity", "Streams this process admits (--max-sessions); 0 while draining", ["service"]
+)
 QUEUE_DEPTH = Gauge("voxmesh_queue_depth", "Messages waiting in a bounded queue", ["queue"])
 SYNTHESIS_RTF = Histogram(
     "voxmesh_synthesis_real_time_factor",

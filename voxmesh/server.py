@@ -20,26 +20,59 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from voxmesh import logs, tracing
-from voxmesh.errors import EngineOverloaded, VoxmeshError
+from voxmesh.errors import EngineOverloaded, EngineUnavailable, VoxmeshError
 from voxmesh.exit_status import ExitStatus
 from voxmesh.gpu_memory import report_gpu_memory
 from voxmesh.grpc_errors import ErrorInterceptor
+from voxmesh.metrics import ACTIVE_SESSIONS, SESSION_CAPACITY
 from voxmesh.model_source import LOAD_ERRORS, ModelNotLoadable, not_loadable
 from voxmesh.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
 
+#: Longest a client connection lives before the server asks it to reconnect
+#: (GOAWAY); the client re-resolves DNS then, so replicas added behind a
+#: Service are found. gRPC adds up to +-10 % jitter.
+MAX_CONNECTION_AGE_MS = 30_000
+#: What a connection past its age gets to finish its streams: no limit, so a
+#: live session stream is never cut (new streams go on a new connection).
+MAX_CONNECTION_AGE_GRACE_MS = 2**31 - 1
+
+
 class SessionSlots:
-    """Counts open streams; past ``limit`` new ones are refused (RESOURCE_EXHAUSTED)."""
+    """Counts open streams; past ``limit`` new ones are refused (RESOURCE_EXHAUSTED).
+
+    While draining (SIGTERM) every new stream is refused UNAVAILABLE, so the
+    gateway places it on another replica; the streams held go on.
+    """
 
     def __init__(self, limit: int, on_change: Callable[[int], None] | None = None) -> None:
         self.limit = limit
         self.active = 0
+        self.draining = False
         self._on_change = on_change
+        self._on_drain: Callable[[], None] | None = None
+
+    @classmethod
+    def for_service(cls, service: str, limit: int) -> SessionSlots:
+        """Slots that export ``voxmesh_active_sessions`` and ``voxmesh_session_capacity`` for ``service``."""
+        capacity = SESSION_CAPACITY.labels(service)
+        capacity.set(limit)
+        slots = cls(limit, ACTIVE_SESSIONS.labels(service).set)
+        slots._on_drain = lambda: capacity.set(0)
+        return slots
+
+    def drain(self) -> None:
+        """Refuse new streams from now on (the process is stopping)."""
+        self.draining = True
+        if self._on_drain:
+            self._on_drain()
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
+        if self.draining:
+            raise EngineUnavailable("draining (shutting down): open the stream on another replica")
         if self.active >= self.limit:
             raise EngineOverloaded(f"max_sessions reached ({self.limit} open); retry later")
         self.active += 1
@@ -75,6 +108,8 @@ class ServiceSpec:
     #: named in the one line that says a model could not be loaded.
     models: dict[str, str] = field(default_factory=dict)
     extra_interceptors: list[grpc.aio.ServerInterceptor] = field(default_factory=list)
+    #: The servicer's session slots: on SIGTERM they refuse new streams at once.
+    slots: SessionSlots | None = None
 
 
 def _server_credentials(settings: ServiceSettings) -> grpc.ServerCredentials | None:
@@ -126,6 +161,8 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
             ("grpc.http2.ping_timeout_ms", max(1000, int(settings.keepalive_time_s * 1000 / 3))),
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+            ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
         ],
     )
     health_servicer = health.aio.HealthServicer()
@@ -173,6 +210,8 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
     await stop.wait()
     gpu_gauge.cancel()
     log.info("stopping: draining in-flight streams", extra=logs.fields(grace_s=settings.grace_s))
+    if spec.slots is not None:
+        spec.slots.drain()
     await health_servicer.enter_graceful_shutdown()
     if spec.drain:
         await spec.drain()

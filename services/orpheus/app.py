@@ -31,6 +31,7 @@ def build_spec(settings: OrpheusSettings) -> ServiceSpec:
         orpheus_pb2_grpc.add_OrpheusServicer_to_server(servicer, server)
 
     return ServiceSpec(
+        slots=servicer.slots,
         name="orpheus",
         service_names=[orpheus_pb2.DESCRIPTOR.services_by_name["Orpheus"].full_name],
         register=register,

@@ -20,7 +20,6 @@ from voxmesh import logs
 from voxmesh.audio import DEFAULT_OUTPUT_SAMPLE_RATE_HZ, check_sample_rate
 from voxmesh.errors import InvalidArgument
 from voxmesh.language import check_language
-from voxmesh.metrics import ACTIVE_SESSIONS
 from voxmesh.server import SessionSlots
 from voxmesh.v1 import common_pb2, orpheus_pb2, orpheus_pb2_grpc
 
@@ -31,7 +30,7 @@ class OrpheusServicer(orpheus_pb2_grpc.OrpheusServicer):
     def __init__(self, engine: SpeechEngine, settings: OrpheusSettings) -> None:
         self.engine = engine
         self.settings = settings
-        self.slots = SessionSlots(settings.max_sessions, ACTIVE_SESSIONS.labels("orpheus").set)
+        self.slots = SessionSlots.for_service("orpheus", settings.max_sessions)
 
     async def Synthesize(
         self,
@@ -57,7 +56,12 @@ class OrpheusServicer(orpheus_pb2_grpc.OrpheusServicer):
             )
             yield orpheus_pb2.SynthesizeResponse(
                 engine=common_pb2.EngineInfo(
-                    engine=info.engine, model=info.model, is_fallback=info.is_fallback
+                    engine=info.engine,
+                    model=info.model,
+                    is_fallback=info.is_fallback,
+                    # Load, for the gateway's placement of its next sessions.
+                    sessions_in_use=self.slots.active,
+                    max_sessions=self.slots.limit,
                 )
             )
             session = SynthesisSession(self.engine, voice, rate, self.settings)

@@ -18,6 +18,7 @@ def build_spec(settings: VadSettings) -> ServiceSpec:
         vad_pb2_grpc.add_VoiceActivityServicer_to_server(servicer, server)
 
     return ServiceSpec(
+        slots=servicer.slots,
         name="vad",
         service_names=[vad_pb2.DESCRIPTOR.services_by_name["VoiceActivity"].full_name],
         register=register,

@@ -12,16 +12,13 @@ import logging
 from collections.abc import AsyncIterator
 
 import grpc
-from voxmesh.services.vad.end_of_turn import EndOfTurnPolicy, Endpointer
 from voxmesh.services.vad.engine import FrameClassifier, VadEngine
 from voxmesh.services.vad.segmenter import Segmenter, SpeechEnded, SpeechStarted
 from voxmesh.services.vad.settings import VadSettings
-from voxmesh.services.vad.smart_turn import SmartTurnModel
 
 from voxmesh import logs
 from voxmesh.audio import MAX_CHUNK_BYTES
 from voxmesh.errors import InvalidArgument, InvalidAudio
-from voxmesh.metrics import ACTIVE_SESSIONS
 from voxmesh.server import SessionSlots
 from voxmesh.v1 import common_pb2, vad_pb2, vad_pb2_grpc
 
@@ -44,13 +41,9 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
     def __init__(self, engine: VadEngine, settings: VadSettings) -> None:
         self.engine = engine
         self.settings = settings
-        # Loaded once at start-up (fails fast), shared by every stream.
-        self.turn_model = (
-            SmartTurnModel.load(settings.smart_turn_model) if settings.end_of_turn == "smart-turn" else None
-        )
-        self.slots = SessionSlots(settings.max_sessions, ACTIVE_SESSIONS.labels("vad").set)
+        self.slots = SessionSlots.for_service("vad", settings.max_sessions)
 
-    def _open(self, config: vad_pb2.DetectConfig) -> tuple[FrameClassifier, Endpointer]:
+    def _open(self, config: vad_pb2.DetectConfig) -> tuple[FrameClassifier, Segmenter]:
         rate = config.sample_rate_hz
         if rate not in self.engine.sample_rates:
             raise InvalidArgument(
@@ -66,15 +59,7 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
             raise InvalidArgument("config.sensitivity", f"unknown value {sensitivity}")
         classifier = self.engine.classifier(rate, sensitivity)
         per_ms = rate // 1000
-        segmenter = Segmenter(pre_roll * per_ms, hangover * per_ms, min_speech * per_ms)
-        if self.turn_model is None:
-            return classifier, Endpointer(segmenter, rate, classifier.frame_samples)
-        policy = EndOfTurnPolicy(
-            s.turn_complete_hangover_ms * per_ms,
-            s.turn_incomplete_hangover_ms * per_ms,
-            s.turn_complete_threshold,
-        )
-        return classifier, Endpointer(segmenter, rate, classifier.frame_samples, self.turn_model, policy)
+        return classifier, Segmenter(pre_roll * per_ms, hangover * per_ms, min_speech * per_ms)
 
     async def Detect(
         self,
@@ -88,11 +73,16 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
             if first.WhichOneof("request") != "config":
                 raise InvalidArgument("config", "the first message must be a DetectConfig")
             logs.session_id_var.set(first.config.session_id)
-            classifier, endpointer = self._open(first.config)
+            classifier, segmenter = self._open(first.config)
             info = self.engine.info
             yield vad_pb2.DetectResponse(
                 engine=common_pb2.EngineInfo(
-                    engine=info.engine, model=info.model, is_fallback=info.is_fallback
+                    engine=info.engine,
+                    model=info.model,
+                    is_fallback=info.is_fallback,
+                    # Load, for the gateway's placement of its next sessions.
+                    sessions_in_use=self.slots.active,
+                    max_sessions=self.slots.limit,
                 )
             )
             frame_bytes = 2 * classifier.frame_samples
@@ -112,8 +102,8 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
                 pending += request.audio
                 usable = len(pending) - len(pending) % frame_bytes
                 for offset in range(0, usable, frame_bytes):
-                    frame = pending[offset : offset + frame_bytes]
-                    event = await endpointer.feed(frame, classifier.is_speech(frame))
+                    voiced = classifier.is_speech(pending[offset : offset + frame_bytes])
+                    event = segmenter.feed(voiced, classifier.frame_samples)
                     if isinstance(event, SpeechStarted):
                         log.info("speech started", extra=logs.fields(onset_sample=event.onset_sample))
                         yield vad_pb2.DetectResponse(

@@ -22,6 +22,7 @@ def build_spec(settings: VoxtralSettings) -> ServiceSpec:
         voxtral_pb2_grpc.add_VoxtralServicer_to_server(servicer, server)
 
     return ServiceSpec(
+        slots=servicer.slots,
         name="voxtral",
         service_names=[voxtral_pb2.DESCRIPTOR.services_by_name["Voxtral"].full_name],
         register=register,

@@ -16,7 +16,6 @@ from voxmesh import logs
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.errors import InvalidArgument
 from voxmesh.language import check_language
-from voxmesh.metrics import ACTIVE_SESSIONS
 from voxmesh.server import SessionSlots
 from voxmesh.v1 import common_pb2, voxtral_pb2, voxtral_pb2_grpc
 
@@ -39,7 +38,7 @@ class VoxtralServicer(voxtral_pb2_grpc.VoxtralServicer):
     def __init__(self, engine: ReplyEngine, settings: VoxtralSettings) -> None:
         self.engine = engine
         self.settings = settings
-        self.slots = SessionSlots(settings.max_sessions, ACTIVE_SESSIONS.labels("voxtral").set)
+        self.slots = SessionSlots.for_service("voxtral", settings.max_sessions)
 
     def _session(self, config: voxtral_pb2.RespondConfig) -> RespondSession:
         if config.sample_rate_hz not in (0, PIPELINE_SAMPLE_RATE_HZ):
@@ -76,6 +75,10 @@ class VoxtralServicer(voxtral_pb2_grpc.VoxtralServicer):
                 f"{history.system_tokens} tokens leave no room to answer: the context is "
                 f"{s.max_model_len} tokens, {s.max_reply_tokens} of them for the reply",
             )
+        # The conversation so far, kept by the gateway: a stream opened on this
+        # replica after another one died or drained goes on where it was.
+        for exchange in config.history:
+            history.record(exchange.turn_id, exchange.user, exchange.assistant)
         return RespondSession(self.engine, self.settings, mode, language, history)
 
     def _context_budget(self, mode: int) -> int:
@@ -111,7 +114,12 @@ class VoxtralServicer(voxtral_pb2_grpc.VoxtralServicer):
             log.info("session started", extra=logs.fields(engine=info.engine, mode=session.mode))
             yield voxtral_pb2.RespondResponse(
                 engine=common_pb2.EngineInfo(
-                    engine=info.engine, model=info.model, is_fallback=info.is_fallback
+                    engine=info.engine,
+                    model=info.model,
+                    is_fallback=info.is_fallback,
+                    # Load, for the gateway's placement of its next sessions.
+                    sessions_in_use=self.slots.active,
+                    max_sessions=self.slots.limit,
                 )
             )
             async for response in session.run(request_iterator):

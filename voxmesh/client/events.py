@@ -89,6 +89,8 @@ class TurnComplete:
     transcript: str
     reply_text: str
     reply_audio_ms: float
+    #: Tokens in the prompt the reply was written from (instructions, history, this turn).
+    prompt_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,7 @@ def from_proto(message: conversation_pb2.ConverseResponse) -> Event:
             m.transcript,
             m.reply_text,
             m.reply_audio_ms,
+            m.prompt_tokens,
         )
     if kind == "interrupted":
         return Interrupted(m.turn_id, m.spoken_text, m.audio_sent_ms)
