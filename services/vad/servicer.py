@@ -12,9 +12,11 @@ import logging
 from collections.abc import AsyncIterator
 
 import grpc
+from voxmesh.services.vad.end_of_turn import EndOfTurnPolicy, Endpointer
 from voxmesh.services.vad.engine import FrameClassifier, VadEngine
 from voxmesh.services.vad.segmenter import Segmenter, SpeechEnded, SpeechStarted
 from voxmesh.services.vad.settings import VadSettings
+from voxmesh.services.vad.smart_turn import SmartTurnModel
 
 from voxmesh import logs
 from voxmesh.audio import MAX_CHUNK_BYTES
@@ -41,9 +43,13 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
     def __init__(self, engine: VadEngine, settings: VadSettings) -> None:
         self.engine = engine
         self.settings = settings
+        # Loaded once at start-up (fails fast), shared by every stream.
+        self.turn_model = (
+            SmartTurnModel.load(settings.smart_turn_model) if settings.end_of_turn == "smart-turn" else None
+        )
         self.slots = SessionSlots.for_service("vad", settings.max_sessions)
 
-    def _open(self, config: vad_pb2.DetectConfig) -> tuple[FrameClassifier, Segmenter]:
+    def _open(self, config: vad_pb2.DetectConfig) -> tuple[FrameClassifier, Endpointer]:
         rate = config.sample_rate_hz
         if rate not in self.engine.sample_rates:
             raise InvalidArgument(
@@ -59,7 +65,15 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
             raise InvalidArgument("config.sensitivity", f"unknown value {sensitivity}")
         classifier = self.engine.classifier(rate, sensitivity)
         per_ms = rate // 1000
-        return classifier, Segmenter(pre_roll * per_ms, hangover * per_ms, min_speech * per_ms)
+        segmenter = Segmenter(pre_roll * per_ms, hangover * per_ms, min_speech * per_ms)
+        if self.turn_model is None:
+            return classifier, Endpointer(segmenter, rate, classifier.frame_samples)
+        policy = EndOfTurnPolicy(
+            s.turn_complete_hangover_ms * per_ms,
+            s.turn_incomplete_hangover_ms * per_ms,
+            s.turn_complete_threshold,
+        )
+        return classifier, Endpointer(segmenter, rate, classifier.frame_samples, self.turn_model, policy)
 
     async def Detect(
         self,
@@ -73,7 +87,7 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
             if first.WhichOneof("request") != "config":
                 raise InvalidArgument("config", "the first message must be a DetectConfig")
             logs.session_id_var.set(first.config.session_id)
-            classifier, segmenter = self._open(first.config)
+            classifier, endpointer = self._open(first.config)
             info = self.engine.info
             yield vad_pb2.DetectResponse(
                 engine=common_pb2.EngineInfo(
@@ -102,8 +116,8 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
                 pending += request.audio
                 usable = len(pending) - len(pending) % frame_bytes
                 for offset in range(0, usable, frame_bytes):
-                    voiced = classifier.is_speech(pending[offset : offset + frame_bytes])
-                    event = segmenter.feed(voiced, classifier.frame_samples)
+                    frame = pending[offset : offset + frame_bytes]
+                    event = await endpointer.feed(frame, classifier.is_speech(frame))
                     if isinstance(event, SpeechStarted):
                         log.info("speech started", extra=logs.fields(onset_sample=event.onset_sample))
                         yield vad_pb2.DetectResponse(
