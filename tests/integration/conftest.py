@@ -35,8 +35,9 @@ def start_mesh(start_service: Callable[..., ServiceProcess]) -> Iterator[Callabl
         skip: tuple[str, ...] = (),
         voxtral_args: tuple[str, ...] = ("--engine", "echo"),
         orpheus_args: tuple[str, ...] = ("--engine", "espeak"),
+        vad_args: tuple[str, ...] = (),
     ) -> Mesh:
-        stage_args = {"vad": (), "voxtral": voxtral_args, "orpheus": orpheus_args}
+        stage_args = {"vad": vad_args, "voxtral": voxtral_args, "orpheus": orpheus_args}
         stages: dict[str, ServiceProcess] = {}
         for name, args in stage_args.items():
             if name in skip:
