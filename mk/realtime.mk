@@ -16,3 +16,12 @@ realtime-browser:
 	fi
 
 TEST_DEPS += realtime-browser
+
+# The TypeScript SDK's packages (sdk/typescript/package-lock.json), for
+# tests/integration/test_typescript_sdk.py; Node 20 and npm come with the machine.
+SDK_TS := sdk/typescript
+$(SDK_TS)/node_modules/.installed: $(SDK_TS)/package.json $(SDK_TS)/package-lock.json
+	cd $(SDK_TS) && npm ci --no-audit --no-fund --silent
+	touch $@
+
+TEST_DEPS += $(SDK_TS)/node_modules/.installed
