@@ -25,7 +25,12 @@ $(GPU_WHEELS)/.complete: pyproject.toml setup.py bench/gpu_wheels.py
 	$(PYTHON) bench/gpu_wheels.py check $(GPU_WHEELS)
 	touch $@
 
+# This project's own wheel is rebuilt on every call (seconds): the suite installs the code
+# from it, so it must be the working tree's, not the one of the last resolution.
 gpu-wheels: $(GPU_WHEELS)/.complete
+	rm -f $(GPU_WHEELS)/voxmesh-*.whl
+	$(GPU_WHEELS_PIP) wheel --no-deps -w $(GPU_WHEELS) .
+	$(PYTHON) bench/gpu_wheels.py check $(GPU_WHEELS)
 
 # The suite itself on the CPU, tiny shapes (its end-to-end check; tests/unit/test_gpu_suite.py
 # runs the same in `make test`).
