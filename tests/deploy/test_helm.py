@@ -163,7 +163,8 @@ def test_one_deployment_and_service_per_stage(default_docs: list[dict[str, Any]]
     deployments = by_kind(default_docs, "Deployment")
     services = by_kind(default_docs, "Service")
     assert set(deployments) == {f"vm-voxmesh-{s}" for s in STAGES}
-    assert set(services) == {f"vm-voxmesh-{s}" for s in STAGES}
+    # (plus the stages' headless <stage>-replicas Services: test_helm_scaling.py)
+    assert {n for n in services if not n.endswith("-replicas")} == {f"vm-voxmesh-{s}" for s in STAGES}
     for stage, (port, metrics_port) in STAGES.items():
         deployment = deployments[f"vm-voxmesh-{stage}"]
         c = container(deployment)
@@ -202,7 +203,8 @@ def test_gateway_addresses_resolve_to_stage_services(default_docs: list[dict[str
     env = env_of(by_kind(default_docs, "Deployment")["vm-voxmesh-gateway"])
     services = by_kind(default_docs, "Service")
     for stage in ("vad", "voxtral", "orpheus"):
-        host, _, port = env[f"VOXMESH_GATEWAY_{stage.upper()}_ADDR"].partition(":")
+        # dns:///<stage>-replicas:<port>: every replica (test_helm_scaling.py).
+        host, _, port = env[f"VOXMESH_GATEWAY_{stage.upper()}_ADDR"].removeprefix("dns:///").partition(":")
         grpc_port = {p["name"]: p["port"] for p in services[host]["spec"]["ports"]}["grpc"]
         assert int(port) == grpc_port
 
