@@ -29,6 +29,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 from opentelemetry import trace
 from voxmesh.gateway.audio_clock import AudioClock
+from voxmesh.gateway.barge_in import DEFAULT_MIN_SPEECH_MS, BargeInGate
 from voxmesh.gateway.conversation import ConversationHistory
 from voxmesh.gateway.input_limits import InputLimits
 from voxmesh.gateway.placement import StagePool
@@ -84,6 +85,7 @@ class Session:
         out_queue_size: int,
         metadata: tuple[tuple[str, str], ...] = (),
         input_limits: InputLimits | None = None,
+        barge_in_min_speech_ms: int = DEFAULT_MIN_SPEECH_MS,
     ) -> None:
         self.session_id = session_id
         # Joins tiny audio chunks and refuses absurd message rates (gateway.input_limits).
@@ -110,6 +112,8 @@ class Session:
         #: Kept here, not only by voxtral, so the conversation outlives its replica.
         self.conversation = ConversationHistory()
         self._typed: dict[int, str] = {}
+        # Speech during a reply pauses it; only confirmed speech interrupts it.
+        self._barge_in = BargeInGate(barge_in_min_speech_ms, max_held=out_queue_size)
         # perf_counter → epoch ns, for spans recorded after the fact.
         self._epoch_offset = time.time() - time.perf_counter()
         common = {"connect_timeout_s": connect_timeout_s, "metadata": metadata}
@@ -121,6 +125,7 @@ class Session:
                     session_id=session_id,
                     sample_rate_hz=PIPELINE_SAMPLE_RATE_HZ,
                     sensitivity=options.vad_sensitivity,  # type: ignore[arg-type]
+                    confirm_speech_ms=barge_in_min_speech_ms,
                 )
             ),
             self._on_vad,
@@ -339,6 +344,8 @@ class Session:
             self._clock.append(tail, time.perf_counter())
             self.vad.send(vad_pb2.DetectRequest(audio=float_to_pcm16(tail)))
         await self.vad.close()
+        if self._barge_in.paused:
+            self._resume_reply()  # no speech_ended will come now
         turn = self._turn
         if turn is not None and turn.state is TurnState.LISTENING:
             # The input ended mid-utterance (a recording with no trailing
@@ -358,9 +365,14 @@ class Session:
             await self._on_speech_started(message.speech_started)
         elif kind == "speech_ended":
             await self._on_speech_ended(message.speech_ended)
+        elif kind == "speech_confirmed" and (start := self._barge_in.confirmed()) is not None:
+            await self._on_speech_started(start, confirmed=True)
 
-    async def _on_speech_started(self, event: vad_pb2.VoiceStart) -> None:
+    async def _on_speech_started(self, event: vad_pb2.VoiceStart, confirmed: bool = False) -> None:
         previous = self._turn
+        if not confirmed and self._barge_in.enabled and previous is not None and previous.active:
+            self._barge_in.pause(event)  # a cough or a barge-in? vad's confirmation tells
+            return
         if previous is not None and (previous.active or previous.state is TurnState.LISTENING):
             self._interrupt(previous)
         turn = self._new_turn()
@@ -384,6 +396,9 @@ class Session:
             )
 
     async def _on_speech_ended(self, event: vad_pb2.VoiceEnd) -> None:
+        if self._barge_in.paused:
+            self._resume_reply()  # the sound ended unconfirmed: not a barge-in
+            return
         turn = self._turn
         if turn is None or turn.state is not TurnState.LISTENING:
             return
@@ -496,11 +511,11 @@ class Session:
                 )
             )
             rate = event.sample_rate_hz
-            self._emit(out, lambda: turn.note_audio_sent(samples, rate, time.perf_counter()))
+            self._emit_reply(out, lambda: turn.note_audio_sent(samples, rate, time.perf_counter()))
         elif kind == "phrase_done":
             text = event.text
             # Recorded when the phrase's last chunk was sent, with its playout end.
-            self._emit(None, lambda: turn.phrases.append(SpokenPhrase(text, turn.playout_end)))
+            self._emit_reply(None, lambda: turn.phrases.append(SpokenPhrase(text, turn.playout_end)))
         elif kind == "done":
             self._complete(turn)
         elif kind == "failed":
@@ -591,7 +606,7 @@ class Session:
         """All reply audio is queued: TurnComplete goes out after the last chunk."""
         turn.state = TurnState.DONE
         self._idle.set()
-        self._emit(lambda: self._turn_complete(turn))
+        self._emit_reply(lambda: self._turn_complete(turn))
 
     def _turn_complete(self, turn: Turn) -> conversation_pb2.ConverseResponse | None:
         if turn.turn_id in self._cancelled:
@@ -680,6 +695,21 @@ class Session:
                     f"client is not reading: {self._out.maxsize} messages queued (out_queue_size); session ended"
                 )
             )
+
+    def _emit_reply(
+        self,
+        payload: conversation_pb2.ConverseResponse
+        | Callable[[], conversation_pb2.ConverseResponse | None]
+        | None,
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        """The reply's audio and what must follow it: held while speech may be a barge-in."""
+        for item in self._barge_in.hold((payload, on_sent)):
+            self._emit(*item)
+
+    def _resume_reply(self) -> None:
+        for item in self._barge_in.ended():
+            self._emit(*item)
 
     def _touch(self) -> None:
         """A stage (or a turn transition) made progress. Client audio does not

@@ -43,6 +43,12 @@ class GatewaySettings(ServiceSettings):
     )
     out_queue_size: int = Field(256, description="Messages buffered per client before the session is ended")
     default_voice: str = Field("", description="Voice when the client names none (orpheus default if empty)")
+    barge_in_min_speech_ms: int = Field(
+        350,
+        ge=0,
+        le=5000,
+        description="Voiced audio that makes speech during a reply a barge-in (shorter sounds pause it, then it resumes); 0: any speech interrupts",
+    )
     # What the gateway presents to the stages (see voxmesh.gateway.stage_credentials).
     stage_auth_token: SecretStr | None = Field(
         None, description="Bearer token sent to every stage (their --auth-token); off if unset"

@@ -10,6 +10,9 @@ events up with the audio it sent without trusting wall clocks.
 - Speech *ends* once ``hangover`` samples of unvoiced frames follow the last
   voiced one; that frame boundary is the endpoint decision. ``hangover`` may
   change between frames (:mod:`.end_of_turn` sets it per pause).
+- Speech is *confirmed* once the utterance holds ``confirm_speech`` voiced
+  samples (0: never), at most once per utterance: a cough or an "mm-hm" ends
+  before that, so the gateway interrupts a reply only for confirmed speech.
 """
 
 from __future__ import annotations
@@ -25,6 +28,12 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True)
+class SpeechConfirmed:
+    voiced_samples: int
+    decided_at_sample: int
+
+
+@dataclass(frozen=True)
 class SpeechEnded:
     last_voiced_sample: int
     decided_at_sample: int
@@ -33,10 +42,14 @@ class SpeechEnded:
 class Segmenter:
     """Feed one decision per frame; get at most one event back per frame."""
 
-    def __init__(self, pre_roll: int, hangover: int, min_speech: int) -> None:
+    def __init__(self, pre_roll: int, hangover: int, min_speech: int, confirm_speech: int = 0) -> None:
         self.pre_roll = pre_roll
         self.hangover = hangover
         self.min_speech = min_speech
+        self.confirm_speech = confirm_speech
+        #: Speaking: voiced samples since the onset, and whether confirmation went out.
+        self._voiced = 0
+        self._confirmed = False
         self.position = 0
         self.speaking = False
         #: Idle: start of the current run of voiced frames (None outside a run).
@@ -49,7 +62,7 @@ class Segmenter:
         """One past the last voiced sample of the current utterance."""
         return self._last_voiced
 
-    def feed(self, voiced: bool, frame_samples: int) -> SpeechStarted | SpeechEnded | None:
+    def feed(self, voiced: bool, frame_samples: int) -> SpeechStarted | SpeechConfirmed | SpeechEnded | None:
         start, end = self.position, self.position + frame_samples
         self.position = end
         if not self.speaking:
@@ -62,10 +75,16 @@ class Segmenter:
                 return None
             self.speaking = True
             self._last_voiced = end
+            self._voiced = end - self._run_start
+            self._confirmed = False
             onset, self._run_start = self._run_start, None
             return SpeechStarted(max(0, onset - self.pre_roll), onset, end)
         if voiced:
             self._last_voiced = end
+            self._voiced += frame_samples
+            if self.confirm_speech and not self._confirmed and self._voiced >= self.confirm_speech:
+                self._confirmed = True
+                return SpeechConfirmed(self._voiced, end)
             return None
         if end - self._last_voiced < self.hangover:
             return None

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import grpc
 from voxmesh.services.vad.end_of_turn import EndOfTurnPolicy, Endpointer
 from voxmesh.services.vad.engine import FrameClassifier, VadEngine
-from voxmesh.services.vad.segmenter import Segmenter, SpeechEnded, SpeechStarted
+from voxmesh.services.vad.segmenter import Segmenter, SpeechConfirmed, SpeechEnded, SpeechStarted
 from voxmesh.services.vad.settings import VadSettings
 from voxmesh.services.vad.smart_turn import SmartTurnModel
 
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 PRE_ROLL_MAX_MS = 2_000
 HANGOVER_RANGE_MS = (100, 5_000)
 MIN_SPEECH_MAX_MS = 2_000
+CONFIRM_SPEECH_MAX_MS = 5_000
 
 
 def _ms(value: int, default: int, field: str, low: int, high: int) -> int:
@@ -60,12 +61,19 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
         pre_roll = _ms(config.pre_roll_ms, s.pre_roll_ms, "config.pre_roll_ms", 0, PRE_ROLL_MAX_MS)
         hangover = _ms(config.hangover_ms, s.hangover_ms, "config.hangover_ms", *HANGOVER_RANGE_MS)
         min_speech = _ms(config.min_speech_ms, s.min_speech_ms, "config.min_speech_ms", 1, MIN_SPEECH_MAX_MS)
+        confirm_speech = config.confirm_speech_ms
+        if confirm_speech > CONFIRM_SPEECH_MAX_MS:
+            raise InvalidArgument(
+                "config.confirm_speech_ms", f"{confirm_speech} ms is outside 0..{CONFIRM_SPEECH_MAX_MS} ms"
+            )
         sensitivity = config.sensitivity or common_pb2.VAD_SENSITIVITY_MEDIUM
         if sensitivity not in common_pb2.VadSensitivity.values():
             raise InvalidArgument("config.sensitivity", f"unknown value {sensitivity}")
         classifier = self.engine.classifier(rate, sensitivity)
         per_ms = rate // 1000
-        segmenter = Segmenter(pre_roll * per_ms, hangover * per_ms, min_speech * per_ms)
+        segmenter = Segmenter(
+            pre_roll * per_ms, hangover * per_ms, min_speech * per_ms, confirm_speech * per_ms
+        )
         if self.turn_model is None:
             return classifier, Endpointer(segmenter, rate, classifier.frame_samples)
         policy = EndOfTurnPolicy(
@@ -124,6 +132,13 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
                             speech_started=vad_pb2.VoiceStart(
                                 utterance_start_sample=event.utterance_start_sample,
                                 onset_sample=event.onset_sample,
+                                decided_at_sample=event.decided_at_sample,
+                            )
+                        )
+                    elif isinstance(event, SpeechConfirmed):
+                        yield vad_pb2.DetectResponse(
+                            speech_confirmed=vad_pb2.VoiceConfirmed(
+                                voiced_samples=event.voiced_samples,
                                 decided_at_sample=event.decided_at_sample,
                             )
                         )

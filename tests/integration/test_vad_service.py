@@ -77,6 +77,17 @@ async def test_stream_settings_override_the_defaults(start_service: Callable[...
     assert 0.8 * RATE <= end.decided_at_sample - end.last_voiced_sample < 0.84 * RATE
 
 
+async def test_speech_is_confirmed_once_it_has_lasted(start_service: Callable[..., ServiceProcess]) -> None:
+    vad = start_service("vad")
+    pcm, _, _ = utterance()
+    events = await detect(vad.address, pcm, confirm_speech_ms=300)
+    kinds = [e.WhichOneof("event") for e in events]
+    assert kinds == ["engine", "speech_started", "speech_confirmed", "speech_ended"], kinds
+    confirmed = events[2].speech_confirmed
+    assert 0.3 * RATE <= confirmed.voiced_samples < 0.33 * RATE
+    assert events[1].speech_started.decided_at_sample < confirmed.decided_at_sample
+
+
 async def test_48k_input_is_accepted_by_webrtcvad(start_service: Callable[..., ServiceProcess]) -> None:
     vad = start_service("vad")
     pcm, speech_start, _ = utterance(48_000)
@@ -98,6 +109,7 @@ async def test_silence_gives_no_events(start_service: Callable[..., ServiceProce
         ("webrtcvad", [vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=44_100))], "config.sample_rate_hz"),
         ("silero", [vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=48_000))], "config.sample_rate_hz"),
         ("webrtcvad", [vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=RATE, hangover_ms=20))], "config.hangover_ms"),
+        ("webrtcvad", [vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=RATE, confirm_speech_ms=6000))], "config.confirm_speech_ms"),
         ("webrtcvad", [vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=RATE)), vad_pb2.DetectRequest(audio=b"\0\0\0")], "audio"),
         ("webrtcvad", [vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=RATE)), vad_pb2.DetectRequest()], "request"),
         ("webrtcvad", [vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=RATE))] * 2, "config"),

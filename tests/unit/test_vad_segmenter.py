@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from voxmesh.services.vad.segmenter import Segmenter, SpeechEnded, SpeechStarted
+from voxmesh.services.vad.segmenter import Segmenter, SpeechConfirmed, SpeechEnded, SpeechStarted
 
 FRAME = 480  # 30 ms at 16 kHz
 
 
-def run(pattern: str, **kw: int) -> list[SpeechStarted | SpeechEnded]:
+def run(pattern: str, **kw: int) -> list[SpeechStarted | SpeechConfirmed | SpeechEnded]:
     """``pattern``: one character per frame, ``#`` voiced, ``.`` not."""
     seg = Segmenter(**{"pre_roll": 4800, "hangover": 8000, "min_speech": 1440, **kw})
     events = [seg.feed(c == "#", FRAME) for c in pattern]
@@ -52,3 +52,26 @@ def test_a_second_utterance_starts_fresh() -> None:
     events = run("####" + "." * 20 + "#####" + "." * 20)
     assert [type(e) for e in events] == [SpeechStarted, SpeechEnded, SpeechStarted, SpeechEnded]
     assert events[2].onset_sample == 24 * FRAME
+
+
+def test_speech_is_confirmed_once_it_holds_enough_voiced_audio() -> None:
+    # 10 voiced frames (4800 samples) are needed; the pause in between does not count.
+    events = run("####" + "...." + "######" + "####" + "." * 17 + "####" + "." * 17, confirm_speech=4800)
+    assert [type(e) for e in events] == [
+        SpeechStarted,
+        SpeechConfirmed,
+        SpeechEnded,
+        SpeechStarted,
+        SpeechEnded,
+    ]
+    assert events[1] == SpeechConfirmed(voiced_samples=10 * FRAME, decided_at_sample=14 * FRAME)
+
+
+def test_a_cough_or_an_mm_hm_is_never_confirmed() -> None:
+    # 150 ms and 210 ms of voicing (5 and 7 frames) against 300 ms needed.
+    events = run("#####" + "." * 20 + "#######" + "." * 20, confirm_speech=4800)
+    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded] * 2
+
+
+def test_confirmation_is_off_by_default() -> None:
+    assert SpeechConfirmed not in [type(e) for e in run("#" * 100 + "." * 20)]
