@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from websockets.asyncio.client import connect as ws_connect
 
 from tests.integration.realtime_edge import EdgeMesh, edge_mesh
 from voxmesh.audio import float_to_pcm16
+from voxmesh.processes import ServiceProcess, free_port
+from voxmesh.realtime.readiness import wait_edge_serving
 from voxmesh.synthetic_speech import silence, speak
 
 RATE_HZ = 24_000
@@ -343,3 +346,30 @@ async def test_truncate_is_accepted_for_a_reply_the_gateway_cut_while_it_played(
         answer = await conn.recv()
         assert answer.type == "conversation.item.truncated", answer
         assert answer.item_id == first.output[0].id and answer.audio_end_ms == 1500
+
+
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        return str(reply.read().decode())
+
+
+async def test_metrics_count_connections_events_and_errors(edge: EdgeMesh) -> None:
+    """A second edge with its /metrics port on: what one connection did shows up there."""
+    metrics_port = free_port()
+    second = ServiceProcess(
+        "realtime", free_port(), ["--gateway", edge.gateway.address, "--metrics-port", str(metrics_port)]
+    )
+    second.start()
+    try:
+        wait_edge_serving(second)
+        async with ws_connect(f"ws://{second.address}/v1/realtime") as ws:
+            await ws.recv()
+            await error_for(ws, '{"type": "voxmesh.teleport"}')
+            await error_for(ws, '{"type": "input_audio_buffer.append", "audio": "AAAA"}')
+            text = await asyncio.to_thread(scrape, f"http://127.0.0.1:{metrics_port}/metrics")
+        assert "voxmesh_realtime_connections 1.0" in text
+        assert 'voxmesh_realtime_client_events_total{type="unknown"} 1.0' in text
+        assert 'voxmesh_realtime_client_events_total{type="input_audio_buffer.append"} 1.0' in text
+        assert 'voxmesh_realtime_errors_total{code="invalid_value"} 2.0' in text
+    finally:
+        second.stop()
