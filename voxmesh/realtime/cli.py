@@ -30,6 +30,10 @@ def _serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"voxmesh serve realtime: invalid settings:\n{exc}", file=sys.stderr)
         return 2
-    from voxmesh.realtime.server import run
-
+    try:
+        from voxmesh.realtime.server import run
+    except ModuleNotFoundError as exc:
+        # The edge's WebSocket server comes with the cpu extra; say so instead of a traceback.
+        print(f"voxmesh serve realtime: {exc}; install it with pip install 'voxmesh[cpu]'", file=sys.stderr)
+        return 2
     return run(settings)
