@@ -666,6 +666,10 @@ class Session:
         """A stage that goes quiet mid-turn gets DEADLINE_EXCEEDED, and the session goes on."""
         while True:
             await asyncio.sleep(_WATCHDOG_PERIOD_S)
+            # A stage that stopped reading (vad included, which answers nothing while
+            # it hears silence) is dropped and reported as an Error naming it.
+            for link in (self.vad, self.voxtral, self.orpheus):
+                link.drop_if_stuck()
             turn = self._turn
             if turn is None or turn.state is not TurnState.REPLYING:
                 continue

@@ -17,12 +17,13 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from voxmesh.gateway.placement import Replica, StagePool
+from voxmesh.gateway.stage_requests import STALL_S, StageRequests
 
 from voxmesh import logs
 from voxmesh.errors import EngineOverloaded, InvalidArgument
@@ -95,7 +96,9 @@ class StageLink:
         self._on_failure = on_failure
         self._connect_timeout_s = connect_timeout_s
         self._metadata = metadata
-        self._queue: asyncio.Queue[Any] | None = None
+        self._queue: StageRequests | None = None
+        #: This link dropped the stream itself (the stage stopped taking requests).
+        self._dropped = False
         self._call: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
@@ -185,9 +188,9 @@ class StageLink:
         raise last
 
     async def _open_on(self, replica: Replica) -> None:
-        queue: asyncio.Queue[Any] = asyncio.Queue(REQUEST_QUEUE_SIZE)
-        queue.put_nowait(self._config() if callable(self._config) else self._config)
-        call = replica.method(_drain(queue), metadata=self._metadata, wait_for_ready=False)
+        queue = StageRequests(REQUEST_QUEUE_SIZE)
+        queue.put(self._config() if callable(self._config) else self._config)
+        call = replica.method(queue.stream(), metadata=self._metadata, wait_for_ready=False)
         try:
             first = await asyncio.wait_for(call.read(), self._connect_timeout_s)
         except grpc.aio.AioRpcError as exc:
@@ -205,7 +208,7 @@ class StageLink:
         self._pool.opened(replica, first.engine)
         self.replica = replica
         self.streams_opened += 1
-        self._queue, self._call, self._closing = queue, call, False
+        self._queue, self._call, self._closing, self._dropped = queue, call, False, False
         self._reader = asyncio.create_task(self._read(call, replica), name=f"{self.name}-reader")
         log.info(
             "stage stream open",
@@ -232,6 +235,17 @@ class StageLink:
                     # we were writing (a killed stage): it is retryable, not a bug.
                     code = "UNAVAILABLE"
                 failure = StageFailure(self.stage, code, f"{self.name}: {exc.details()}")
+        except asyncio.CancelledError:
+            if not self._dropped or self._closing:
+                raise
+            # send() cancelled the call (grpc then raises CancelledError, not an
+            # AioRpcError): the session must still hear that the stage is gone.
+            failure = StageFailure(
+                self.stage,
+                "UNAVAILABLE",
+                f"{self.name} stopped taking requests ({REQUEST_QUEUE_SIZE} waiting, or one for {STALL_S:g} s):"
+                " stream dropped",
+            )
         finally:
             self._queue = None
             self._pool.closed(replica)
@@ -243,19 +257,26 @@ class StageLink:
         """Queue a request; False if the link is down (the caller reports per turn)."""
         if not self.up or self._queue is None:
             return False
-        try:
-            self._queue.put_nowait(request)
-        except asyncio.QueueFull:
-            log.warning("stage not keeping up; dropping its stream", extra=logs.fields(stage=self.name))
-            self._call.cancel()
+        if not self._queue.put(request):
+            self._drop()
             return False
         return True
+
+    def drop_if_stuck(self) -> None:
+        """Called every 0.25 s: a stream whose requests stopped moving is dropped, and reported."""
+        if self.up and self._queue is not None and self._queue.stalled():
+            self._drop()
+
+    def _drop(self) -> None:
+        log.warning("stage stopped taking requests; dropping its stream", extra=logs.fields(stage=self.name))
+        self._dropped = True
+        self._call.cancel()
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """Half-close and wait for the stage to finish its answers; safe to call twice."""
         self._closing = True
         if self._queue is not None:
-            self._queue.put_nowait(None)
+            self._queue.close()
         if self._reader is not None and not self._reader.done():
             try:
                 await asyncio.wait_for(asyncio.shield(self._reader), timeout_s)
@@ -271,9 +292,3 @@ class StageLink:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
-
-
-async def _drain(queue: asyncio.Queue[Any]) -> AsyncIterator[Any]:
-    """The request stream: items until the ``None`` sentinel half-closes it."""
-    while (item := await queue.get()) is not None:
-        yield item
