@@ -33,6 +33,7 @@ from voxmesh.gateway.barge_in import DEFAULT_MIN_SPEECH_MS, BargeInGate
 from voxmesh.gateway.conversation import ConversationHistory
 from voxmesh.gateway.input_limits import InputLimits
 from voxmesh.gateway.placement import StagePool
+from voxmesh.gateway.playback_position import estimated_played_ms
 from voxmesh.gateway.session_options import SessionOptions
 from voxmesh.gateway.stage_link import StageFailure, StageLink
 from voxmesh.gateway.turn import SpokenPhrase, Turn, TurnState
@@ -263,6 +264,10 @@ class Session:
                         break
                     else:
                         raise InvalidArgument("control.action", f"unknown action {action}")
+                elif kind == "playback":
+                    turn = self._turn
+                    if turn is not None and turn.turn_id == request.playback.turn_id:
+                        turn.playback.report(request.playback.played_ms)
                 elif kind == "config":
                     raise InvalidArgument("config", "SessionConfig sent twice; send it once, first")
                 else:
@@ -514,6 +519,7 @@ class Session:
             self._emit_reply(out, lambda: turn.note_audio_sent(samples, rate, time.perf_counter()))
         elif kind == "phrase_done":
             text = event.text
+            turn.playback.phrase_done(text, turn.audio_samples_received)
             # Recorded when the phrase's last chunk was sent, with its playout end.
             self._emit_reply(None, lambda: turn.phrases.append(SpokenPhrase(text, turn.playout_end)))
         elif kind == "done":
@@ -552,8 +558,11 @@ class Session:
 
     def _interrupt(self, turn: Turn) -> None:
         """Barge-in: stop the reply, keep in history only what the user heard."""
-        now = time.perf_counter()
-        spoken = turn.spoken_text(now)
+        rate = self.options.output_sample_rate_hz
+        estimate = estimated_played_ms(turn.audio_samples_sent, turn.playout_end, time.perf_counter(), rate)
+        # The client cannot have played audio it was never sent.
+        played_ms = min(turn.playback.played_ms(estimate), 1000.0 * turn.audio_samples_sent / rate)
+        spoken = turn.playback.heard_text(played_ms, rate)  # to the word (gateway.playback_position)
         was_replying = turn.state is TurnState.REPLYING or (turn.state is TurnState.DONE and turn.active)
         self._cancel_upstream(turn, spoken)
         self._cancelled.add(turn.turn_id)
@@ -564,7 +573,7 @@ class Session:
             self._emit(
                 conversation_pb2.ConverseResponse(
                     interrupted=conversation_pb2.Interrupted(
-                        turn_id=turn.turn_id, spoken_text=spoken, audio_sent_ms=sent_ms
+                        turn_id=turn.turn_id, spoken_text=spoken, audio_sent_ms=sent_ms, played_ms=played_ms
                     )
                 )
             )

@@ -6,6 +6,8 @@ import enum
 import time
 from dataclasses import dataclass, field
 
+from voxmesh.gateway.playback_position import ReplyPlayback
+
 from voxmesh.v1 import conversation_pb2
 
 
@@ -50,6 +52,8 @@ class Turn:
     phrases: list[SpokenPhrase] = field(default_factory=list)
     #: Where the client's playback of this turn's audio will end (perf_counter s).
     playout_end: float = 0.0
+    #: Phrase spans in the reply audio and the client's playback reports (a barge-in's cut).
+    playback: ReplyPlayback = field(default_factory=ReplyPlayback)
 
     @property
     def active(self) -> bool:

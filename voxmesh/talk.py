@@ -24,6 +24,7 @@ from voxmesh.client import (
     Transcript,
     TurnComplete,
 )
+from voxmesh.client.playback import PlaybackClock
 
 #: Audio is sent in 20 ms chunks, the usual microphone callback size.
 CHUNK_MS = 20
@@ -97,6 +98,21 @@ async def collect(session: AsyncSession, result: TalkResult, on_event: Any = Non
             result.errors.append(event)
 
 
+#: How often ``talk`` reports its playback position while a reply plays, in seconds.
+PLAYBACK_REPORT_S = 0.1
+
+
+async def report_playback(session: AsyncSession, player: PlaybackClock) -> None:
+    """Tell the gateway where playback is (as a player would), whenever it moved."""
+    last = (0, 0.0)
+    while True:
+        await asyncio.sleep(PLAYBACK_REPORT_S)
+        position = player.position_ms(time.perf_counter())
+        if position[0] and position != last:
+            await session.report_playback(*position)
+            last = position
+
+
 async def talk(
     audio: np.ndarray,
     sample_rate_hz: int,
@@ -117,14 +133,27 @@ async def talk(
     async with await AsyncSession.connect(
         gateway, token=token, sample_rate_hz=sample_rate_hz, **config
     ) as session:
-        reader = asyncio.create_task(collect(session, result, on_event))
+        # The reply "plays" at real time as it arrives; its position goes back to the
+        # gateway, so a barge-in keeps exactly what was heard.
+        player = PlaybackClock()
+
+        def seen(event: Any) -> None:
+            if isinstance(event, AudioOut):
+                player.on_audio(event.turn_id, event.duration_ms / 1000.0, time.perf_counter())
+            if on_event is not None:
+                on_event(event)
+
+        reader = asyncio.create_task(collect(session, result, seen))
+        reporter = asyncio.create_task(report_playback(session, player))
         try:
             await send_paced(session, audio, sample_rate_hz, realtime)
             await send_paced(
                 session, np.zeros(int(tail_silence_s * sample_rate_hz), np.float32), sample_rate_hz, realtime
             )
+            reporter.cancel()
             await session.end_input()
             await reader
         finally:
+            reporter.cancel()
             reader.cancel()
     return result

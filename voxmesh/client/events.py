@@ -98,6 +98,8 @@ class Interrupted:
     turn_id: int
     spoken_text: str
     audio_sent_ms: float
+    #: Reply audio the client had played (its last report, else the gateway's estimate), ms.
+    played_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ def from_proto(message: conversation_pb2.ConverseResponse) -> Event:
             m.prompt_tokens,
         )
     if kind == "interrupted":
-        return Interrupted(m.turn_id, m.spoken_text, m.audio_sent_ms)
+        return Interrupted(m.turn_id, m.spoken_text, m.audio_sent_ms, m.played_ms)
     if kind == "error":
         stage = common_pb2.Stage.Name(m.stage).removeprefix("STAGE_").lower()
         return StageError(stage, m.code, m.message, m.turn_id, m.retryable)

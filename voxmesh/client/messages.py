@@ -70,6 +70,12 @@ def text_request(text: str) -> conversation_pb2.ConverseRequest:
     return conversation_pb2.ConverseRequest(text=conversation_pb2.TextInput(text=text))
 
 
+def playback_request(turn_id: int, played_ms: float) -> conversation_pb2.ConverseRequest:
+    return conversation_pb2.ConverseRequest(
+        playback=conversation_pb2.PlaybackPosition(turn_id=turn_id, played_ms=played_ms)
+    )
+
+
 def control_request(action: int) -> conversation_pb2.ConverseRequest:
     return conversation_pb2.ConverseRequest(control=conversation_pb2.Control(action=action))  # type: ignore[arg-type]
 
