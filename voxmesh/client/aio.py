@@ -12,6 +12,7 @@ import grpc
 import numpy as np
 
 from voxmesh.client import messages
+from voxmesh.client.connection import CONNECT_TIMEOUT_S, Connection
 from voxmesh.client.errors import from_rpc_error
 from voxmesh.client.events import Event, SessionStarted, from_proto
 from voxmesh.v1 import conversation_pb2_grpc
@@ -37,16 +38,22 @@ class AsyncSession:
         token: str | None = None,
         tls: bool = False,
         root_certificates: bytes | None = None,
+        client_cert: bytes | None = None,
+        client_key: bytes | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        timeout_s: float | None = None,
         **config: Any,
     ) -> AsyncSession:
         """Open a session. ``config``: sample_rate_hz, output_sample_rate_hz, voice,
         language, system_prompt, turn_mode ("audio"/"stream"/"transcribe"), vad_sensitivity.
+
+        ``client_cert``/``client_key`` (PEM): for a gateway that requires client
+        certificates. ``connect_timeout_s``: no SessionStarted by then raises
+        :class:`Unavailable`. ``timeout_s``: the whole session's deadline (None: none).
+        A gateway that stops answering mid-session is noticed by keepalive within ~15 s.
         """
-        channel = (
-            grpc.aio.secure_channel(gateway, grpc.ssl_channel_credentials(root_certificates))
-            if tls
-            else grpc.aio.insecure_channel(gateway)
-        )
+        connection = Connection(gateway, tls, root_certificates, client_cert, client_key, connect_timeout_s)
+        channel = connection.aio_channel()
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
         queue.put_nowait(messages.config_request(**config))
 
@@ -55,14 +62,17 @@ class AsyncSession:
                 yield item
 
         stub = conversation_pb2_grpc.ConversationStub(channel)
-        call = stub.Converse(requests(), metadata=messages.call_metadata(token))
+        call = stub.Converse(requests(), metadata=messages.call_metadata(token), timeout=timeout_s)
         session = cls(channel, call, queue)
         # Wait for SessionStarted, so a refused session (bad token, bad config,
         # too many sessions) raises here, before the caller starts writing:
         # grpc's asyncio client can lose the server's status when a call is
         # ended while it is still sending.
         try:
-            first = await session._next()
+            first = await asyncio.wait_for(session._next(), connection.connect_timeout_s)
+        except TimeoutError:
+            await session.close()
+            raise connection.timed_out() from None
         except BaseException:
             await session.close()
             raise

@@ -15,6 +15,7 @@ import grpc
 import numpy as np
 
 from voxmesh.client import messages
+from voxmesh.client.connection import CONNECT_TIMEOUT_S, Connection
 from voxmesh.client.errors import from_rpc_error
 from voxmesh.client.events import Event, SessionStarted, from_proto
 from voxmesh.v1 import conversation_pb2_grpc
@@ -40,18 +41,28 @@ class Session:
         token: str | None = None,
         tls: bool = False,
         root_certificates: bytes | None = None,
+        client_cert: bytes | None = None,
+        client_key: bytes | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        timeout_s: float | None = None,
         **config: Any,
     ) -> Session:
-        """Open a session; ``config`` as for :meth:`AsyncSession.connect`."""
-        channel = (
-            grpc.secure_channel(gateway, grpc.ssl_channel_credentials(root_certificates))
-            if tls
-            else grpc.insecure_channel(gateway)
-        )
+        """Open a session; the arguments as for :meth:`AsyncSession.connect`."""
+        connection = Connection(gateway, tls, root_certificates, client_cert, client_key, connect_timeout_s)
+        channel = connection.channel()
+        try:
+            # The blocking API cannot bound the first read; a channel that is not
+            # up within the deadline (gateway frozen or down) is the same answer.
+            grpc.channel_ready_future(channel).result(timeout=connection.connect_timeout_s)
+        except grpc.FutureTimeoutError:
+            channel.close()
+            raise connection.timed_out() from None
         requests: queue.Queue[Any] = queue.Queue(maxsize=256)
         requests.put(messages.config_request(**config))
         stub = conversation_pb2_grpc.ConversationStub(channel)
-        responses = stub.Converse(iter(requests.get, None), metadata=messages.call_metadata(token))
+        responses = stub.Converse(
+            iter(requests.get, None), metadata=messages.call_metadata(token), timeout=timeout_s
+        )
         session = cls(channel, responses, requests)
         # Wait for SessionStarted so a refused session raises here (see AsyncSession.connect).
         try:
