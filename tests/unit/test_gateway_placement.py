@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from typing import Any
 
 import pytest
@@ -97,3 +99,35 @@ async def test_replicas_gone_from_dns_close_when_their_last_stream_ends() -> Non
     pool.closed(old)
     await pool.close()
     assert old.channel.closed and other.channel.closed
+
+
+async def test_a_replica_added_to_dns_takes_the_next_session_within_the_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    records = ["10.0.0.1"]
+
+    async def getaddrinfo(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+        assert host == "voxtral-replicas"
+        if not records:
+            raise socket.gaierror("no such name")  # a headless Service with no ready pod
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in records]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+    pool = StagePool(
+        common_pb2.STAGE_VOXTRAL,
+        "dns:///voxtral-replicas:50053",
+        _Channel,
+        lambda c: c,
+        resolve_interval_s=0.05,
+    )
+    await pool.start()
+    (first,) = pool.replicas
+    pool.begin(first)
+    pool.opened(first, _info(5, 32))
+    records.append("10.0.0.2")
+    await asyncio.sleep(0.2)  # a few resolve intervals
+    assert (await pool.candidates())[0].target == "ipv4:10.0.0.2:50053"
+    records.clear()
+    await asyncio.sleep(0.2)
+    assert pool.replicas == [] and await pool.candidates() == []
+    await pool.close()
