@@ -1,9 +1,18 @@
-"""``voxmesh health HOST:PORT``: exit 0 if the server reports SERVING (container healthchecks)."""
+"""``voxmesh health HOST:PORT``: exit 0 if the server reports SERVING (container healthchecks).
+
+Over mutual TLS (``--tls-ca``/``--tls-cert``/``--tls-key``) too: Kubernetes'
+native gRPC probes speak plaintext only, so a stage that requires client
+certificates is probed with this command and the pod's own certificate.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from voxmesh.processes import check_health
 
@@ -15,10 +24,36 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--service", default="", help="service name to check (default: the whole server)")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for an answer")
+    p.add_argument("--tls-ca", help="PEM CA to trust: check over TLS")
+    p.add_argument("--tls-cert", help="PEM client certificate (servers that require one)")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    p.add_argument(
+        "--tls-server-name", help="name the server's certificate carries, if not the address's host"
+    )
     p.set_defaults(func=_run)
 
 
+def _check_tls(args: argparse.Namespace) -> str:
+    credentials = grpc.ssl_channel_credentials(
+        Path(args.tls_ca).read_bytes(),
+        Path(args.tls_key).read_bytes() if args.tls_key else None,
+        Path(args.tls_cert).read_bytes() if args.tls_cert else None,
+    )
+    options = [("grpc.ssl_target_name_override", args.tls_server_name)] if args.tls_server_name else []
+    try:
+        with grpc.secure_channel(args.address, credentials, options=options) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
+            )
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+    except grpc.RpcError:
+        return "UNREACHABLE"
+
+
 def _run(args: argparse.Namespace) -> int:
-    status = check_health(args.address, timeout_s=args.timeout, service=args.service)
+    if args.tls_ca:
+        status = _check_tls(args)
+    else:
+        status = check_health(args.address, timeout_s=args.timeout, service=args.service)
     print(f"{args.address}: {status}", file=sys.stderr if status != "SERVING" else sys.stdout)
     return 0 if status == "SERVING" else 1

@@ -282,7 +282,7 @@ def test_service_monitor(helm: Path, gpu_docs: list[dict[str, Any]]) -> None:
 
 def test_secret(default_docs: list[dict[str, Any]], helm: Path) -> None:
     (secret,) = by_kind(default_docs, "Secret").values()
-    assert set(secret["data"]) == {"HF_TOKEN", "VOXMESH_AUTH_TOKEN"}
+    assert set(secret["data"]) == {"HF_TOKEN", "VOXMESH_AUTH_TOKEN", "VOXMESH_STAGE_AUTH_TOKEN"}
     env = env_of(by_kind(default_docs, "Deployment")["vm-voxmesh-gateway"])
     assert env["VOXMESH_GATEWAY_AUTH_TOKEN"]["secretKeyRef"] == {
         "name": secret["metadata"]["name"],

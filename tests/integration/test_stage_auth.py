@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -263,3 +264,19 @@ def test_tls_ca_without_a_server_certificate_stops_at_start_up() -> None:
         assert "tls_ca" in svc.log_tail()
     finally:
         svc.stop()
+
+
+def test_health_command_speaks_mutual_tls(mtls_mesh: list[ServiceProcess], pki: Pki) -> None:
+    """What the chart's probes run when the stages require client certificates."""
+    base = [sys.executable, "-m", "voxmesh.cli", "health", mtls_mesh[0].address, f"--tls-ca={pki.ca}"]
+    with_cert = [
+        *base,
+        f"--tls-cert={pki.client_cert}",
+        f"--tls-key={pki.client_key}",
+        "--tls-server-name=localhost",
+    ]
+    ok = subprocess.run(with_cert, capture_output=True, text=True, timeout=60, check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert "SERVING" in ok.stdout
+    refused = subprocess.run(base, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 1

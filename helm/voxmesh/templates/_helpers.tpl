@@ -86,3 +86,17 @@ app.kubernetes.io/component: {{ .stage }}
 {{- define "voxmesh.usesModels" -}}
 {{- if and (has .stage (list "voxtral" "orpheus")) (ne .ctx.Values.modelCache.type "none") -}}true{{- end -}}
 {{- end -}}
+
+{{/* How a probe reaches a stage's health service: a native gRPC probe, or over
+mutual TLS (which native probes cannot speak) `voxmesh health` with the pod's
+own certificate. (dict "ctx" $ "stage" "vad") */}}
+{{- define "voxmesh.probe" -}}
+{{- $s := index .ctx.Values .stage -}}
+{{- if and .ctx.Values.tls.enabled (ne .stage "gateway") -}}
+exec:
+  command: ["voxmesh", "health", "127.0.0.1:{{ $s.port }}", "--tls-ca=/etc/voxmesh/tls/ca.crt", "--tls-cert=/etc/voxmesh/tls/tls.crt", "--tls-key=/etc/voxmesh/tls/tls.key", "--tls-server-name={{ .ctx.Values.tls.serverName }}"]
+{{- else -}}
+grpc:
+  port: {{ $s.port }}
+{{- end -}}
+{{- end -}}
