@@ -491,3 +491,14 @@ def test_allinone_image_runs_the_whole_mesh_from_the_workspace_volume() -> None:
     assert (
         "VOXMESH_VOXTRAL_GPU_STARTUP_LOCK=/tmp/" in body and "VOXMESH_ORPHEUS_GPU_STARTUP_LOCK=/tmp/" in body
     )
+
+
+def test_gateway_auth_and_grafana_password_are_required(compose: dict[str, Any]) -> None:
+    """The gateway's port is published on every interface: no token, no start (compose's
+    ``${VAR:?message}``); Grafana has no default admin password and no anonymous access.
+    """
+    token = compose["services"]["gateway"]["environment"]["VOXMESH_GATEWAY_AUTH_TOKEN"]
+    assert token.startswith("${VOXMESH_AUTH_TOKEN:?"), token
+    grafana = compose["services"]["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
