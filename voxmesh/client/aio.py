@@ -50,7 +50,7 @@ class AsyncSession:
         ``client_cert``/``client_key`` (PEM): for a gateway that requires client
         certificates. ``connect_timeout_s``: no SessionStarted by then raises
         :class:`Unavailable`. ``timeout_s``: the whole session's deadline (None: none).
-        A gateway that stops answering mid-session is noticed by keepalive within ~15 s.
+        A gateway that stops answering mid-session is noticed by keepalive within ~25 s.
         """
         connection = Connection(gateway, tls, root_certificates, client_cert, client_key, connect_timeout_s)
         channel = connection.aio_channel()

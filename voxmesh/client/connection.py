@@ -17,8 +17,9 @@ from voxmesh.client.errors import Unavailable
 
 #: Default deadline for ``connect()``: the channel up and SessionStarted back.
 CONNECT_TIMEOUT_S = 10.0
-#: Ping the gateway this often (the gateway accepts one ping per 10 s without data).
-KEEPALIVE_S = 10.0
+#: Ping the gateway this often. Servers refuse pings closer than 10 s apart on a
+#: quiet stream (GOAWAY after two strikes): 20 s leaves room for timer jitter.
+KEEPALIVE_S = 20.0
 #: A ping unanswered this long means the gateway is gone.
 KEEPALIVE_TIMEOUT_S = 5.0
 
