@@ -4,7 +4,9 @@ A stage address is any gRPC target. ``ipv4:10.0.0.1:50053,10.0.0.2:50053``
 (or ``ipv6:``) is a fixed list of replicas; ``dns:///name:port`` is
 re-resolved every ``resolve_interval_s`` (in Kubernetes: a headless Service,
 one A record per ready pod), so replicas the autoscaler adds take sessions
-within that bound; anything else (``host:port``) is one replica, as before.
+within that bound; ``dns://server:53/name:port`` asks that DNS server instead
+of the system resolver, as gRPC's own dns resolver does; anything else
+(``host:port``) is one replica, as before.
 
 The gateway keeps one channel per replica and picks the replica itself,
 because gRPC's own balancers place *calls*, and a session is one long call:
@@ -28,6 +30,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from voxmesh.gateway import dns_lookup
 
 from voxmesh import logs
 from voxmesh.v1 import common_pb2
@@ -193,20 +197,25 @@ class StagePool:
 
     async def _resolve(self) -> None:
         assert self._dns is not None
-        host, port = self._dns
+        server, host, port = self._dns
         self._last_resolve = time.monotonic()
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            if server is None:
+                infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                found = [(family, str(sockaddr[0])) for family, *_, sockaddr in infos]
+            else:
+                found = await dns_lookup.lookup(server, host)
         except OSError as exc:
+            fields = logs.fields(stage=self.name, target=self.target, error=str(exc))
+            if not _no_such_name(exc):
+                # DNS down or slow says nothing about the replicas: keep the ones known.
+                log.warning("cannot resolve stage, keeping its replicas", extra=fields)
+                return
             # A headless Service with no ready pod has no record: no replica now, not a crash.
-            log.warning(
-                "cannot resolve stage", extra=logs.fields(stage=self.name, target=self.target, error=str(exc))
-            )
-            self._set_targets([])
-            return
+            log.warning("stage has no replica in DNS", extra=fields)
+            found = []
         targets = []
-        for family, *_, sockaddr in infos:
-            ip = str(sockaddr[0])
+        for family, ip in found:
             targets.append(f"ipv6:[{ip}]:{port}" if family == socket.AF_INET6 else f"ipv4:{ip}:{port}")
         self._set_targets(sorted(set(targets)))
 
@@ -232,17 +241,34 @@ class StagePool:
         task.add_done_callback(self._closing.discard)
 
 
-def _dns_name(target: str) -> tuple[str, int] | None:
-    """``dns:///name:port``, ``dns:name:port`` or ``dns://server/name:port`` → (name, port)."""
+def _dns_name(target: str) -> tuple[tuple[str, int] | None, str, int] | None:
+    """``dns:///name:port``, ``dns:name:port`` or ``dns://server[:53]/name:port`` → (server, name, port).
+
+    The server is None for the system resolver.
+    """
     if not target.startswith("dns:"):
         return None
     rest = target.removeprefix("dns:")
+    server = None
     if rest.startswith("//"):
-        rest = rest[2:].split("/", 1)[1] if "/" in rest[2:] else ""
+        authority, _, rest = rest[2:].partition("/")
+        if authority:
+            server_host, colon, server_port = authority.rpartition(":")
+            if not colon or "]" in server_port:  # no port, or a bare IPv6 address
+                server_host, server_port = authority, "53"
+            if not server_port.isdigit():
+                raise ValueError(f"{target!r}: the DNS server is host[:port]")
+            server = (server_host.strip("[]"), int(server_port))
     host, _, port = rest.rpartition(":")
     if not host or not port.isdigit():
         raise ValueError(f"{target!r}: a dns target is dns:///name:port")
-    return host.strip("[]"), int(port)
+    return server, host.strip("[]"), int(port)
+
+
+def _no_such_name(exc: OSError) -> bool:
+    """The resolver's answer was "no such name" (not a failure to get an answer)."""
+    no_name = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+    return isinstance(exc, socket.gaierror) and exc.errno in no_name
 
 
 def _fixed_targets(target: str) -> list[str]:

@@ -1,6 +1,7 @@
 """Many replicas per stage, as real processes on loopback ports: sessions are
 placed by load, admission tells the truth, a conversation outlives its voxtral
-replica, and a draining orpheus replica finishes its reply and takes no more.
+replica, a draining orpheus replica finishes its reply and takes no more, and
+a replica added to DNS takes new sessions within the resolve interval.
 
 Each replica exports its own ``voxmesh_active_sessions`` gauge; the tests read
 it from the replica's /metrics port, so placement is checked where it lands.
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import pytest
 
 from voxmesh.client import AsyncSession, AudioOut, Event, Overloaded, StageError, TurnComplete
+from voxmesh.loopback_dns import LoopbackDns
 from voxmesh.processes import ServiceProcess, free_port
 
 
@@ -28,7 +30,8 @@ class Replica:
 
     def gauge(self, name: str = "voxmesh_active_sessions") -> float:
         """A gauge of this replica alone (its one ``service`` label)."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as reply:
+        url = f"http://{self.process.host}:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as reply:
             text = reply.read().decode()
         found = re.search(rf"^{name}\{{service=\"\w+\"\}} (\S+)$", text, re.MULTILINE)
         assert found, f"{name} not exported"
@@ -225,3 +228,56 @@ async def test_sigterm_on_an_orpheus_replica_finishes_its_reply_and_takes_no_new
     finally:
         await asyncio.gather(*(s.close() for s in newcomers))
     await conversation.close()
+
+
+async def test_a_replica_added_to_dns_takes_new_sessions_within_the_resolve_interval(
+    start_service: Callable[..., ServiceProcess],
+) -> None:
+    # A headless Service played on loopback: voxtral replicas on 127.0.0.2, .3,
+    # .4 with one port, and a DNS server the gateway is pointed at (gRPC's
+    # dns://server/name:port form), whose records the test changes.
+    resolve_interval_s = 0.5
+    port = free_port()
+    dns = await LoopbackDns("voxtral-replicas").start()
+    replicas: list[Replica] = []
+
+    async def add_replica(host: str) -> Replica:
+        metrics_port = free_port()
+        args = ["--host", host, "--engine", "echo", "--metrics-port", str(metrics_port)]
+        replica = Replica(ServiceProcess("voxtral", port, args, host=host), metrics_port)
+        replicas.append(replica)
+        # In a thread: the DNS server answers on this loop meanwhile.
+        await asyncio.to_thread(lambda: replica.process.start().wait_serving(120))
+        dns.records.append(host)  # ready: the Service publishes its address
+        return replica
+
+    conversations: list[Conversation] = []
+    try:
+        for host in ("127.0.0.2", "127.0.0.3"):
+            await add_replica(host)
+        gateway = start_service(
+            "gateway",
+            "--vad-addr", start_service("vad").address,
+            "--orpheus-addr", start_service("orpheus", "--engine", "espeak").address,
+            "--voxtral-addr", f"dns://127.0.0.1:{dns.port}/voxtral-replicas:{port}",
+            "--stage-resolve-interval-s", str(resolve_interval_s),
+        )  # fmt: skip
+        conversations = [Conversation(await AsyncSession.connect(gateway.address)) for _ in range(4)]
+        assert [r.gauge() for r in replicas] == [2, 2]
+        talking = asyncio.gather(*(c.turn(f"still talking {i}") for i, c in enumerate(conversations)))
+        third = await add_replica("127.0.0.4")
+        # Within the documented bound (one resolve interval; the TTL is 0 here),
+        # the gateway knows it, and the emptiest replica takes the next session.
+        await asyncio.sleep(2 * resolve_interval_s)
+        conversations.append(Conversation(await AsyncSession.connect(gateway.address)))
+        assert third.gauge() == 1
+        assert [r.gauge() for r in replicas[:2]] == [2, 2]
+        # The sessions that were talking meanwhile were not disturbed.
+        for events in await talking:
+            assert any(isinstance(e, TurnComplete) for e in events), events
+        for conversation in conversations:
+            await conversation.close()
+    finally:
+        dns.close()
+        for replica in replicas:
+            replica.process.stop()

@@ -7,7 +7,7 @@ import socket
 from typing import Any
 
 import pytest
-from voxmesh.gateway.placement import StagePool
+from voxmesh.gateway.placement import StagePool, _dns_name
 
 from voxmesh.v1 import common_pb2
 
@@ -35,6 +35,15 @@ def test_a_fixed_list_is_one_replica_per_address_and_host_port_is_one() -> None:
     assert [r.target for r in _pool("voxtral:50053").replicas] == ["voxtral:50053"]
     with pytest.raises(ValueError, match="dns:///name:port"):
         _pool("dns:///voxtral")
+
+
+def test_a_dns_target_may_name_the_dns_server_to_ask() -> None:
+    assert _dns_name("dns:///voxtral:50053") == (None, "voxtral", 50053)
+    assert _dns_name("dns:voxtral:50053") == (None, "voxtral", 50053)
+    assert _dns_name("dns://10.96.0.10/voxtral:50053") == (("10.96.0.10", 53), "voxtral", 50053)
+    assert _dns_name("dns://127.0.0.1:5353/voxtral:50053") == (("127.0.0.1", 5353), "voxtral", 50053)
+    assert _dns_name("dns://[::1]:5353/voxtral:50053") == (("::1", 5353), "voxtral", 50053)
+    assert _dns_name("voxtral:50053") is None
 
 
 async def test_the_replica_with_the_most_room_goes_first() -> None:
@@ -109,7 +118,7 @@ async def test_a_replica_added_to_dns_takes_the_next_session_within_the_interval
     async def getaddrinfo(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
         assert host == "voxtral-replicas"
         if not records:
-            raise socket.gaierror("no such name")  # a headless Service with no ready pod
+            raise socket.gaierror(socket.EAI_NONAME, "no such name")  # a headless Service with no ready pod
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in records]
 
     monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
@@ -130,4 +139,23 @@ async def test_a_replica_added_to_dns_takes_the_next_session_within_the_interval
     records.clear()
     await asyncio.sleep(0.2)
     assert pool.replicas == [] and await pool.candidates() == []
+    await pool.close()
+
+
+async def test_a_dns_failure_keeps_the_replicas_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers: list[Any] = [[(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.1", 50053))]]
+
+    async def getaddrinfo(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+        if isinstance(answers[-1], OSError):
+            raise answers[-1]
+        return answers[-1]  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+    pool = _pool("dns:///voxtral-replicas:50053")
+    await pool._resolve()
+    assert [r.target for r in pool.replicas] == ["ipv4:10.0.0.1:50053"]
+    for failure in (socket.gaierror(socket.EAI_AGAIN, "try again"), TimeoutError()):
+        answers.append(failure)  # the DNS server is down or slow, not the replicas
+        await pool._resolve()
+        assert [r.target for r in pool.replicas] == ["ipv4:10.0.0.1:50053"]
     await pool.close()
