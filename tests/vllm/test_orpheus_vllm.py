@@ -50,9 +50,12 @@ def _serve(checkpoint: tuple[str, str], max_tokens: int) -> Iterator[ServiceProc
     args = ["--engine", "vllm", "--model", model, "--snac-model", snac, "--dtype", "float32"]
     args += ["--max-phrase-tokens", str(max_tokens), "--vllm-max-model-len", str(max_tokens + 512)]
     svc = ServiceProcess("orpheus", free_port(), [*args, "--metrics-port", "-1"], VLLM_ENV)
-    svc.start().wait_serving(300)
-    yield svc
-    svc.stop()
+    try:
+        # A start that times out must not leave the server (and vLLM's engine core) running.
+        svc.start().wait_serving(300)
+        yield svc
+    finally:
+        svc.stop()
 
 
 @pytest.fixture(scope="module")

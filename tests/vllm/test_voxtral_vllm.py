@@ -58,9 +58,12 @@ def _serve(model: str, realtime: str) -> Iterator[ServiceProcess]:
     args += ["--max-model-len", str(CONTEXT_TOKENS), "--max-reply-tokens", str(REPLY_TOKENS)]
     args += ["--temperature", "1.0", "--max-utterance-s", "90"]
     svc = ServiceProcess("voxtral", free_port(), args, VLLM_ENV)
-    svc.start().wait_serving(300)
-    yield svc
-    svc.stop()
+    try:
+        # A start that times out must not leave the server (and vLLM's engine core) running.
+        svc.start().wait_serving(300)
+        yield svc
+    finally:
+        svc.stop()
 
 
 @pytest.fixture(scope="module")
