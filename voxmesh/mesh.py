@@ -1,7 +1,9 @@
-"""The four services as child processes, started in order and stopped in reverse.
+"""The four services (and the Realtime edge) as child processes, started in order and stopped in reverse.
 
 Shared by ``voxmesh up`` and ``voxmesh bench --spawn`` so both run the mesh
-exactly as a user does: one ``voxmesh serve NAME`` process per service.
+exactly as a user does: one ``voxmesh serve NAME`` process per service. The
+WebSocket edge (``voxmesh serve realtime``) is a client of the gateway, so it
+starts last and stops first; ``voxmesh up`` runs it, the benchmarks do not.
 """
 
 from __future__ import annotations
@@ -10,20 +12,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from voxmesh.processes import ServiceProcess, free_port
+from voxmesh.realtime.readiness import wait_edge_serving
 
 DEFAULT_PORTS = {"gateway": 50051, "vad": 50052, "voxtral": 50053, "orpheus": 50054}
-DEFAULT_METRICS_PORTS = {"gateway": 9400, "vad": 9401, "voxtral": 9402, "orpheus": 9403}
 STAGES = ("vad", "voxtral", "orpheus")
+#: The Realtime edge (``voxmesh serve realtime``) and its WebSocket/HTTP port (DESIGN.md).
+EDGE = "realtime"
+EDGE_PORT = 8080
+DEFAULT_METRICS_PORTS = {"gateway": 9400, "vad": 9401, "voxtral": 9402, "orpheus": 9403, EDGE: 9404}
 
 
 @dataclass
 class Mesh:
     stages: list[ServiceProcess]
     gateway: ServiceProcess
+    #: ``voxmesh serve realtime`` in front of the gateway; None when not run.
+    edge: ServiceProcess | None = None
 
     @property
     def services(self) -> list[ServiceProcess]:
-        return [*self.stages, self.gateway]
+        """Every process in start order (the edge last)."""
+        return [*self.stages, self.gateway, *([self.edge] if self.edge else [])]
 
     @classmethod
     def build(
@@ -33,17 +42,19 @@ class Mesh:
         metrics_ports: dict[str, int] | None = None,
         host: str = "127.0.0.1",
         extra_args: dict[str, list[str]] | None = None,
+        edge_port: int | None = None,
     ) -> Mesh:
         """``engines``: service → ``--engine`` value; ``ports``: None picks free ports.
 
-        Stages listen on loopback; only the gateway listens on ``host``.
+        Stages listen on loopback; only the gateway (and the edge) listen on ``host``.
+        ``edge_port``: run the Realtime edge there (its metrics port is ``metrics_ports["realtime"]``).
         """
         ports = ports or {name: free_port() for name in DEFAULT_PORTS}
         extra_args = extra_args or {}
 
         def args(name: str) -> list[str]:
             out = ["--engine", engines[name]] if name in engines else []
-            out += ["--metrics-port", str(metrics_ports[name]) if metrics_ports else "-1"]
+            out += ["--metrics-port", str(metrics_ports.get(name, -1)) if metrics_ports else "-1"]
             return out + extra_args.get(name, [])
 
         stages = [ServiceProcess(name, ports[name], args(name)) for name in STAGES]
@@ -51,7 +62,17 @@ class Mesh:
         gateway = ServiceProcess(
             "gateway", ports["gateway"], ["--host", host, *addresses, *args("gateway")], host=host
         )
-        return cls(stages, gateway)
+        edge = None
+        if edge_port is not None:
+            # A wildcard address is not one to dial: the edge reaches the gateway on loopback.
+            dial = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+            edge = ServiceProcess(
+                EDGE,
+                edge_port,
+                ["--host", host, f"--gateway={dial}:{gateway.port}", *args(EDGE)],
+                host=host,
+            )
+        return cls(stages, gateway, edge)
 
     def start(self, timeout_s: float, progress: Callable[[str], None] = lambda _: None) -> None:
         """Start the stages together, then the gateway; raise if one fails to serve."""
@@ -62,12 +83,15 @@ class Mesh:
                 progress(f"waiting for {svc.name} ({svc.address}) ...")
                 svc.wait_serving(timeout_s)
             self.gateway.start().wait_serving(timeout_s)
+            if self.edge is not None:
+                # The edge answers HTTP /healthz, not gRPC health.
+                wait_edge_serving(self.edge.start(), timeout_s)
         except BaseException:
             self.stop()
             raise
 
     def stop(self, progress: Callable[[str], None] = lambda _: None) -> None:
-        """Gateway first (it drains its sessions), then the stages."""
+        """The edge and the gateway first (they drain their sessions), then the stages."""
         for svc in reversed(self.services):
             if svc.process is not None:
                 progress(f"stopping {svc.name}: {svc.stop()}")

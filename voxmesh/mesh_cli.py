@@ -1,5 +1,9 @@
 """``voxmesh up``: the whole mesh on this machine, one process per service.
 
+Five processes by default: vad, voxtral, orpheus, the gateway, and the
+OpenAI-Realtime WebSocket edge with its browser page (``--no-realtime`` leaves
+it out), so one container (the all-in-one RunPod image) serves both doors.
+
 It restarts a service that dies (:mod:`voxmesh.supervision`) and exits with a
 status from :mod:`voxmesh.exit_status` when it gives up.
 """
@@ -15,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 from voxmesh.exit_status import PERMANENT, ExitStatus
-from voxmesh.mesh import DEFAULT_METRICS_PORTS, DEFAULT_PORTS, Mesh
+from voxmesh.mesh import DEFAULT_METRICS_PORTS, DEFAULT_PORTS, EDGE_PORT, Mesh
 from voxmesh.processes import ServiceDied
 from voxmesh.supervision import RestartPolicy, Supervisor
 
@@ -56,12 +60,28 @@ def no_cuda_device() -> str | None:
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("up", help="run vad, voxtral, orpheus and the gateway as child processes")
+    p = sub.add_parser(
+        "up", help="run vad, voxtral, orpheus, the gateway and the Realtime edge as child processes"
+    )
     p.add_argument("--profile", choices=["cpu", "gpu"], default="cpu", help="engines to run (default cpu)")
-    p.add_argument("--host", default="127.0.0.1", help="gateway interface; the stages stay on loopback")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="gateway and edge interface; the stages stay on loopback"
+    )
     p.add_argument("--gateway-port", type=int, default=DEFAULT_PORTS["gateway"])
     p.add_argument(
-        "--base-port", type=int, default=None, help="use BASE..BASE+3 for gateway, vad, voxtral, orpheus"
+        "--base-port",
+        type=int,
+        default=None,
+        help="use BASE..BASE+4 for gateway, vad, voxtral, orpheus and the Realtime edge",
+    )
+    p.add_argument(
+        "--realtime-port",
+        type=int,
+        default=EDGE_PORT,
+        help=f"the OpenAI-Realtime WebSocket edge and browser page (HTTP; default {EDGE_PORT})",
+    )
+    p.add_argument(
+        "--no-realtime", action="store_true", help="do not run the WebSocket edge (gRPC gateway only)"
     )
     p.add_argument("--no-metrics", action="store_true", help="do not open the /metrics ports")
     p.add_argument(
@@ -103,6 +123,24 @@ def _start_failed(exc: Exception) -> int:
     return int(ExitStatus.FAILED)
 
 
+def build_mesh(args: argparse.Namespace, profile: Profile) -> Mesh:
+    """The processes ``voxmesh up ARGS`` runs (not started)."""
+    ports = dict(DEFAULT_PORTS)
+    edge_port = args.realtime_port
+    if args.base_port:
+        ports = {name: args.base_port + i for i, name in enumerate(DEFAULT_PORTS)}
+        edge_port = args.base_port + len(DEFAULT_PORTS)
+    elif args.gateway_port:
+        ports["gateway"] = args.gateway_port
+    return Mesh.build(
+        {"voxtral": profile.voxtral_engine, "orpheus": profile.orpheus_engine},
+        ports=ports,
+        metrics_ports=None if args.no_metrics else DEFAULT_METRICS_PORTS,
+        host=args.host,
+        edge_port=None if args.no_realtime else edge_port,
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
     profile = pick_profile(args.profile)
     if args.profile == "gpu" and (problem := no_cuda_device()):
@@ -114,17 +152,7 @@ def _run(args: argparse.Namespace) -> int:
             )
             return int(ExitStatus.NO_GPU)
         _say(f"{problem}: --allow-cpu loads the real models on the CPU (far slower than real time)")
-    ports = dict(DEFAULT_PORTS)
-    if args.base_port:
-        ports = {name: args.base_port + i for i, name in enumerate(DEFAULT_PORTS)}
-    elif args.gateway_port:
-        ports["gateway"] = args.gateway_port
-    mesh = Mesh.build(
-        {"voxtral": profile.voxtral_engine, "orpheus": profile.orpheus_engine},
-        ports=ports,
-        metrics_ports=None if args.no_metrics else DEFAULT_METRICS_PORTS,
-        host=args.host,
-    )
+    mesh = build_mesh(args, profile)
     print(f"voxmesh up: {profile.why}", flush=True)
 
     stopping = False
@@ -146,7 +174,12 @@ def _run(args: argparse.Namespace) -> int:
             "" if args.no_metrics else f"  metrics http://127.0.0.1:{DEFAULT_METRICS_PORTS[svc.name]}/metrics"
         )
         pid = svc.process.pid if svc.process else "?"
-        print(f"  {svc.name:8s} grpc {svc.address}{metrics_note}  pid {pid}  log {svc.log_path}")
+        where = f"ws://{svc.address}/v1/realtime" if svc is mesh.edge else f"grpc {svc.address}"
+        print(f"  {svc.name:8s} {where}{metrics_note}  pid {pid}  log {svc.log_path}")
+    if mesh.edge is not None:
+        print(
+            f"Open http://{mesh.edge.address}/ for the browser page (OpenAI Realtime clients: the ws:// URL)"
+        )
     print(
         f"Try: voxmesh talk question.wav -o reply.wav --gateway {mesh.gateway.address}   (Ctrl-C stops)",
         flush=True,

@@ -63,7 +63,7 @@ def test_entrypoint_runs_the_mesh_with_the_profile_settings() -> None:
             cmdline = child.cmdline()
             if "serve" in cmdline:
                 stages[cmdline[cmdline.index("serve") + 1]] = child.environ()
-        assert set(stages) == {"vad", "voxtral", "orpheus", "gateway"}
+        assert set(stages) == {"vad", "voxtral", "orpheus", "gateway", "realtime"}
         profile = PROFILES["48gb"].env()
         for stage_env in stages.values():
             assert (

@@ -134,7 +134,7 @@ def start_up() -> Iterator[Callable[..., tuple[UpProcess, int]]]:
     started: list[UpProcess] = []
 
     def start(*extra: str) -> tuple[UpProcess, int]:
-        base = _free_port_block(4)
+        base = _free_port_block(5)  # gateway, vad, voxtral, orpheus, realtime
         started.append(UpProcess("--profile", "cpu", "--base-port", str(base), "--no-metrics", *extra))
         return started[-1], base
 
