@@ -25,6 +25,7 @@ from openai import AsyncOpenAI
 from websockets.asyncio.client import connect as ws_connect
 
 from tests.integration.realtime_edge import EdgeMesh, edge_mesh
+from tests.integration.test_mesh_playback_position import REPLY, TYPED, _middle_of_word
 from voxmesh.audio import float_to_pcm16
 from voxmesh.processes import ServiceProcess, free_port
 from voxmesh.realtime.readiness import wait_edge_serving
@@ -346,6 +347,58 @@ async def test_truncate_is_accepted_for_a_reply_the_gateway_cut_while_it_played(
         answer = await conn.recv()
         assert answer.type == "conversation.item.truncated", answer
         assert answer.item_id == first.output[0].id and answer.audio_end_ms == 1500
+
+
+async def test_truncate_keeps_in_history_the_reply_up_to_the_word_playing_at_audio_end_ms(
+    edge: EdgeMesh,
+) -> None:
+    """What OpenAI clients do on a barge-in: the reply came faster than real time and still
+    plays; the client stops it and truncates at its playback position. The gateway cuts the
+    history there (PlaybackPosition), to the word, as ``voxmesh talk`` gets it over gRPC.
+    """
+    client = AsyncOpenAI(api_key="sk-unused", websocket_base_url=edge.ws_base)
+    async with client.realtime.connect(model="voxmesh") as conn:
+        await conn.recv()
+        await conn.conversation.item.create(
+            item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": TYPED}]}
+        )
+        await conn.response.create()
+        events = await until(conn, "response.done")
+        done = events[-1].response
+        assert done.status == "completed" and done.output[0].content[0].transcript == REPLY
+        total_ms = 1000 * len(reply_audio(events)) / 2 / RATE_HZ
+        words = REPLY.split()
+        heard_ms = round(_middle_of_word(words, words.index("seven")) * total_ms)
+        await conn.conversation.item.truncate(
+            item_id=done.output[0].id, content_index=0, audio_end_ms=heard_ms
+        )
+        answer = await conn.recv()
+    assert answer.type == "conversation.item.truncated", answer
+    assert answer.item_id == done.output[0].id and answer.audio_end_ms == heard_ms
+    kept = answer.model_extra["voxmesh"]
+    assert kept["spoken_text"] == "You said: one two three four five six seven"
+    assert kept["played_ms"] == heard_ms
+
+
+async def test_truncate_of_an_older_reply_is_refused_naming_the_field(edge: EdgeMesh) -> None:
+    """The gateway cuts only its latest turn: an earlier reply is in the history in full."""
+    client = AsyncOpenAI(api_key="sk-unused", websocket_base_url=edge.ws_base)
+    async with client.realtime.connect(model="voxmesh") as conn:
+        await conn.recv()
+        items = []
+        for text in ("first question", "second question"):
+            await conn.conversation.item.create(
+                item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+            )
+            await conn.response.create()
+            events = await until(conn, "response.done")
+            assert events[-1].response.status == "completed"
+            items.append(events[-1].response.output[0].id)
+            # Let it play out by the gateway's clock, or the next turn would cut it (a barge-in).
+            await asyncio.sleep(len(reply_audio(events)) / 2 / RATE_HZ + 0.5)
+        await conn.conversation.item.truncate(item_id=items[0], content_index=0, audio_end_ms=0)
+        answer = await conn.recv()
+    assert answer.type == "error" and answer.error.param == "audio_end_ms", answer
 
 
 def scrape(url: str) -> str:

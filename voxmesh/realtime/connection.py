@@ -65,6 +65,10 @@ _GATEWAY_MESSAGE_FIELDS = {
     "config.vad_sensitivity": "vad_sensitivity",
 }
 SendJson = Callable[[dict[str, Any]], Awaitable[None]]
+#: How long a truncate waits for the gateway's Interrupted. It comes within a
+#: round trip when the reply is still playing by the gateway's clock; none
+#: comes when that clock says it was all heard (then history keeps all of it).
+TRUNCATE_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,8 @@ class RealtimeConnection:
         self._active: Response | None = None
         self._last_item: str | None = None
         self._done_items: dict[str, str] = {}  # assistant item id → final status
+        #: Truncates waiting for the gateway's Interrupted, by turn id.
+        self._truncating: dict[int, asyncio.Future[Interrupted]] = {}
 
     # ------------------------------------------------------------------ life
 
@@ -350,19 +356,55 @@ class RealtimeConnection:
             raise ProtocolError(
                 "an assistant item has one audio part: content_index 0", param="content_index"
             )
-        response = self._active
-        if response is not None and item_id == response.item_id:
-            # The gateway keeps in history what its playout clock says was heard.
+        response = next((r for r in self._turns.values() if r.item_id == item_id), None)
+        status = self._done_items.get(item_id)
+        if response is None or response.turn_id is None:
+            raise ProtocolError(f"no assistant item {item_id!r} in this conversation", param="item_id")
+        if status != "incomplete":
+            # The gateway cuts only its latest turn: an older reply is in the history in full.
+            if response.turn_id != max([*self._turns, *self._speech_items]):
+                raise unsupported(
+                    "audio_end_ms",
+                    "truncating a reply before the latest one (the gateway kept all of it in the history)",
+                )
+            interrupted = await self._cut_at(response, end_ms)
+            await self._emit(
+                "conversation.item.truncated",
+                item_id=item_id,
+                content_index=0,
+                audio_end_ms=end_ms,
+                voxmesh={
+                    "spoken_text": interrupted.spoken_text,
+                    "played_ms": round(interrupted.played_ms, 1),
+                },
+            )
+            return
+        # Already cut (a barge-in, a cancel): the history kept what was heard then.
+        await self._emit("conversation.item.truncated", item_id=item_id, content_index=0, audio_end_ms=end_ms)
+
+    async def _cut_at(self, response: Response, end_ms: int) -> Interrupted:
+        """Interrupt ``response``'s turn with the client's playback position: the gateway keeps
+        in history the reply up to the word playing at ``end_ms`` (PlaybackPosition).
+        """
+        assert response.turn_id is not None
+        cut: asyncio.Future[Interrupted] = asyncio.get_running_loop().create_future()
+        self._truncating[response.turn_id] = cut
+        if response is self._active:
             response.cancel_reason = "client_cancelled"
+        try:
+            # Capped: a huge integer is valid JSON but no float; the gateway caps at what it sent anyway.
+            await self._session.report_playback(response.turn_id, float(min(end_ms, 2**53)))
             await self._session.interrupt()
-        elif self._done_items.get(item_id) == "completed":
+            async with asyncio.timeout(TRUNCATE_WAIT_S):
+                return await cut
+        except TimeoutError:
             raise unsupported(
                 "audio_end_ms",
-                "truncating a reply that finished (the gateway already kept all of it in the history)",
-            )
-        elif item_id not in self._done_items:
-            raise ProtocolError(f"no assistant item {item_id!r} in this conversation", param="item_id")
-        await self._emit("conversation.item.truncated", item_id=item_id, content_index=0, audio_end_ms=end_ms)
+                "truncating a reply that had played in full by the gateway's playout clock "
+                "(the history keeps all of it)",
+            ) from None
+        finally:
+            self._truncating.pop(response.turn_id, None)
 
     # --------------------------------------------------------- gateway events
 
@@ -438,8 +480,13 @@ class RealtimeConnection:
                 self._done_items[cut.item_id] = "incomplete"
             elif cut is not None and cut is self._active:
                 cut.transcript = event.spoken_text
-                cut.extras["voxmesh"] = {"audio_sent_ms": round(event.audio_sent_ms, 1)}
+                cut.extras["voxmesh"] = {
+                    "audio_sent_ms": round(event.audio_sent_ms, 1),
+                    "played_ms": round(event.played_ms, 1),
+                }
                 await self._finish(cut, "cancelled", {"type": "cancelled", "reason": cut.cancel_reason})
+            if (waiting := self._truncating.get(event.turn_id)) is not None and not waiting.done():
+                waiting.set_result(event)
         elif isinstance(event, StageError):
             await self._on_stage_error(event)
 

@@ -73,16 +73,19 @@ function playDelta(b64) {
   source.onended = () => { playing = playing.filter((s) => s !== source); };
 }
 
-function stopPlayback() {
+function stopPlayback(userCut = false) {
   // How much of the reply the user heard, for the edge to keep in history.
   const heardMs = reply && reply.startedAt !== null ? Math.max(0, Math.round((ctx.currentTime - reply.startedAt) * 1000)) : 0;
+  const stillPlaying = playing.length > 0;
   playing.forEach((s) => { try { s.stop(); } catch (_) { /* already ended */ } });
   playing = [];
   playHead = ctx ? ctx.currentTime : 0;
-  // While the reply is still being generated, say where playback stopped; the edge
-  // interrupts the turn. (A reply already done was cut by the gateway's own
-  // playout clock when it heard the user start speaking.)
-  if (reply && reply.active && reply.itemId) {
+  // Say where playback stopped while the reply is being generated, or (the interrupt
+  // button) still plays: the edge interrupts the turn and the gateway keeps in history
+  // the reply up to the word playing at audio_end_ms. On speech_started a reply already
+  // generated is left to the gateway, which cuts it by its playout clock only once the
+  // speech is confirmed (a cough does not end it).
+  if (reply && reply.itemId && (reply.active || (userCut && stillPlaying))) {
     send({ type: "conversation.item.truncate", item_id: reply.itemId, content_index: 0, audio_end_ms: heardMs });
   }
 }
@@ -184,6 +187,6 @@ $("start").onclick = async () => {
 
 $("interrupt").onclick = () => {
   const active = reply && reply.active;
-  stopPlayback();  // sends the truncate (with the playback position) while the reply is in progress
+  stopPlayback(true);  // sends the truncate (with the playback position) while the reply is generated or plays
   if (!active) $("interrupt").disabled = true;
 };
