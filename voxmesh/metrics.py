@@ -58,6 +58,11 @@ SESSION_CAPACITY = Gauge(
     "voxmesh_session_capacity", "Streams this process admits (--max-sessions); 0 while draining", ["service"]
 )
 QUEUE_DEPTH = Gauge("voxmesh_queue_depth", "Messages waiting in a bounded queue", ["queue"])
+#: voxtral's second autoscaling signal: sessions can be under the limit while
+#: the engine is saturated, and then replies wait here (docs/deploy.md, Scaling).
+REPLY_QUEUE_DEPTH = Gauge(
+    "voxmesh_reply_queue_depth", "Replies asked of the engine that have no first token yet (voxtral)"
+)
 SYNTHESIS_RTF = Histogram(
     "voxmesh_synthesis_real_time_factor",
     "Synthesis wall time divided by the audio duration produced (below 1 is faster than real time)",

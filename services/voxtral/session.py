@@ -27,7 +27,7 @@ from voxmesh.services.voxtral.settings import VoxtralSettings
 from voxmesh import logs, tracing
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ, pcm16_to_float
 from voxmesh.errors import InvalidArgument, UtteranceTooLong, VoxmeshError
-from voxmesh.metrics import STAGE_LATENCY
+from voxmesh.metrics import REPLY_QUEUE_DEPTH, STAGE_LATENCY
 from voxmesh.turn_outcomes import ClosedTurns, turn_failed
 from voxmesh.v1 import common_pb2, voxtral_pb2
 
@@ -382,11 +382,13 @@ class RespondSession:
         asked = time.perf_counter()
         done = voxtral_pb2.ReplyDone(turn_id=turn.turn_id, finish_reason="stop")
         generation = self.engine.generate(self.history.messages(user), self.sampling)
+        REPLY_QUEUE_DEPTH.inc()  # until the first token (or the end of a failed or cancelled one)
         try:
             async with contextlib.aclosing(generation) as deltas:
                 async for delta in deltas:
                     if not first_token.is_set():
                         first_token.set()
+                        REPLY_QUEUE_DEPTH.dec()
                         STAGE_LATENCY.labels("voxtral_first_token").observe(time.perf_counter() - asked)
                         span.add_event("first_token")
                     if delta.text:
@@ -400,7 +402,9 @@ class RespondSession:
                             generated_tokens=delta.generated_tokens,
                         )
         finally:
-            first_token.set()
+            if not first_token.is_set():
+                first_token.set()
+                REPLY_QUEUE_DEPTH.dec()
         log.info(
             "turn answered",
             extra=logs.fields(
