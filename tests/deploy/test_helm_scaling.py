@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.deploy.test_dashboards import exported_metric_names, metric_names
 from tests.deploy.test_helm import CHART, KUBE_VERSIONS, by_kind, container, env_of, render, run_helm
 from tests.deploy.test_helm import helm as helm  # the fixture
 from voxmesh.metrics import ACTIVE_SESSIONS, SESSION_CAPACITY
@@ -87,12 +88,13 @@ def test_pre_stop_and_a_grace_period_that_holds_the_drain(docs: list[dict[str, A
 def test_keda_scales_each_stage_on_sessions_in_use_over_capacity(keda_docs: list[dict[str, Any]]) -> None:
     scaled = by_kind(keda_docs, "ScaledObject")
     deployments = by_kind(keda_docs, "Deployment")
-    assert sorted(scaled) == sorted(deployments)
+    # The gateway and the stages (not the Realtime edge, whose load is the gateway's).
+    assert sorted(scaled) == sorted(f"vm-voxmesh-{s}" for s in STAGES)
     assert not by_kind(keda_docs, "HorizontalPodAutoscaler")
     for name, obj in scaled.items():
         stage = name.removeprefix("vm-voxmesh-")
         assert obj["spec"]["scaleTargetRef"]["name"] in deployments
-        (trigger,) = obj["spec"]["triggers"]
+        trigger = obj["spec"]["triggers"][0]
         assert trigger["type"] == "prometheus" and trigger["metricType"] == "Value"
         query = trigger["metadata"]["query"]
         # The gauges the processes export, for this stage, in this namespace.
@@ -116,3 +118,31 @@ def test_keda_and_a_cpu_hpa_for_one_stage_is_refused(helm: Path) -> None:
 
 def test_lint_with_keda(helm: Path) -> None:
     run_helm(helm, "lint", str(CHART), *KEDA)
+
+
+def test_keda_also_scales_voxtral_on_its_reply_queue_and_orpheus_on_its_real_time_factor(
+    keda_docs: list[dict[str, Any]],
+) -> None:
+    scaled = by_kind(keda_docs, "ScaledObject")
+    exported = exported_metric_names()
+    engine_triggers = {name: obj["spec"]["triggers"][1:] for name, obj in scaled.items()}
+    (queue,) = engine_triggers.pop("vm-voxmesh-voxtral")
+    (rtf,) = engine_triggers.pop("vm-voxmesh-orpheus")
+    assert not any(engine_triggers.values()), engine_triggers
+    # A queue is per pod (the HPA divides the sum by the replicas); a factor is not.
+    assert queue["metricType"] == "AverageValue" and float(queue["metadata"]["threshold"]) > 0
+    assert rtf["metricType"] == "Value" and 0 < float(rtf["metadata"]["threshold"]) < 1
+    for trigger, metric in (
+        (queue, "voxmesh_reply_queue_depth"),
+        (rtf, "voxmesh_synthesis_real_time_factor"),
+    ):
+        names = metric_names(trigger["metadata"]["query"])
+        assert names and names <= exported, names - exported
+        assert all(name.startswith(metric) for name in names), names
+        assert 'namespace="voice"' in trigger["metadata"]["query"]
+        assert trigger["metadata"]["ignoreNullValues"] == "false"
+
+
+def test_an_engine_trigger_set_to_empty_is_left_out(helm: Path) -> None:
+    docs = render(helm, *KEDA, "--set", "scaling.keda.orpheusRealTimeFactor=")
+    assert len(by_kind(docs, "ScaledObject")["vm-voxmesh-orpheus"]["spec"]["triggers"]) == 1
