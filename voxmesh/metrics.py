@@ -61,7 +61,9 @@ QUEUE_DEPTH = Gauge("voxmesh_queue_depth", "Messages waiting in a bounded queue"
 #: voxtral's second autoscaling signal: sessions can be under the limit while
 #: the engine is saturated, and then replies wait here (docs/deploy.md, Scaling).
 REPLY_QUEUE_DEPTH = Gauge(
-    "voxmesh_reply_queue_depth", "Replies asked of the engine that have no first token yet (voxtral)"
+    "voxmesh_reply_queue_depth",
+    "Replies asked of the engine that have no first token yet",
+    ["service"],
 )
 SYNTHESIS_RTF = Histogram(
     "voxmesh_synthesis_real_time_factor",

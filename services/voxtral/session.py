@@ -32,6 +32,8 @@ from voxmesh.turn_outcomes import ClosedTurns, turn_failed
 from voxmesh.v1 import common_pb2, voxtral_pb2
 
 log = logging.getLogger(__name__)
+#: Made at import, so /metrics shows 0 from the start (the autoscaler's query needs a sample).
+_REPLIES_WAITING = REPLY_QUEUE_DEPTH.labels("voxtral")
 _tracer = tracing.tracer(__name__)
 
 OUTPUT_QUEUE_SIZE = 64
@@ -382,13 +384,13 @@ class RespondSession:
         asked = time.perf_counter()
         done = voxtral_pb2.ReplyDone(turn_id=turn.turn_id, finish_reason="stop")
         generation = self.engine.generate(self.history.messages(user), self.sampling)
-        REPLY_QUEUE_DEPTH.inc()  # until the first token (or the end of a failed or cancelled one)
+        _REPLIES_WAITING.inc()  # until the first token, or the end of a failed or cancelled reply
         try:
             async with contextlib.aclosing(generation) as deltas:
                 async for delta in deltas:
                     if not first_token.is_set():
                         first_token.set()
-                        REPLY_QUEUE_DEPTH.dec()
+                        _REPLIES_WAITING.dec()
                         STAGE_LATENCY.labels("voxtral_first_token").observe(time.perf_counter() - asked)
                         span.add_event("first_token")
                     if delta.text:
@@ -404,7 +406,7 @@ class RespondSession:
         finally:
             if not first_token.is_set():
                 first_token.set()
-                REPLY_QUEUE_DEPTH.dec()
+                _REPLIES_WAITING.dec()
         log.info(
             "turn answered",
             extra=logs.fields(

@@ -29,7 +29,7 @@ Request = voxtral_pb2.RespondRequest
 def gauge(metrics_port: int, name: str) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as reply:
         text = reply.read().decode()
-    found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+    found = re.search(rf'^{name}\{{service="voxtral"\}} (\S+)$', text, re.MULTILINE)
     assert found, f"{name} not exported"
     return float(found[1])
 
