@@ -30,6 +30,8 @@ DOCKERFILE = ROOT / "docker" / "Dockerfile"
 
 STAGES = {"gateway": (50051, 9400), "vad": (50052, 9401), "voxtral": (50053, 9402), "orpheus": (50054, 9403)}
 OBSERVABILITY = {"prometheus", "otel-collector", "jaeger", "grafana"}
+#: The WebSocket edge (tests/deploy/test_edge_deploy.py checks it).
+EDGE = {"realtime"}
 
 
 class Reset:
@@ -124,7 +126,7 @@ def test_cpu_override_and_merged_cpu_profile_match_the_compose_spec(
 
 
 def test_services(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == set(STAGES) | OBSERVABILITY
+    assert set(compose["services"]) == set(STAGES) | OBSERVABILITY | EDGE
 
 
 def _published(service: dict[str, Any]) -> dict[int, int]:
@@ -203,7 +205,7 @@ def test_cpu_profile_runs_without_gpu(cpu_compose: dict[str, Any]) -> None:
         assert service["build"]["target"] == "cpu"
         assert service["image"] == "voxmesh:cpu"
         assert not service.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices")
-    assert set(cpu_compose["services"]) == set(STAGES) | OBSERVABILITY
+    assert set(cpu_compose["services"]) == set(STAGES) | OBSERVABILITY | EDGE
     # The 24 GB card's session limit is the GPU's, not the CPU engines'.
     for stage in ("voxtral", "orpheus", "gateway"):
         env = cpu_compose["services"][stage]["environment"]
@@ -273,7 +275,7 @@ def test_grafana_provisioning(compose: dict[str, Any]) -> None:
 def test_images_are_pinned(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         image = service["image"]
-        if name in STAGES:
+        if name in STAGES or name in EDGE:
             assert image in ("voxmesh:cpu", "voxmesh:gpu")
             assert service["build"]["dockerfile"] == "docker/Dockerfile"
             assert (COMPOSE_DIR / service["build"]["context"] / "docker/Dockerfile").is_file()

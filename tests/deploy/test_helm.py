@@ -162,9 +162,12 @@ def test_options_render_valid_kubernetes(helm: Path, values: list[str]) -> None:
 def test_one_deployment_and_service_per_stage(default_docs: list[dict[str, Any]]) -> None:
     deployments = by_kind(default_docs, "Deployment")
     services = by_kind(default_docs, "Service")
-    assert set(deployments) == {f"vm-voxmesh-{s}" for s in STAGES}
+    # And the Realtime edge's (tests/deploy/test_edge_deploy.py).
+    assert set(deployments) == {f"vm-voxmesh-{s}" for s in STAGES} | {"vm-voxmesh-realtime"}
     # (plus the stages' headless <stage>-replicas Services: test_helm_scaling.py)
-    assert {n for n in services if not n.endswith("-replicas")} == {f"vm-voxmesh-{s}" for s in STAGES}
+    assert {n for n in services if not n.endswith("-replicas")} == {
+        f"vm-voxmesh-{s}" for s in [*STAGES, "realtime"]
+    }
     for stage, (port, metrics_port) in STAGES.items():
         deployment = deployments[f"vm-voxmesh-{stage}"]
         c = container(deployment)
@@ -274,7 +277,7 @@ def test_service_monitor(helm: Path, gpu_docs: list[dict[str, Any]]) -> None:
         if selector.items() <= s["metadata"]["labels"].items()
         and any(p["name"] == "metrics" for p in s["spec"]["ports"])
     ]
-    assert len(scraped) == len(STAGES), "each process scraped exactly once"
+    assert len(scraped) == len(STAGES) + 1, "each process (and the Realtime edge) scraped exactly once"
     # Enabled, but the cluster has no Prometheus Operator: nothing rendered.
     docs = render(helm, "--set", "serviceMonitor.enabled=true")
     assert not by_kind(docs, "ServiceMonitor")
@@ -441,7 +444,10 @@ def test_rotating_a_token_restarts_only_the_pods_that_read_it(helm: Path) -> Non
     auth_rotated = templates("--set", "secrets.authToken=b", "--set", "secrets.hfToken=h")
     hf_rotated = templates("--set", "secrets.authToken=a", "--set", "secrets.hfToken=i")
     changed = {name for name in before if before[name] != auth_rotated[name]}
-    assert changed == {"vm-voxmesh-gateway"}, "a new gateway token must not reload the models"
+    # The Realtime edge checks the same client token.
+    assert changed == {"vm-voxmesh-gateway", "vm-voxmesh-realtime"}, (
+        "a new gateway token must not reload the models"
+    )
     changed = {name for name in before if before[name] != hf_rotated[name]}
     assert changed == {"vm-voxmesh-voxtral", "vm-voxmesh-orpheus"}
 

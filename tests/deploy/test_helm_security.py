@@ -43,7 +43,8 @@ def deployment(docs: list[dict[str, Any]], stage: str) -> dict[str, Any]:
 
 def test_stages_accept_grpc_only_from_the_gateway(docs: list[dict[str, Any]]) -> None:
     policies = by_kind(docs, "NetworkPolicy")
-    assert set(policies) == {f"vm-voxmesh-{stage}" for stage in STAGES}
+    # And the Realtime edge's own (tests/deploy/test_edge_deploy.py).
+    assert set(policies) == {f"vm-voxmesh-{stage}" for stage in STAGES} | {"vm-voxmesh-realtime"}
     for stage, (port, metrics_port) in STAGES.items():
         spec = policies[f"vm-voxmesh-{stage}"]["spec"]
         assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == stage
@@ -69,7 +70,8 @@ def test_monitoring_namespace_and_gateway_peers_are_configurable(helm: Path) -> 
         "--set", "networkPolicy.gatewayFrom[0].ipBlock.cidr=10.0.0.0/8",
     )  # fmt: skip
     gateway = by_kind(rendered, "NetworkPolicy")["vm-voxmesh-gateway"]["spec"]["ingress"]
-    assert gateway[0]["from"] == [{"ipBlock": {"cidr": "10.0.0.0/8"}}]
+    # Then the Realtime edge's pods, a client of the gateway (tests/deploy/test_edge_deploy.py).
+    assert gateway[0]["from"][0] == {"ipBlock": {"cidr": "10.0.0.0/8"}}
     assert (
         gateway[1]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
         == "observability"
