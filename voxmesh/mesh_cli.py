@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 from voxmesh.exit_status import PERMANENT, ExitStatus
-from voxmesh.mesh import DEFAULT_METRICS_PORTS, DEFAULT_PORTS, EDGE_PORT, Mesh
+from voxmesh.mesh import DEFAULT_METRICS_PORTS, DEFAULT_PORTS, EDGE, EDGE_PORT, Mesh
 from voxmesh.processes import ServiceDied
 from voxmesh.supervision import RestartPolicy, Supervisor
 
@@ -118,6 +118,9 @@ def _start_failed(exc: Exception) -> int:
         # The service's last line says what is wrong ("voxmesh serve voxtral: model ..."); the
         # rest of its log (settings, load progress) is noise here.
         print(exc.service.log_tail(1), file=sys.stderr, flush=True)
+        if exc.service.name == EDGE:
+            # Most often another program holds 8080 (a laptop's dev server).
+            _say("--realtime-port N moves the Realtime edge, --no-realtime leaves it out")
         return int(exc.returncode)
     _say(str(exc))
     return int(ExitStatus.FAILED)

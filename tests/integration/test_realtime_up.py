@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import urllib.request
 
 import numpy as np
@@ -18,6 +19,7 @@ from openai import AsyncOpenAI
 from tests.integration.test_realtime_edge import RATE_HZ, reply_audio, until
 from tests.integration.test_up_supervision import UpProcess, _free_port_block
 from voxmesh.exit_status import ExitStatus
+from voxmesh.processes import check_health
 from voxmesh.realtime.readiness import edge_ready
 
 
@@ -72,3 +74,16 @@ async def test_up_serves_v1_realtime_and_restarts_a_killed_edge() -> None:
     output = "\n".join(up.lines)
     # The edge (a client of the gateway) stops first.
     assert output.index("stopping realtime") < output.index("stopping gateway"), output
+
+
+def test_up_with_the_edge_port_taken_says_how_to_move_it() -> None:
+    base = _free_port_block(5)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", base + 4))
+        taken.listen()
+        up = UpProcess("--profile", "cpu", "--base-port", str(base), "--no-metrics")
+        assert up.process.wait(180) == ExitStatus.BAD_SETUP, "\n".join(up.lines)
+    output = "\n".join(up.lines)
+    assert f"voxmesh serve realtime: cannot listen on 127.0.0.1:{base + 4}" in output, output
+    assert "--realtime-port N moves the Realtime edge, --no-realtime leaves it out" in output
+    assert check_health(f"127.0.0.1:{base}") == "UNREACHABLE"  # the gateway it had started is stopped
