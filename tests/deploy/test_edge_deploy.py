@@ -25,6 +25,7 @@ from tests.deploy.test_compose import (  # noqa: F401 - fixtures
     cpu_override,
 )
 from tests.deploy.test_helm import (
+    CHART,
     KUBE_VERSIONS,
     by_kind,
     container,
@@ -32,6 +33,7 @@ from tests.deploy.test_helm import (
     helm,  # noqa: F401 - the fixture
     kubernetes_validate,
     render,
+    run_helm,
 )
 from voxmesh.processes import ServiceProcess, free_port
 from voxmesh.realtime.readiness import wait_edge_serving
@@ -217,3 +219,13 @@ def test_edge_renders_valid_kubernetes(helm: Path, version: str) -> None:  # noq
     env = env_of(by_kind(docs, "Deployment")[EDGE])
     assert env["VOXMESH_REALTIME_MAX_SESSIONS"] == "16" and env["VOXMESH_REALTIME_SEND_TIMEOUT_S"] == "5"
     kubernetes_validate(docs, version)
+
+
+def test_install_notes_say_how_to_reach_the_page(helm: Path) -> None:  # noqa: F811
+    notes = run_helm(helm, "install", "vm", str(CHART), "-n", "voice", "--dry-run=client").split("NOTES:", 1)[
+        1
+    ]
+    assert f"kubectl -n voice port-forward svc/{EDGE} {PORT}:{PORT} &" in notes
+    assert f'websocket_base_url="ws://127.0.0.1:{PORT}/v1"' in notes
+    off = run_helm(helm, "install", "vm", str(CHART), "--dry-run=client", "--set", "realtime.enabled=false")
+    assert f"svc/{EDGE}" not in off.split("NOTES:", 1)[1]
