@@ -532,6 +532,10 @@ class Session:
     async def _on_stage_failure(self, failure: StageFailure) -> None:
         turn = self._turn
         affected = turn is not None and turn.state in (TurnState.LISTENING, TurnState.REPLYING)
+        if failure.drained and not affected:
+            # A draining replica let go of the stream between turns: the next turn opens elsewhere.
+            log.info("stage stream moved off a draining replica", extra=logs.fields(stage=failure.stage))
+            return
         self._stage_error(failure.stage, failure.code, failure.message, turn if affected else None)
         if turn is not None and affected:
             self._cancel_upstream(turn, turn.spoken_text(time.perf_counter()))

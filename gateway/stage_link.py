@@ -27,6 +27,7 @@ from voxmesh.gateway.stage_requests import STALL_S, StageRequests
 
 from voxmesh import logs
 from voxmesh.errors import EngineOverloaded, InvalidArgument
+from voxmesh.idle_drain import DRAINED
 from voxmesh.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ class StageFailure:
     stage: int  # common_pb2.Stage
     code: str
     message: str
+    #: The replica is draining and closed the stream between turns (voxmesh.idle_drain):
+    #: nothing was lost, the next use opens elsewhere.
+    drained: bool = False
 
 
 class StageRejected(InvalidArgument):
@@ -234,7 +238,8 @@ class StageLink:
                     # grpc's asyncio client says this when the peer vanished while
                     # we were writing (a killed stage): it is retryable, not a bug.
                     code = "UNAVAILABLE"
-                failure = StageFailure(self.stage, code, f"{self.name}: {exc.details()}")
+                drained = exc.code() is grpc.StatusCode.UNAVAILABLE and exc.details() == DRAINED
+                failure = StageFailure(self.stage, code, f"{self.name}: {exc.details()}", drained)
         except asyncio.CancelledError:
             if not self._dropped or self._closing:
                 raise

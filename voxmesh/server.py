@@ -51,6 +51,8 @@ class SessionSlots:
         self.limit = limit
         self.active = 0
         self.draining = False
+        #: Set on drain: streams that hold no turn end then (voxmesh.idle_drain).
+        self.drained = asyncio.Event()
         self._on_change = on_change
         self._on_drain: Callable[[], None] | None = None
 
@@ -66,6 +68,7 @@ class SessionSlots:
     def drain(self) -> None:
         """Refuse new streams from now on (the process is stopping)."""
         self.draining = True
+        self.drained.set()
         if self._on_drain:
             self._on_drain()
 

@@ -19,6 +19,7 @@ from voxmesh.services.orpheus.voices import LANGUAGES, resolve_voice
 from voxmesh import logs
 from voxmesh.audio import DEFAULT_OUTPUT_SAMPLE_RATE_HZ, check_sample_rate
 from voxmesh.errors import InvalidArgument
+from voxmesh.idle_drain import close_when_idle
 from voxmesh.language import check_language
 from voxmesh.server import SessionSlots
 from voxmesh.v1 import common_pb2, orpheus_pb2, orpheus_pb2_grpc
@@ -65,6 +66,8 @@ class OrpheusServicer(orpheus_pb2_grpc.OrpheusServicer):
                 )
             )
             session = SynthesisSession(self.engine, voice, rate, self.settings)
-            async for response in session.run(request_iterator):
+            # Once this replica drains, a session between turns moves at once (voxmesh.idle_drain).
+            responses = close_when_idle(session.run(request_iterator), self.slots.drained, session.idle)
+            async for response in responses:
                 yield response
             log.info("session ended")

@@ -95,6 +95,10 @@ class SynthesisSession:
 
     # ------------------------------------------------------------------ run
 
+    def idle(self) -> bool:
+        """No turn open and nothing waiting to be sent: the stream can move to another replica."""
+        return not self.turns and self.out.empty()
+
     async def run(
         self, requests: AsyncIterator[orpheus_pb2.SynthesizeRequest]
     ) -> AsyncIterator[orpheus_pb2.SynthesizeResponse]:

@@ -15,6 +15,7 @@ from voxmesh.services.voxtral.settings import VoxtralSettings
 from voxmesh import logs
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.errors import InvalidArgument
+from voxmesh.idle_drain import close_when_idle
 from voxmesh.language import check_language
 from voxmesh.server import SessionSlots
 from voxmesh.v1 import common_pb2, voxtral_pb2, voxtral_pb2_grpc
@@ -122,6 +123,8 @@ class VoxtralServicer(voxtral_pb2_grpc.VoxtralServicer):
                     max_sessions=self.slots.limit,
                 )
             )
-            async for response in session.run(request_iterator):
+            # Once this replica drains, a session between turns moves at once (voxmesh.idle_drain).
+            responses = close_when_idle(session.run(request_iterator), self.slots.drained, session.idle)
+            async for response in responses:
                 yield response
             log.info("session ended")

@@ -89,6 +89,10 @@ class RespondSession:
 
     # ------------------------------------------------------------------ run
 
+    def idle(self) -> bool:
+        """No turn open and nothing waiting to be sent: the stream can move to another replica."""
+        return not self.turns and self.out.empty()
+
     async def run(
         self, requests: AsyncIterator[voxtral_pb2.RespondRequest]
     ) -> AsyncIterator[voxtral_pb2.RespondResponse]:

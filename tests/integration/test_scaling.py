@@ -203,10 +203,10 @@ async def test_every_replica_full_refuses_before_session_started(
         await asyncio.gather(*(s.close() for s in admitted))
 
 
-async def test_sigterm_on_an_orpheus_replica_finishes_its_reply_and_takes_no_new_session(
+async def test_sigterm_on_an_orpheus_replica_finishes_its_reply_takes_no_new_session_and_lets_go(
     start_scaled: Callable[..., ScaledMesh],
 ) -> None:
-    mesh = start_scaled(orpheus_args=("--grace-s", "30"))
+    mesh = start_scaled(orpheus_args=("--grace-s", "120"))
     conversation = Conversation(await AsyncSession.connect(mesh.gateway.address))
     victim = next(r for r in mesh.orpheus if r.gauge() == 1)
     other = next(r for r in mesh.orpheus if r is not victim)
@@ -224,7 +224,15 @@ async def test_sigterm_on_an_orpheus_replica_finishes_its_reply_and_takes_no_new
     newcomers = [await AsyncSession.connect(mesh.gateway.address) for _ in range(4)]
     try:
         assert other.gauge() == 4
-        assert victim.gauge() == 1
+        # Its reply spoken, the session holds no turn there: the replica lets
+        # the stream go and exits long before its grace (120 s) ends.
+        await asyncio.to_thread(victim.process.process.wait, 60)
+        # Nothing dropped: the next reply is spoken by the other, with no Error.
+        start = len(conversation.events)
+        events = await conversation.turn("and one more thing")
+        assert any(isinstance(e, TurnComplete) for e in events), events
+        assert not [e for e in conversation.events[start:] if isinstance(e, StageError)]
+        assert other.gauge() == 5
     finally:
         await asyncio.gather(*(s.close() for s in newcomers))
     await conversation.close()
@@ -281,3 +289,32 @@ async def test_a_replica_added_to_dns_takes_new_sessions_within_the_resolve_inte
         dns.close()
         for replica in replicas:
             replica.process.stop()
+
+
+async def test_a_draining_voxtral_replica_lets_an_idle_session_go_at_once_without_an_error(
+    start_scaled: Callable[..., ScaledMesh],
+) -> None:
+    # A grace far longer than the test waits: the replica can only exit in
+    # time by closing its idle streams itself.
+    mesh = start_scaled(voxtral_args=("--grace-s", "120"))
+    conversation = Conversation(await AsyncSession.connect(mesh.gateway.address))
+    said = ["the password is swordfish"]
+    complete = [e for e in await conversation.turn(said[0]) if isinstance(e, TurnComplete)]
+    assert complete
+    await asyncio.sleep(complete[0].reply_audio_ms / 1000 + 0.5)  # heard in full
+    victim = next(r for r in mesh.voxtral if r.gauge() == 1)
+    other = next(r for r in mesh.voxtral if r is not victim)
+    start = len(conversation.events)
+    assert victim.process.process is not None
+    victim.process.process.send_signal(signal.SIGTERM)
+    # The session held no turn there: the stream closes and the process exits.
+    await asyncio.to_thread(victim.process.process.wait, 60)
+    said.append("what is the password")
+    events = await conversation.turn(said[-1])
+    # No Error at all: not for the move, not for the next turn.
+    errors = [e for e in conversation.events[start:] if isinstance(e, StageError)]
+    assert not errors, errors
+    complete = [e for e in events if isinstance(e, TurnComplete)]
+    assert complete and other.gauge() == 1
+    assert complete[0].prompt_tokens == echo_prompt_tokens(said), complete[0]
+    await conversation.close()
