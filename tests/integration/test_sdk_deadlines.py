@@ -13,39 +13,16 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from tests.integration.null_mesh import start_null_mesh
 from tests.integration.test_stage_auth import Pki, health_over_tls, pki  # noqa: F401 - pki is a fixture
 from voxmesh.client import AsyncSession, Session, TurnComplete, Unavailable
-from voxmesh.processes import ServiceProcess, free_port
-
-
-def start_mesh(*gateway_args: str, serving: bool = True) -> list[ServiceProcess]:
-    processes = [
-        ServiceProcess("vad", free_port(), ["--metrics-port=-1"]),
-        ServiceProcess("voxtral", free_port(), ["--engine=null", "--metrics-port=-1"]),
-        ServiceProcess("orpheus", free_port(), ["--engine=null", "--metrics-port=-1"]),
-    ]
-    try:
-        for svc in processes:
-            svc.start()
-        for svc in processes:
-            svc.wait_serving(120)
-        addresses = [f"--{svc.name}-addr={svc.address}" for svc in processes]
-        gateway = ServiceProcess("gateway", free_port(), [*addresses, "--metrics-port=-1", *gateway_args])
-        processes.append(gateway)
-        gateway.start()
-        if serving:
-            gateway.wait_serving(120)
-    except BaseException:
-        for svc in reversed(processes):
-            svc.stop()
-        raise
-    return processes
+from voxmesh.processes import ServiceProcess
 
 
 @pytest.fixture(scope="module")
 def frozen_gateway() -> Iterator[ServiceProcess]:
     """A gateway that served, then was SIGSTOPped: it accepts TCP and answers nothing."""
-    processes = start_mesh()
+    processes = start_null_mesh()
     gateway = processes[-1]
     assert gateway.process is not None
     os.kill(gateway.process.pid, signal.SIGSTOP)
@@ -78,7 +55,7 @@ def test_blocking_connect_to_a_frozen_gateway_is_unavailable(frozen_gateway: Ser
 @pytest.fixture(scope="module")
 def mtls_gateway(pki: Pki) -> Iterator[ServiceProcess]:  # noqa: F811 - the imported fixture
     """A gateway that requires client certificates from the mesh CA."""
-    processes = start_mesh(
+    processes = start_null_mesh(
         f"--tls-cert={pki.server_cert}", f"--tls-key={pki.server_key}", f"--tls-ca={pki.ca}", serving=False
     )
     gateway = processes[-1]

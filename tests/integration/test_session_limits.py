@@ -15,37 +15,16 @@ from pathlib import Path
 import grpc
 import pytest
 
+from tests.integration.null_mesh import start_null_mesh
 from voxmesh.client import AsyncSession, Overloaded, TurnComplete, VoxmeshClientError
 from voxmesh.client import messages as client_messages
-from voxmesh.processes import ServiceProcess, free_port
+from voxmesh.processes import ServiceProcess
 from voxmesh.v1 import conversation_pb2, conversation_pb2_grpc
-
-
-def start_mesh(*gateway_args: str) -> list[ServiceProcess]:
-    processes = [
-        ServiceProcess("vad", free_port(), ["--metrics-port=-1"]),
-        ServiceProcess("voxtral", free_port(), ["--engine=null", "--metrics-port=-1"]),
-        ServiceProcess("orpheus", free_port(), ["--engine=null", "--metrics-port=-1"]),
-    ]
-    try:
-        for svc in processes:
-            svc.start()
-        for svc in processes:
-            svc.wait_serving(120)
-        addresses = [f"--{svc.name}-addr={svc.address}" for svc in processes]
-        gateway = ServiceProcess("gateway", free_port(), [*addresses, "--metrics-port=-1", *gateway_args])
-        processes.append(gateway)
-        gateway.start().wait_serving(120)
-    except BaseException:
-        for svc in reversed(processes):
-            svc.stop()
-        raise
-    return processes
 
 
 @pytest.fixture(scope="module")
 def strict_gateway() -> Iterator[ServiceProcess]:
-    processes = start_mesh(
+    processes = start_null_mesh(
         "--max-sessions=2",
         "--max-sessions-per-client=1",
         "--first-message-timeout-s=1",
@@ -156,7 +135,7 @@ def rss_mib(svc: ServiceProcess) -> float:
 @pytest.fixture(scope="module")
 def unlimited_gateway() -> Iterator[ServiceProcess]:
     """No message-rate limit: only chunk joining stands between a flood and memory."""
-    processes = start_mesh("--max-input-messages-per-s=0")
+    processes = start_null_mesh("--max-input-messages-per-s=0")
     try:
         yield processes[-1]
     finally:

@@ -1,0 +1,34 @@
+"""A gateway over null-engine stages, each its own process, for tests of the gateway's own limits."""
+
+from __future__ import annotations
+
+from voxmesh.processes import ServiceProcess, free_port
+
+
+def start_null_mesh(*gateway_args: str, serving: bool = True) -> list[ServiceProcess]:
+    """vad, voxtral (null), orpheus (null) and a gateway given `gateway_args`; the gateway is last.
+
+    With `serving=False` the gateway is started but not waited for (a test of its start-up).
+    The caller stops the processes; on a failed start they are stopped here.
+    """
+    processes = [
+        ServiceProcess("vad", free_port(), ["--metrics-port=-1"]),
+        ServiceProcess("voxtral", free_port(), ["--engine=null", "--metrics-port=-1"]),
+        ServiceProcess("orpheus", free_port(), ["--engine=null", "--metrics-port=-1"]),
+    ]
+    try:
+        for svc in processes:
+            svc.start()
+        for svc in processes:
+            svc.wait_serving(120)
+        addresses = [f"--{svc.name}-addr={svc.address}" for svc in processes]
+        gateway = ServiceProcess("gateway", free_port(), [*addresses, "--metrics-port=-1", *gateway_args])
+        processes.append(gateway)
+        gateway.start()
+        if serving:
+            gateway.wait_serving(120)
+    except BaseException:
+        for svc in reversed(processes):
+            svc.stop()
+        raise
+    return processes
