@@ -67,10 +67,8 @@ class Upstreams:
 # Out-queue items: a message, or a factory called when the item reaches the
 # head (for messages that depend on what was sent before them), each with a
 # callback run once the transport took it.
-_OutItem = tuple[
-    conversation_pb2.ConverseResponse | Callable[[], conversation_pb2.ConverseResponse | None] | None,
-    Callable[[], None] | None,
-]
+_Outgoing = conversation_pb2.ConverseResponse | Callable[[], conversation_pb2.ConverseResponse | None] | None
+_OutItem = tuple[_Outgoing, Callable[[], None] | None]
 _CLOSE = object()
 
 
@@ -360,7 +358,7 @@ class Session:
             await self._on_speech_ended(vad_pb2.VoiceEnd(last_voiced_sample=last, decided_at_sample=last))
         await self._idle.wait()
         await asyncio.gather(self.voxtral.close(), self.orpheus.close())
-        self._out.put_nowait(_CLOSE)
+        self._enqueue(_CLOSE)
 
     # ------------------------------------------------------------ stage events
 
@@ -698,13 +696,14 @@ class Session:
 
     def _emit(
         self,
-        payload: conversation_pb2.ConverseResponse
-        | Callable[[], conversation_pb2.ConverseResponse | None]
-        | None,
+        payload: _Outgoing,
         on_sent: Callable[[], None] | None = None,
     ) -> None:
+        self._enqueue((payload, on_sent))
+
+    def _enqueue(self, item: object) -> None:
         try:
-            self._out.put_nowait((payload, on_sent))
+            self._out.put_nowait(item)
         except asyncio.QueueFull:
             # The client stopped reading: end the session rather than buffer without bound.
             self._fail_fast(
@@ -715,9 +714,7 @@ class Session:
 
     def _emit_reply(
         self,
-        payload: conversation_pb2.ConverseResponse
-        | Callable[[], conversation_pb2.ConverseResponse | None]
-        | None,
+        payload: _Outgoing,
         on_sent: Callable[[], None] | None = None,
     ) -> None:
         """The reply's audio and what must follow it: held while speech may be a barge-in."""
