@@ -12,6 +12,7 @@ special tokens kept, so a test can read the chat exactly as the model does.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,16 +92,28 @@ async def converse(
     engine._prompt = spy  # type: ignore[method-assign]
     try:
         session = VoxtralServicer(engine, settings)._session(config)
+        # As the gateway does, a turn is sent once the one before it has ended: the
+        # stream caps its open turns (max_open_turns), and a conversation is sequential.
+        ended: dict[int, asyncio.Event] = {}
+
+        def turn_ended(turn_id: int) -> asyncio.Event:
+            return ended.setdefault(turn_id, asyncio.Event())
 
         async def requests() -> AsyncIterator[Request]:
             for turn_id, utterance in enumerate(utterances, start=1):
+                if turn_id > 1:
+                    await turn_ended(turn_id - 1).wait()
                 if isinstance(utterance, str):
                     yield Request(text=voxtral_pb2.TextTurn(turn_id=turn_id, text=utterance))
                     continue
                 for request in turn_requests(turn_id, utterance):
                     yield request
 
-        conversation.events = [event async for event in session.run(requests())]
+        async for event in session.run(requests()):
+            conversation.events.append(event)
+            kind = event.WhichOneof("event")
+            if kind in ("done", "failed"):
+                turn_ended(getattr(event, kind).turn_id).set()
     finally:
         del engine._prompt  # type: ignore[method-assign]
     return conversation
