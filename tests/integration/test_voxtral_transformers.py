@@ -296,7 +296,7 @@ async def test_three_turns_each_prompt_holds_every_earlier_turn_in_order_and_the
     from voxmesh.services.voxtral.settings import VoxtralSettings
     from voxmesh.services.voxtral.transformers_engine import TransformersEngine
 
-    from tests.integration.voxtral_conversation import AUDIO, converse, expected_prompt
+    from tests.integration.voxtral_conversation import assert_three_turn_prompts, converse
 
     settings = VoxtralSettings(
         engine="transformers",
@@ -319,21 +319,7 @@ async def test_three_turns_each_prompt_holds_every_earlier_turn_in_order_and_the
         )
     finally:
         await engine.close()
-    exchanges = [(conversation.transcript(t), conversation.reply(t).strip()) for t in (1, 2, 3)]
-    assert all(user for user, _ in exchanges), (
-        f"the tiny model's transcripts are random text, never empty: {exchanges}"
-    )
-    prompts = conversation.reply_prompts
-    assert len(prompts) == 3
-    for turn, prompt in enumerate(prompts):
-        if mode == common_pb2.TURN_MODE_AUDIO:
-            current = f"[BEGIN_AUDIO]{AUDIO}{INSTRUCTIONS}"
-        else:
-            current = f"{INSTRUCTIONS}\n\n{exchanges[turn][0]}"
-        assert prompt == expected_prompt(exchanges[:turn], current)
-        assert prompt.count(INSTRUCTIONS) == 1 and "[SYSTEM_PROMPT]" not in prompt
-    # Audio mode made each turn's transcript beside its reply (one transcription request per turn).
-    assert len(conversation.prompts) == 6
+    assert_three_turn_prompts(conversation, mode, INSTRUCTIONS)
 
 
 async def test_a_long_system_prompt_drops_old_turns_instead_of_failing_a_turn(checkpoint: str) -> None:

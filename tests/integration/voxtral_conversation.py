@@ -127,3 +127,26 @@ def expected_prompt(history: Sequence[tuple[str, str]], current: str) -> str:
     """
     earlier = "".join(f"[INST]{user}[/INST]{reply}</s>" for user, reply in history)
     return f"<s>{earlier}[INST]{current}[/INST]"
+
+
+def assert_three_turn_prompts(conversation: Conversation, mode: int, instructions: str) -> None:
+    """Each reply prompt holds every earlier exchange in order and the instructions once, placed
+    as the model card places them (after the audio in audio mode, before the text otherwise);
+    one transcription request per turn (in audio mode, made beside the reply).
+    """
+    from voxmesh.v1 import common_pb2
+
+    exchanges = [(conversation.transcript(t), conversation.reply(t).strip()) for t in (1, 2, 3)]
+    assert all(user for user, _ in exchanges), (
+        f"the tiny model's transcripts are random text, never empty: {exchanges}"
+    )
+    prompts = conversation.reply_prompts
+    assert len(prompts) == 3
+    for turn, prompt in enumerate(prompts):
+        if mode == common_pb2.TURN_MODE_AUDIO:
+            current = f"[BEGIN_AUDIO]{AUDIO}{instructions}"
+        else:
+            current = f"{instructions}\n\n{exchanges[turn][0]}"
+        assert prompt == expected_prompt(exchanges[:turn], current)
+        assert prompt.count(instructions) == 1 and "[SYSTEM_PROMPT]" not in prompt
+    assert len(conversation.prompts) == 6

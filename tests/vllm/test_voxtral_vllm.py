@@ -490,7 +490,7 @@ async def test_three_turns_each_prompt_holds_every_earlier_turn_in_order_and_the
     from voxmesh.services.voxtral.settings import VoxtralSettings
     from voxmesh.services.voxtral.vllm_engine import VllmEngine
 
-    from tests.integration.voxtral_conversation import AUDIO, converse, expected_prompt
+    from tests.integration.voxtral_conversation import assert_three_turn_prompts, converse
 
     for name, value in VLLM_ENV.items():
         monkeypatch.setenv(name, value)
@@ -513,20 +513,6 @@ async def test_three_turns_each_prompt_holds_every_earlier_turn_in_order_and_the
                 voxtral_pb2.RespondConfig(session_id="t", mode=mode, system_prompt=INSTRUCTIONS),
                 [speak(text) for text in THREE_TURNS],
             )
-            exchanges = [(conversation.transcript(t), conversation.reply(t).strip()) for t in (1, 2, 3)]
-            assert all(user for user, _ in exchanges), (
-                f"the tiny model's transcripts are random text, never empty: {exchanges}"
-            )
-            prompts = conversation.reply_prompts
-            assert len(prompts) == 3
-            for turn, prompt in enumerate(prompts):
-                if mode == common_pb2.TURN_MODE_AUDIO:
-                    current = f"[BEGIN_AUDIO]{AUDIO}{INSTRUCTIONS}"
-                else:
-                    current = f"{INSTRUCTIONS}\n\n{exchanges[turn][0]}"
-                assert prompt == expected_prompt(exchanges[:turn], current)
-                assert prompt.count(INSTRUCTIONS) == 1 and "[SYSTEM_PROMPT]" not in prompt
-            # One transcription request per turn: in audio mode, made beside the reply.
-            assert len(conversation.prompts) == 6
+            assert_three_turn_prompts(conversation, mode, INSTRUCTIONS)
     finally:
         await engine.close()
