@@ -165,7 +165,10 @@ async def test_manual_commit_then_response_create(edge: EdgeMesh) -> None:
 
 async def test_response_cancel_stops_the_reply(edge: EdgeMesh) -> None:
     client = AsyncOpenAI(api_key="sk-unused", websocket_base_url=edge.ws_base)
-    long_text = " ".join(["this is a long sentence that takes a while to say"] * 8)
+    # Long enough (~70 s of speech) that espeak is still speaking it when the
+    # cancel arrives, even on a loaded machine: a reply already done cannot be
+    # cancelled (OpenAI's rule too: response_cancel_not_active).
+    long_text = " ".join(["this is a long sentence that takes a while to say"] * 20)
     async with client.realtime.connect(model="voxmesh") as conn:
         await conn.recv()
         await conn.conversation.item.create(

@@ -186,8 +186,9 @@ async def test_every_replica_full_refuses_before_session_started(
         with pytest.raises(Overloaded, match="voxtral"):
             await AsyncSession.connect(mesh.gateway.address)
         # The refused session held nothing: its vad and orpheus streams were closed.
+        # Each stage closes its stream on its own schedule: wait for both.
         for _ in range(50):
-            if mesh.vad.gauge() == 2:
+            if mesh.vad.gauge() == 2 and sum(r.gauge() for r in mesh.orpheus) == 2:
                 break
             await asyncio.sleep(0.1)
         assert mesh.vad.gauge() == 2
