@@ -182,22 +182,26 @@ class Session:
         except BaseException:
             await asyncio.gather(*(link.abort() for link in links))
             raise
-        yield conversation_pb2.ConverseResponse(
-            session_started=conversation_pb2.SessionStarted(
-                session_id=self.session_id,
-                output_sample_rate_hz=self.options.output_sample_rate_hz,
-                vad=self.vad.engine,
-                voxtral=self.voxtral.engine,
-                orpheus=self.orpheus.engine,
-                voice=self.options.voice,
-                turn_mode=self.options.turn_mode,  # type: ignore[arg-type]
-            )
-        )
-        self._tasks = [
-            asyncio.create_task(self._read_client(requests), name="client-reader"),
-            asyncio.create_task(self._watchdog(), name="watchdog"),
-        ]
+        # From here every exit tears the session down, including a client that
+        # vanishes while SessionStarted is being written: the stream is then
+        # closed at this yield (GeneratorExit), and a teardown placed after it
+        # would never run (its stage streams leaked: found by the noisy-neighbour bench).
         try:
+            yield conversation_pb2.ConverseResponse(
+                session_started=conversation_pb2.SessionStarted(
+                    session_id=self.session_id,
+                    output_sample_rate_hz=self.options.output_sample_rate_hz,
+                    vad=self.vad.engine,
+                    voxtral=self.voxtral.engine,
+                    orpheus=self.orpheus.engine,
+                    voice=self.options.voice,
+                    turn_mode=self.options.turn_mode,  # type: ignore[arg-type]
+                )
+            )
+            self._tasks = [
+                asyncio.create_task(self._read_client(requests), name="client-reader"),
+                asyncio.create_task(self._watchdog(), name="watchdog"),
+            ]
             while True:
                 item = await self._out.get()
                 metrics.QUEUE_DEPTH.labels("gateway_out").set(self._out.qsize())
