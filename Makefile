@@ -41,8 +41,16 @@ lint: install-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy voxmesh services gateway
 
+# The main suite starts hundreds of real processes on loopback; on a shared
+# 2-core runner one of them now and then loses a race its test did not mean
+# to run. What failed is run once more, alone, and named as FLAKY in the log:
+# a test that fails twice fails the build, and a FLAKY line is a bug to fix.
+MAIN_SUITE := -m "not slow and not vllm" --ignore=tests/vllm
 test: install-test lint $(TEST_DEPS)
-	$(PY) -m pytest -m "not slow and not vllm" --ignore=tests/vllm $(PYTEST_ARGS)
+	@$(PY) -m pytest $(MAIN_SUITE) $(PYTEST_ARGS) || { \
+	  echo "== FLAKY? rerunning only the failed tests once (pytest --last-failed) =="; \
+	  $(PY) -m pytest $(MAIN_SUITE) --last-failed --last-failed-no-failures none -rA $(PYTEST_ARGS) \
+	    && echo "== FLAKY: the tests above failed once and passed alone; fix them =="; }
 
 unit: install-test
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -5,9 +5,12 @@ the gateway), the honest users of ``voxmesh bench`` speak paced sentences
 and wait for each reply; the second run adds, in a separate process so their
 CPU is not the honest clients' own, 16 clients each of: silent streams (open,
 never send), two-byte chunk floods, oversized and malformed messages, and
-connect-and-vanish loops. Reported: the honest sessions' response latency
-p50/p95 and errors in both runs, the gateway's peak RSS, and what each
-hostile kind got back (status codes, counted).
+connect-and-vanish loops. Each side is one client app with its own token
+from the gateway's ``--auth-tokens-file`` (the hostile app's token is valid:
+a buggy or abusive customer, the worst case), and each app may hold
+``--max-sessions-per-client`` sessions. Reported: the honest sessions'
+response latency p50/p95 and errors in both runs, the gateway's peak RSS,
+and what each hostile kind got back (status codes, counted).
 
     .venv/bin/python bench/noisy_neighbour.py [--turns 3] [--json bench/results/noisy_neighbour.json]
 """
@@ -18,8 +21,10 @@ import argparse
 import asyncio
 import collections
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -33,6 +38,10 @@ from voxmesh.v1 import conversation_pb2, conversation_pb2_grpc
 
 HONEST = 16
 HOSTILE_PER_KIND = 16
+HONEST_TOKEN = "honest-app"
+HOSTILE_TOKEN = "hostile-app"
+#: Sessions per app: room for the honest app's 16, far below the stages' 64.
+PER_CLIENT = 20
 KINDS = ("silent", "flood", "malformed", "vanish")
 
 
@@ -72,7 +81,11 @@ async def _hostile(address: str, kind: str, until: float, outcomes: collections.
         stub = conversation_pb2_grpc.ConversationStub(channel)
         while time.monotonic() < until:
             round_ += 1
-            call = stub.Converse(_requests(kind, round_), timeout=max(0.1, until - time.monotonic()))
+            call = stub.Converse(
+                _requests(kind, round_),
+                timeout=max(0.1, until - time.monotonic()),
+                metadata=(("authorization", f"Bearer {HOSTILE_TOKEN}"),),
+            )
             try:
                 if kind == "vanish":
                     await asyncio.sleep(0.05)
@@ -118,7 +131,7 @@ def summary(level: dict[str, Any]) -> dict[str, Any]:
 
 async def honest(mesh: Mesh, turns: int) -> dict[str, Any]:
     pids = {svc.name: svc.process.pid for svc in mesh.services if svc.process is not None}
-    return await run_level(mesh.gateway.address, HONEST, turns, False, None, pids, lambda: None)
+    return await run_level(mesh.gateway.address, HONEST, turns, False, HONEST_TOKEN, pids, lambda: None)
 
 
 def main() -> int:
@@ -132,10 +145,14 @@ def main() -> int:
         print(json.dumps(asyncio.run(hostile_main(args.hostile, args.seconds))))
         return 0
 
-    mesh = Mesh.build(
-        {"voxtral": "null", "orpheus": "null"},
-        extra_args={"gateway": ["--max-sessions", "256", "--first-message-timeout-s", "5"]},
-    )
+    tokens = tempfile.NamedTemporaryFile("w", prefix="voxmesh-tokens-", delete=False)
+    tokens.write(f"{HONEST_TOKEN}\n{HOSTILE_TOKEN}\n")
+    tokens.close()
+    gateway_args = [
+        *("--max-sessions", "256", "--first-message-timeout-s", "5"),
+        *("--auth-tokens-file", tokens.name, "--max-sessions-per-client", str(PER_CLIENT)),
+    ]
+    mesh = Mesh.build({"voxtral": "null", "orpheus": "null"}, extra_args={"gateway": gateway_args})
     mesh.start(120)
     try:
         alone = asyncio.run(honest(mesh, args.turns))
@@ -172,6 +189,7 @@ def main() -> int:
                 json.dump(report, f, indent=2)
     finally:
         mesh.stop()
+        os.unlink(tokens.name)
     return 0
 
 

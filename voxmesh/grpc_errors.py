@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from voxmesh.bearer_tokens import BearerTokens
 from voxmesh.errors import VoxmeshError
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,8 @@ def status_of(error: VoxmeshError) -> grpc.StatusCode:
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
     """Map domain errors to statuses; check the bearer token when one is set."""
 
-    def __init__(self, auth_token: str | None = None) -> None:
-        self._token = auth_token.encode() if auth_token else None
+    def __init__(self, tokens: BearerTokens | None = None) -> None:
+        self._tokens = tokens if tokens is not None and tokens.required else None
 
     async def intercept_service(
         self,
@@ -50,7 +50,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or details.method.startswith(_OPEN_METHODS):
             return handler
-        authorized = self._token is None or self._authorized(details)
+        authorized = self._tokens is None or self._authorized(details)
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
                 self._wrap_stream(handler.stream_stream, authorized),
@@ -66,12 +66,10 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
     def _authorized(self, details: grpc.HandlerCallDetails) -> bool:
-        assert self._token is not None
+        assert self._tokens is not None
         for key, value in details.invocation_metadata or ():
             if key == "authorization":
-                given = value.encode() if isinstance(value, str) else value
-                # Constant-time: a timing side channel must not reveal the token.
-                return hmac.compare_digest(given, b"Bearer " + self._token)
+                return self._tokens.accepts(value)
         return False
 
     @staticmethod

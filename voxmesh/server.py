@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from voxmesh import logs, tracing
+from voxmesh.bearer_tokens import BearerTokens
 from voxmesh.errors import EngineOverloaded, EngineUnavailable, VoxmeshError
 from voxmesh.exit_status import ExitStatus
 from voxmesh.gpu_memory import report_gpu_memory
@@ -147,7 +148,10 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
     log.info("starting %s", spec.name, extra=logs.fields(settings=settings.masked()))
     token = settings.auth_token.get_secret_value() if settings.auth_token else None
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor(token), *spec.extra_interceptors],
+        interceptors=[
+            ErrorInterceptor(BearerTokens(token, settings.auth_tokens_file)),
+            *spec.extra_interceptors,
+        ],
         options=[
             ("grpc.max_receive_message_length", 1024 * 1024),
             ("grpc.so_reuseport", 0),

@@ -23,6 +23,11 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field("info", description="debug, info, warning or error")
     max_sessions: int = Field(64, description="Concurrent streams; more get RESOURCE_EXHAUSTED")
     auth_token: SecretStr | None = Field(None, description="Bearer token required in metadata (off if unset)")
+    auth_tokens_file: str | None = Field(
+        None,
+        description="File of accepted bearer tokens, one per line (one per client app: each its own "
+        "session quota); re-read when it changes; beside auth_token",
+    )
     tls_cert: str | None = Field(None, description="PEM certificate file; TLS is off if unset")
     tls_key: str | None = Field(None, description="PEM private key file for tls_cert")
     tls_ca: str | None = Field(

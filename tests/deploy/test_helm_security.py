@@ -142,3 +142,21 @@ def test_tls_without_a_secret_is_refused(helm: Path) -> None:  # noqa: F811
     )  # fmt: skip
     assert result.returncode != 0
     assert "tls.secretName" in result.stderr
+
+
+def test_client_tokens_secret_is_mounted_on_the_gateway_only(helm: Path) -> None:  # noqa: F811
+    docs = render(helm, "--set", "secrets.clientTokensSecret=voxmesh-client-tokens")
+    gateway = deployment(docs, "gateway")
+    assert env_of(gateway)["VOXMESH_GATEWAY_AUTH_TOKENS_FILE"] == "/etc/voxmesh/client-tokens/tokens"
+    mount = {"name": "client-tokens", "mountPath": "/etc/voxmesh/client-tokens", "readOnly": True}
+    assert mount in container(gateway)["volumeMounts"]
+    volumes = {v["name"]: v for v in gateway["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["client-tokens"]["secret"] == {
+        "secretName": "voxmesh-client-tokens",
+        "items": [{"key": "tokens", "path": "tokens"}],
+    }
+    for stage in ("vad", "voxtral", "orpheus"):
+        assert "client-tokens" not in str(deployment(docs, stage)["spec"]["template"]["spec"])
+    kubernetes_validate(docs, KUBE_VERSIONS[-1])
+    # Off by default: no file, the single authToken as before.
+    assert "VOXMESH_GATEWAY_AUTH_TOKENS_FILE" not in env_of(deployment(render(helm), "gateway"))

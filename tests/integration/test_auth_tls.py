@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,7 +13,14 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from voxmesh.client import AsyncSession, TurnComplete, Unavailable, VoxmeshClientError
+from voxmesh.client import (
+    AsyncSession,
+    Overloaded,
+    TurnComplete,
+    Unauthenticated,
+    Unavailable,
+    VoxmeshClientError,
+)
 from voxmesh.processes import ServiceProcess, free_port
 from voxmesh.v1 import conversation_pb2_grpc
 
@@ -208,3 +216,38 @@ async def test_untrusted_certificate_is_refused(tls_gateway: tuple[ServiceProces
     with pytest.raises(VoxmeshClientError) as caught:
         await typed_turn(gateway.address, tls=True)
     assert caught.value.code == "UNAVAILABLE"
+
+
+@pytest.fixture
+def tokens_gateway(tmp_path: Path) -> Iterator[tuple[ServiceProcess, Path]]:
+    """A gateway reading its tokens from a file (two client apps), one session per app."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text("# one token per client app\napp-a-token\n\napp-b-token\n")
+    processes = start_stages()
+    try:
+        gateway = gateway_over(processes, f"--auth-tokens-file={tokens}", "--max-sessions-per-client=1")
+        processes.append(gateway)
+        gateway.start().wait_serving(120)
+        yield gateway, tokens
+    finally:
+        for svc in reversed(processes):
+            svc.stop()
+
+
+async def test_tokens_file_gives_each_app_its_own_quota_and_rotates(
+    tokens_gateway: tuple[ServiceProcess, Path],
+) -> None:
+    gateway, tokens = tokens_gateway
+    async with await AsyncSession.connect(gateway.address, token="app-a-token"):
+        # App a's one slot is taken: a second a session is refused, app b still gets in.
+        with pytest.raises(Overloaded, match="max_sessions_per_client"):
+            await AsyncSession.connect(gateway.address, token="app-a-token")
+        assert (await typed_turn(gateway.address, token="app-b-token")).reply_text
+    with pytest.raises(Unauthenticated):
+        await typed_turn(gateway.address, token="not-in-the-file")
+    # Revoking app a is an edit of the file; no restart.
+    tokens.write_text("app-b-token\n")
+    os.utime(tokens, ns=(time.time_ns(), time.time_ns() + 1_000_000_000))
+    with pytest.raises(Unauthenticated):
+        await typed_turn(gateway.address, token="app-a-token")
+    assert (await typed_turn(gateway.address, token="app-b-token")).reply_text

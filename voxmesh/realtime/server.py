@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import hmac
 import http
 import json
 import logging
@@ -30,6 +29,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from voxmesh import logs
+from voxmesh.bearer_tokens import BearerTokens
 from voxmesh.client import Overloaded, Unauthenticated, Unavailable, VoxmeshClientError
 from voxmesh.realtime import metrics
 from voxmesh.realtime.connection import EdgeLimits, RealtimeConnection, open_gateway
@@ -70,6 +70,8 @@ class RealtimeEdge:
 
     def __init__(self, settings: RealtimeSettings) -> None:
         self.settings = settings
+        token = settings.auth_token.get_secret_value() if settings.auth_token else None
+        self._tokens = BearerTokens(token, settings.auth_tokens_file)
         self._ids = Ids()
         self._limits = EdgeLimits(
             max_buffer_bytes=int(settings.max_buffer_s * 48_000 * 2),
@@ -91,9 +93,8 @@ class RealtimeEdge:
             return connection.respond(
                 http.HTTPStatus.NOT_FOUND, f"no such path; the Realtime API is at {REALTIME_PATH}\n"
             )
-        if self.settings.auth_token is not None:
-            expected = self.settings.auth_token.get_secret_value().encode()
-            if not hmac.compare_digest((client_token(request.headers) or "").encode(), expected):
+        if self._tokens.required:
+            if not self._tokens.accepts(f"Bearer {client_token(request.headers) or ''}"):
                 return connection.respond(http.HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token\n")
         if self._open >= self.settings.max_sessions:
             return connection.respond(http.HTTPStatus.TOO_MANY_REQUESTS, "too many sessions\n")
