@@ -8,7 +8,10 @@ never send), two-byte chunk floods, oversized and malformed messages, and
 connect-and-vanish loops. Each side is one client app with its own token
 from the gateway's ``--auth-tokens-file`` (the hostile app's token is valid:
 a buggy or abusive customer, the worst case), and each app may hold
-``--max-sessions-per-client`` sessions. Reported: the honest sessions'
+``--max-sessions-per-client`` sessions and send
+``--max-input-messages-per-client-s`` messages per second (past that it is
+read more slowly). The honest side and the mesh run on half the CPUs, the
+hostile clients on the other half: attackers are not on the gateway's host. Reported: the honest sessions'
 response latency p50/p95 and errors in both runs, the gateway's peak RSS,
 and what each hostile kind got back (status codes, counted).
 
@@ -40,8 +43,11 @@ HONEST = 16
 HOSTILE_PER_KIND = 16
 HONEST_TOKEN = "honest-app"
 HOSTILE_TOKEN = "hostile-app"
-#: Sessions per app: room for the honest app's 16, far below the stages' 64.
-PER_CLIENT = 20
+#: Sessions per app: the honest app's 16, and the hostile app can hold at most the other half
+#: of orpheus's 32 (the smallest stage limit).
+PER_CLIENT = 16
+#: Messages per second per app: the honest app's 16 speakers send ~800 (20 ms chunks).
+MESSAGES_PER_CLIENT_S = 2000
 KINDS = ("silent", "flood", "malformed", "vanish")
 
 
@@ -117,6 +123,21 @@ async def hostile_main(address: str, seconds: float) -> dict[str, dict[str, int]
 # --- the honest side and the report ----------------------------------------------------------
 
 
+def split_cpus() -> tuple[set[int], set[int]]:
+    """Pin this process (the honest users, and the mesh it starts) to half the CPUs and
+    leave the other half to the hostile clients: attackers do not run on the gateway's
+    host, so their own CPU must not be what slows the honest sessions. Both runs (alone
+    and beside) use the same half. On one CPU nothing is pinned.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return set(cpus), set()
+    half = len(cpus) // 2
+    mesh_cpus, hostile_cpus = set(cpus[half:]), set(cpus[:half])
+    os.sched_setaffinity(0, mesh_cpus)  # children (the mesh's processes) inherit it
+    return mesh_cpus, hostile_cpus
+
+
 def summary(level: dict[str, Any]) -> dict[str, Any]:
     return {
         "turns_completed": level["turns_completed"],
@@ -151,7 +172,9 @@ def main() -> int:
     gateway_args = [
         *("--max-sessions", "256", "--first-message-timeout-s", "5"),
         *("--auth-tokens-file", tokens.name, "--max-sessions-per-client", str(PER_CLIENT)),
+        *("--max-input-messages-per-client-s", str(MESSAGES_PER_CLIENT_S)),
     ]
+    mesh_cpus, hostile_cpus = split_cpus()
     mesh = Mesh.build({"voxtral": "null", "orpheus": "null"}, extra_args={"gateway": gateway_args})
     mesh.start(120)
     try:
@@ -163,6 +186,7 @@ def main() -> int:
             [sys.executable, __file__, "--hostile", mesh.gateway.address, "--seconds", str(seconds)],
             stdout=subprocess.PIPE,
             text=True,
+            preexec_fn=(lambda: os.sched_setaffinity(0, hostile_cpus)) if hostile_cpus else None,
         )
         try:
             time.sleep(3)  # the floods are running when the honest users start
@@ -179,6 +203,7 @@ def main() -> int:
         alive = mesh.gateway.exit_reason() is None
         report = {
             "machine": machine(),
+            "cpus": {"mesh_and_honest": sorted(mesh_cpus), "hostile": sorted(hostile_cpus)},
             "alone": summary(alone),
             "beside_hostile": summary(beside),
             "hostile_outcomes": outcomes,

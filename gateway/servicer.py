@@ -25,7 +25,7 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServicer):
         self._settings = settings
         self._upstreams = upstreams
         self.slots = SessionSlots.for_service("gateway", settings.max_sessions)
-        self.quota = ClientQuota(settings.max_sessions_per_client)
+        self.quota = ClientQuota(settings.max_sessions_per_client, settings.max_input_messages_per_client_s)
         self.sessions: set[Session] = set()
 
     async def Converse(
@@ -35,8 +35,9 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServicer):
     ) -> AsyncIterator[conversation_pb2.ConverseResponse]:
         # A slot is taken only once the config came (within first_message_timeout_s):
         # silent streams hold none.
+        client = client_of(context)
         first = await first_request(request_iterator, self._settings.first_message_timeout_s)
-        with self.slots.hold(), self.quota.hold(client_of(context)):
+        with self.slots.hold(), self.quota.hold(client):
             if first is None:
                 return  # an empty stream is a valid, finished conversation
             kind = first.WhichOneof("request")
@@ -67,7 +68,9 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServicer):
             self.sessions.add(session)
             try:
                 requests = idle_limited(
-                    request_iterator, self._settings.session_idle_timeout_s, lambda: session.replying
+                    self.quota.paced(client, request_iterator),
+                    self._settings.session_idle_timeout_s,
+                    lambda: session.replying,
                 )
                 async for response in session.run(requests):
                     yield response

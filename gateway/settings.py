@@ -41,6 +41,12 @@ class GatewaySettings(ServiceSettings):
     max_input_messages_per_s: float = Field(
         1000.0, ge=0, description="Client messages per second a session may send (10 s burst); 0: no limit"
     )
+    max_input_messages_per_client_s: float = Field(
+        0.0,
+        ge=0,
+        description="Messages per second one client's sessions may send together (1 s burst); past it "
+        "they are read more slowly, not refused; 0: off",
+    )
     out_queue_size: int = Field(256, description="Messages buffered per client before the session is ended")
     default_voice: str = Field("", description="Voice when the client names none (orpheus default if empty)")
     barge_in_min_speech_ms: int = Field(

@@ -247,13 +247,28 @@ def gw_control(action: int) -> conversation_pb2.ConverseRequest:
     return conversation_pb2.ConverseRequest(control=conversation_pb2.Control(action=action))  # type: ignore[arg-type]
 
 
+def gw_playback(turn_id: int, played_ms: float) -> conversation_pb2.ConverseRequest:
+    position = conversation_pb2.PlaybackPosition(turn_id=turn_id, played_ms=played_ms)
+    return conversation_pb2.ConverseRequest(playback=position)
+
+
+#: Any double: negative, NaN, infinite, huge, subnormal.
+PLAYED_MS = st.one_of(st.floats(0, 60_000), st.floats(allow_nan=True, allow_infinity=True))
+
+
 GATEWAY_STREAM = stream(
     gateway_config(valid=True),
-    st.one_of(EVEN_PCM.map(gw_audio), WORDS.map(gw_text), st.sampled_from([1, 2]).map(gw_control)),
+    st.one_of(
+        EVEN_PCM.map(gw_audio),
+        WORDS.map(gw_text),
+        st.sampled_from([1, 2]).map(gw_control),
+        st.builds(gw_playback, st.integers(0, 4), st.floats(0, 60_000)),
+    ),
     st.one_of(
         PCM.map(gw_audio),
         TEXT.map(gw_text),
         ENUMS.map(gw_control),
+        st.builds(gw_playback, TURN_IDS, PLAYED_MS),
         gateway_config(valid=False),
         st.just(conversation_pb2.ConverseRequest()),
     ),
@@ -285,6 +300,19 @@ VAD_STREAM = stream(
 )
 
 
+#: A direct caller's history (the gateway hands it over on a new stream): a few
+#: exchanges, or many, with any ids, empty or huge sides (over the history budget).
+HISTORY = st.lists(
+    st.builds(
+        voxtral_pb2.Exchange,
+        turn_id=TURN_IDS,
+        user=st.one_of(TEXT, st.integers(0, 40_000).map(lambda n: "word " * n)),
+        assistant=TEXT,
+    ),
+    max_size=8,
+).flatmap(lambda few: st.sampled_from([few, few * 100]))
+
+
 def voxtral_config(valid: bool) -> st.SearchStrategy[voxtral_pb2.RespondRequest]:
     return st.builds(
         voxtral_pb2.RespondConfig,
@@ -293,6 +321,7 @@ def voxtral_config(valid: bool) -> st.SearchStrategy[voxtral_pb2.RespondRequest]
         language=st.sampled_from(["", "en", "en-GB"]) if valid else st.one_of(st.just("de"), TEXT),
         system_prompt=TEXT,
         sample_rate_hz=st.sampled_from([0, 16_000]) if valid else RATES,
+        history=HISTORY,
     ).map(lambda c: voxtral_pb2.RespondRequest(config=c))
 
 

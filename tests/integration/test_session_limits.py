@@ -161,3 +161,33 @@ async def test_two_byte_chunks_do_not_grow_gateway_memory(unlimited_gateway: Ser
         after = rss_mib(unlimited_gateway)
     assert after - before < 8, f"gateway grew {after - before:.1f} MiB for 100 000 two-byte chunks"
     assert unlimited_gateway.exit_reason() is None
+
+
+# --- a client's message budget: read more slowly, not refused -------------------------------
+
+
+@pytest.fixture(scope="module")
+def budget_gateway() -> Iterator[ServiceProcess]:
+    """Sessions may send 20 messages/s (a 200-message burst); each client 15/s in all."""
+    processes = start_null_mesh("--max-input-messages-per-s=20", "--max-input-messages-per-client-s=15")
+    try:
+        yield processes[-1]
+    finally:
+        for svc in reversed(processes):
+            svc.stop()
+
+
+async def test_a_client_past_its_budget_is_read_slowly_not_refused(budget_gateway: ServiceProcess) -> None:
+    """230 messages at once: past the session's burst of 200, so without the client budget the
+    session would be cut with RESOURCE_EXHAUSTED (test_absurd_message_rate_is_refused); read at
+    the client's 15/s, below the session's 20/s, it never is, and its turn is answered.
+    """
+    async with grpc.aio.insecure_channel(budget_gateway.address) as channel:
+        call = conversation_pb2_grpc.ConversationStub(channel).Converse(timeout=60)
+        async for request in two_byte_flood(228):
+            await call.write(request)
+        await call.write(client_messages.text_request("still here"))
+        await call.done_writing()
+        events = [response.WhichOneof("event") async for response in call]
+        assert await call.code() == grpc.StatusCode.OK, await call.details()
+    assert events[0] == "session_started" and "turn_complete" in events, events
