@@ -160,3 +160,15 @@ def test_client_tokens_secret_is_mounted_on_the_gateway_only(helm: Path) -> None
     kubernetes_validate(docs, KUBE_VERSIONS[-1])
     # Off by default: no file, the single authToken as before.
     assert "VOXMESH_GATEWAY_AUTH_TOKENS_FILE" not in env_of(deployment(render(helm), "gateway"))
+
+
+def test_per_client_limits_reach_the_gateway(helm: Path) -> None:  # noqa: F811
+    docs = render(
+        helm,
+        *("--set", "gateway.maxSessionsPerClient=8", "--set", "gateway.maxInputMessagesPerClientS=800"),
+    )
+    env = env_of(deployment(docs, "gateway"))
+    assert env["VOXMESH_GATEWAY_MAX_SESSIONS_PER_CLIENT"] == "8"
+    assert env["VOXMESH_GATEWAY_MAX_INPUT_MESSAGES_PER_CLIENT_S"] == "800"
+    defaults = env_of(deployment(render(helm), "gateway"))
+    assert defaults["VOXMESH_GATEWAY_MAX_SESSIONS_PER_CLIENT"] == "0"
