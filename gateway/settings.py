@@ -59,6 +59,9 @@ class GatewaySettings(ServiceSettings):
     stage_auth_token: SecretStr | None = Field(
         None, description="Bearer token sent to every stage (their --auth-token); off if unset"
     )
+    stage_auth_token_file: str | None = Field(
+        None, description="File holding the stage token (first line), instead of stage_auth_token"
+    )
     stage_tls_ca: str | None = Field(
         None, description="PEM CA that signed the stages' certificates; TLS to the stages if set"
     )

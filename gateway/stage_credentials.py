@@ -54,6 +54,18 @@ def _read(path: str, flag: str) -> bytes:
         raise InvalidArgument(flag, f"cannot read {path}: {exc.strerror}") from exc
 
 
+def stage_token(settings: GatewaySettings) -> str | None:
+    """The token presented to the stages: ``stage_auth_token``, or the first line of its file."""
+    if settings.stage_auth_token_file:
+        if settings.stage_auth_token:
+            raise InvalidArgument("stage_auth_token_file", "set stage_auth_token or its file, not both")
+        lines = _read(settings.stage_auth_token_file, "stage_auth_token_file").decode().split()
+        if not lines:
+            raise InvalidArgument("stage_auth_token_file", f"{settings.stage_auth_token_file} is empty")
+        return lines[0]
+    return settings.stage_auth_token.get_secret_value() if settings.stage_auth_token else None
+
+
 def channel_credentials(settings: GatewaySettings) -> grpc.ChannelCredentials | None:
     """TLS credentials for the stage channels, or None for plaintext (no ``--stage-tls-ca``)."""
     if not settings.stage_tls_ca:
@@ -84,7 +96,7 @@ def stage_channel_factory(
     there, not at the first session.
     """
     credentials = channel_credentials(settings)
-    token = settings.stage_auth_token.get_secret_value() if settings.stage_auth_token else None
+    token = stage_token(settings)
     interceptors = [_BearerToken(token)] if token else None
     all_options = list(options)
     if credentials is not None and settings.stage_tls_server_name:

@@ -27,6 +27,8 @@ COMPOSE_DIR = ROOT / "compose"
 COMPOSE = COMPOSE_DIR / "docker-compose.yml"
 COMPOSE_CPU = COMPOSE_DIR / "docker-compose.cpu.yml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
+#: Where compose's auth volume is mounted (the token files of voxmesh.auth_files).
+AUTH_DIR = "/var/lib/voxmesh/auth"
 
 STAGES = {"gateway": (50051, 9400), "vad": (50052, 9401), "voxtral": (50053, 9402), "orpheus": (50054, 9403)}
 OBSERVABILITY = {"prometheus", "otel-collector", "jaeger", "grafana"}
@@ -126,7 +128,7 @@ def test_cpu_override_and_merged_cpu_profile_match_the_compose_spec(
 
 
 def test_services(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == set(STAGES) | OBSERVABILITY | EDGE
+    assert set(compose["services"]) == set(STAGES) | OBSERVABILITY | EDGE | {"auth-init"}
 
 
 def _published(service: dict[str, Any]) -> dict[int, int]:
@@ -167,7 +169,7 @@ def test_gateway_reaches_the_stages_by_service_name(compose: dict[str, Any]) -> 
     env = compose["services"]["gateway"]["environment"]
     for stage in ("vad", "voxtral", "orpheus"):
         assert env[f"VOXMESH_GATEWAY_{stage.upper()}_ADDR"] == f"{stage}:{STAGES[stage][0]}"
-    assert set(compose["services"]["gateway"]["depends_on"]) == {"vad", "voxtral", "orpheus"}
+    assert set(compose["services"]["gateway"]["depends_on"]) == {"auth-init", "vad", "voxtral", "orpheus"}
 
 
 def test_gpu_reservations_share_one_card(compose: dict[str, Any]) -> None:
@@ -181,7 +183,7 @@ def test_gpu_reservations_share_one_card(compose: dict[str, Any]) -> None:
         devices[stage] = device["device_ids"]
         env = service["environment"]
         assert _interpolated_default(env[f"VOXMESH_{stage.upper()}_ENGINE"]) == "vllm"
-        assert service["volumes"] == ["models:/models"]
+        assert service["volumes"] == ["models:/models", f"auth:{AUTH_DIR}:ro"]
         assert "HF_TOKEN" in env
         total += float(_interpolated_default(env[f"VOXMESH_{stage.upper()}_GPU_MEMORY_UTILIZATION"]))
     assert [_interpolated_default(d) for d in devices["voxtral"]] == ["0"]
@@ -205,7 +207,7 @@ def test_cpu_profile_runs_without_gpu(cpu_compose: dict[str, Any]) -> None:
         assert service["build"]["target"] == "cpu"
         assert service["image"] == "voxmesh:cpu"
         assert not service.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices")
-    assert set(cpu_compose["services"]) == set(STAGES) | OBSERVABILITY | EDGE
+    assert set(cpu_compose["services"]) == set(STAGES) | OBSERVABILITY | EDGE | {"auth-init"}
     # The 24 GB card's session limit is the GPU's, not the CPU engines'.
     for stage in ("voxtral", "orpheus", "gateway"):
         env = cpu_compose["services"][stage]["environment"]
@@ -275,7 +277,7 @@ def test_grafana_provisioning(compose: dict[str, Any]) -> None:
 def test_images_are_pinned(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         image = service["image"]
-        if name in STAGES or name in EDGE:
+        if name in STAGES or name in EDGE or name == "auth-init":
             assert image in ("voxmesh:cpu", "voxmesh:gpu")
             assert service["build"]["dockerfile"] == "docker/Dockerfile"
             assert (COMPOSE_DIR / service["build"]["context"] / "docker/Dockerfile").is_file()
@@ -495,12 +497,35 @@ def test_allinone_image_runs_the_whole_mesh_from_the_workspace_volume() -> None:
     )
 
 
-def test_gateway_auth_and_grafana_password_are_required(compose: dict[str, Any]) -> None:
-    """The gateway's port is published on every interface: no token, no start (compose's
-    ``${VAR:?message}``); Grafana has no default admin password and no anonymous access.
+def test_every_hop_needs_a_token_from_the_auth_volume(compose: dict[str, Any]) -> None:
+    """auth-init makes the token files before anything starts; the gateway and the edge accept
+    only client tokens (their ports are public), the stages only the gateway's stage token;
+    Grafana has no default admin password and no anonymous access.
     """
-    token = compose["services"]["gateway"]["environment"]["VOXMESH_GATEWAY_AUTH_TOKEN"]
-    assert token.startswith("${VOXMESH_AUTH_TOKEN:?"), token
+    services = compose["services"]
+    init = services["auth-init"]
+    assert init["entrypoint"] == ["python", "-m", "voxmesh.auth_files"]
+    assert init["command"] == [AUTH_DIR] and f"auth:{AUTH_DIR}" in init["volumes"]
+    for name in ("vad", "voxtral", "orpheus", "gateway", "realtime"):
+        service = services[name]
+        assert f"auth:{AUTH_DIR}:ro" in service["volumes"], name
+        env = service["environment"]
+        assert not any(key.endswith("_AUTH_TOKEN") for key in env), (name, "a token in the environment")
+        if name in ("vad", "voxtral", "orpheus"):
+            assert env[f"VOXMESH_{name.upper()}_AUTH_TOKENS_FILE"] == f"{AUTH_DIR}/stage-token"
+        if name != "realtime":  # the edge waits for the gateway, which waits for auth-init
+            condition = service["depends_on"]["auth-init"]["condition"]
+            assert condition == "service_completed_successfully", name
+    gateway = services["gateway"]["environment"]
+    assert gateway["VOXMESH_GATEWAY_AUTH_TOKENS_FILE"] == f"{AUTH_DIR}/client-tokens"
+    assert gateway["VOXMESH_GATEWAY_STAGE_AUTH_TOKEN_FILE"] == f"{AUTH_DIR}/stage-token"
+    assert (
+        services["realtime"]["environment"]["VOXMESH_REALTIME_AUTH_TOKENS_FILE"]
+        == f"{AUTH_DIR}/client-tokens"
+    )
+    assert "auth" in compose["volumes"]
+    # The images own the mount point, so the fresh volume is writable by uid 10001.
+    assert DOCKERFILE.read_text().count("chown voxmesh:voxmesh /models /var/lib/voxmesh/auth") == 2
     grafana = compose["services"]["grafana"]["environment"]
     assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
     assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"

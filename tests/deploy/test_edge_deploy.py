@@ -84,8 +84,8 @@ def test_compose_runs_the_edge_in_front_of_the_gateway(compose: dict[str, Any]) 
         str(PORT),
         str(METRICS_PORT),
     )
-    # The same required token as the gateway's: the port is public.
-    assert env["VOXMESH_REALTIME_AUTH_TOKEN"].startswith("${VOXMESH_AUTH_TOKEN:?")
+    # The same client tokens as the gateway's: the port is public.
+    assert env["VOXMESH_REALTIME_AUTH_TOKENS_FILE"] == "/var/lib/voxmesh/auth/client-tokens"
     assert _interpolated_default(env["VOXMESH_REALTIME_MAX_SESSIONS"]) == _interpolated_default(
         compose["services"]["gateway"]["environment"]["VOXMESH_GATEWAY_MAX_SESSIONS"]
     )

@@ -1,0 +1,92 @@
+"""The token files of a compose deployment, made once and kept: run before the mesh starts.
+
+    python -m voxmesh.auth_files DIR
+
+``DIR/client-tokens`` holds the bearer tokens clients may send to the gateway
+and the Realtime edge (one per line, one per client app: ``--auth-tokens-file``);
+``DIR/stage-token`` the token the gateway presents to vad, voxtral and orpheus
+(their ``--auth-tokens-file``, the gateway's ``--stage-auth-token-file``). A
+missing file is made with a random token; ``$VOXMESH_AUTH_TOKEN``, if set, is
+added to the client tokens. The client tokens are printed, so the first
+``docker compose up`` (or ``docker compose logs auth-init``) tells the user
+what to send. Files are written owner-read-only, atomically (a reader never
+sees half a file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+
+CLIENT_TOKENS = "client-tokens"
+STAGE_TOKEN = "stage-token"
+#: The variable a user may set to choose the client token (as `voxmesh talk` reads it).
+TOKEN_ENV = "VOXMESH_AUTH_TOKEN"
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _tokens(path: Path) -> list[str]:
+    return [t for line in path.read_text().splitlines() if (t := line.strip()) and not t.startswith("#")]
+
+
+def ensure(directory: Path, chosen: str | None = None) -> list[str]:
+    """Make the missing token files in ``directory``; the client tokens."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stage = directory / STAGE_TOKEN
+    if not stage.exists():
+        _write(stage, new_token() + "\n")
+    clients = directory / CLIENT_TOKENS
+    if not clients.exists():
+        _write(clients, "# bearer tokens clients may send, one per line (one per client app)\n")
+    tokens = _tokens(clients)
+    wanted = chosen.strip() if chosen else ""
+    if wanted and wanted not in tokens:
+        tokens.append(wanted)
+        _write(clients, clients.read_text() + wanted + "\n")
+    if not tokens:
+        tokens.append(new_token())
+        _write(clients, clients.read_text() + tokens[-1] + "\n")
+    if not _tokens(stage):
+        raise SystemExit(f"{stage} holds no token: delete it and run again to make one")
+    return tokens
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("directory", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        tokens = ensure(args.directory, os.environ.get(TOKEN_ENV))
+    except OSError as exc:
+        print(f"voxmesh: cannot write the token files in {args.directory}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(
+        f"voxmesh: clients send 'authorization: Bearer <token>'; accepted ({args.directory / CLIENT_TOKENS}):"
+    )
+    for token in tokens:
+        print(f"  {token}")
+    print(f"  e.g. export {TOKEN_ENV}={tokens[0]}   # voxmesh talk and bench read it")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
