@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tests.integration.conftest import Mesh
-from voxmesh.client import AsyncSession, AudioOut, Event, SpeechStarted, StageError, TurnComplete
+from voxmesh.client import AsyncSession, AudioOut, Event, SpeechStarted, StageError, TurnComplete, Unavailable
+from voxmesh.processes import check_health
 from voxmesh.synthetic_speech import speak
 from voxmesh.talk import send_paced
 from voxmesh.v1 import conversation_pb2, conversation_pb2_grpc
@@ -93,12 +94,20 @@ async def test_sigterm_on_the_gateway_finishes_the_turn_in_flight(mesh: Mesh) ->
                 events.append(event)
 
         reader = asyncio.create_task(read())
-        await session.send_text("please answer this before you stop")
+        # Long enough (seconds of espeak) to be in flight when the new session knocks.
+        await session.send_text("please answer this before you stop, " * 12)
         await _until(events, 0, (AudioOut,))
         assert mesh.gateway.process is not None
         mesh.gateway.process.send_signal(signal.SIGTERM)
+        # Draining refuses at once: a session opened now is not admitted, and says why.
+        await asyncio.sleep(0.05)
+        with pytest.raises(Unavailable, match="draining"):
+            await AsyncSession.connect(mesh.address, connect_timeout_s=10)
+        assert check_health(mesh.address, timeout_s=2) == "NOT_SERVING"
+        assert not reader.done()  # the turn in flight was still going
         await asyncio.wait_for(reader, 30)
     assert any(isinstance(e, TurnComplete) for e in events), events
+    assert not [e for e in events if isinstance(e, StageError)], events
     mesh.gateway.process.wait(30)
     assert mesh.gateway.exit_reason() == "exited with status 0", mesh.gateway.log_tail()
 
