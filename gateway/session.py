@@ -8,6 +8,10 @@ back to the client while later phrases are still being synthesised. Speech
 turn's upstream work is cancelled and history keeps only what was heard.
 End of input (Control.END_OF_INPUT, or the request stream's end) is an
 endpoint too: an utterance still open is answered, then the stream closes.
+With speculation on, a pause in the utterance (vad's speech_paused) ends it at
+voxtral early and the reply is written and synthesised *tentatively*, its
+events held until speech_ended confirms the turn, or dropped if the user
+speaks on (speech_resumed): see gateway.speculation.
 
 All state is touched from the one event loop, so there are no locks: the
 client reader, the three stage readers and the watchdog each run as a task
@@ -35,6 +39,7 @@ from voxmesh.gateway.input_limits import InputLimits
 from voxmesh.gateway.placement import StagePool
 from voxmesh.gateway.playback_position import estimated_played_ms
 from voxmesh.gateway.session_options import SessionOptions
+from voxmesh.gateway.speculation import Speculation
 from voxmesh.gateway.stage_link import StageFailure, StageLink
 from voxmesh.gateway.turn import SpokenPhrase, Turn, TurnState
 
@@ -85,6 +90,7 @@ class Session:
         metadata: tuple[tuple[str, str], ...] = (),
         input_limits: InputLimits | None = None,
         barge_in_min_speech_ms: int = DEFAULT_MIN_SPEECH_MS,
+        speculate_after_ms: int = 0,
     ) -> None:
         self.session_id = session_id
         # Joins tiny audio chunks and refuses absurd message rates (gateway.input_limits).
@@ -100,6 +106,9 @@ class Session:
         self._vad_stream = 0
         self._turn: Turn | None = None
         self._next_turn_id = 1
+        #: Ids on the voxtral/orpheus streams; ahead of turn ids once a speculative attempt is dropped.
+        self._next_stage_turn_id = 1
+        self._speculation = Speculation(speculate_after_ms)
         self._audio_seq = 0
         self._cancelled: set[int] = set()
         self._turn_spans: dict[int, trace.Span] = {}
@@ -125,6 +134,7 @@ class Session:
                     sample_rate_hz=PIPELINE_SAMPLE_RATE_HZ,
                     sensitivity=options.vad_sensitivity,  # type: ignore[arg-type]
                     confirm_speech_ms=barge_in_min_speech_ms,
+                    pause_ms=speculate_after_ms,
                 )
             ),
             self._on_vad,
@@ -312,8 +322,21 @@ class Session:
             self.vad.send(vad_pb2.DetectRequest(audio=pcm16k))
         turn = self._turn
         if turn is not None and turn.state is TurnState.LISTENING:
+            self._send_utterance(turn, pcm16k)
+
+    def _send_utterance(self, turn: Turn, pcm16k: bytes) -> None:
+        """Utterance audio to voxtral; kept too while a speculative attempt may be discarded.
+
+        In a tentative reply's pause voxtral's turn is already over: the audio is
+        only kept, to be sent with the rest if the user speaks on.
+        """
+        if self._speculation.enabled:
+            turn.utterance_pcm += pcm16k
+        if turn.tentative is None:
             self.voxtral.send(
-                voxtral_pb2.RespondRequest(audio=voxtral_pb2.UtteranceAudio(turn_id=turn.turn_id, pcm=pcm16k))
+                voxtral_pb2.RespondRequest(
+                    audio=voxtral_pb2.UtteranceAudio(turn_id=turn.stage_turn_id, pcm=pcm16k)
+                )
             )
 
     async def _on_text(self, text: str) -> None:
@@ -336,7 +359,7 @@ class Session:
         self.voxtral.send(
             voxtral_pb2.RespondRequest(
                 text=voxtral_pb2.TextTurn(
-                    turn_id=turn.turn_id, text=text, trace_context=self._trace_context(turn)
+                    turn_id=turn.stage_turn_id, text=text, trace_context=self._trace_context(turn)
                 )
             )
         )
@@ -374,6 +397,10 @@ class Session:
             await self._on_speech_ended(message.speech_ended)
         elif kind == "speech_confirmed" and (start := self._barge_in.confirmed()) is not None:
             await self._on_speech_started(start, confirmed=True)
+        elif kind == "speech_paused":
+            self._on_speech_paused()
+        elif kind == "speech_resumed":
+            self._on_speech_resumed()
 
     async def _on_speech_started(self, event: vad_pb2.VoiceStart, confirmed: bool = False) -> None:
         previous = self._turn
@@ -397,9 +424,40 @@ class Session:
             return
         pre_roll = self._clock.since(self._vad_base + event.utterance_start_sample)
         for start in range(0, len(pre_roll), _FORWARD_SAMPLES):
-            piece = float_to_pcm16(pre_roll[start : start + _FORWARD_SAMPLES])
+            self._send_utterance(turn, float_to_pcm16(pre_roll[start : start + _FORWARD_SAMPLES]))
+
+    def _on_speech_paused(self) -> None:
+        """A pause inside the utterance: end it at voxtral now, and hold what comes back."""
+        turn = self._turn
+        if not self._speculation.enabled or turn is None or turn.state is not TurnState.LISTENING:
+            return
+        if turn.tentative is not None:
+            return
+        turn.tentative = self._speculation.start(turn.stage_turn_id)
+        self._end_utterance(turn)
+
+    def _on_speech_resumed(self) -> None:
+        """The user went on: drop the tentative reply, unseen, and send the utterance again."""
+        turn = self._turn
+        if turn is None or turn.state is not TurnState.LISTENING or turn.tentative is None:
+            return
+        self._cancel_upstream(turn, "")
+        seconds = self._speculation.discarded(turn.tentative)
+        log.info(
+            "tentative reply discarded: the user went on",
+            extra=logs.fields(
+                turn_id=turn.turn_id, stage_turn_id=turn.stage_turn_id, seconds=round(seconds, 3)
+            ),
+        )
+        turn.tentative = None
+        turn.first_token = turn.first_phrase = turn.orpheus_first_audio = None
+        turn.stage_turn_id = self._take_stage_turn_id()
+        for start in range(0, len(turn.utterance_pcm), 2 * _FORWARD_SAMPLES):
+            piece = bytes(turn.utterance_pcm[start : start + 2 * _FORWARD_SAMPLES])
             self.voxtral.send(
-                voxtral_pb2.RespondRequest(audio=voxtral_pb2.UtteranceAudio(turn_id=turn.turn_id, pcm=piece))
+                voxtral_pb2.RespondRequest(
+                    audio=voxtral_pb2.UtteranceAudio(turn_id=turn.stage_turn_id, pcm=piece)
+                )
             )
 
     async def _on_speech_ended(self, event: vad_pb2.VoiceEnd) -> None:
@@ -409,6 +467,7 @@ class Session:
         turn = self._turn
         if turn is None or turn.state is not TurnState.LISTENING:
             return
+        turn.utterance_pcm = bytearray()  # no attempt will need it again
         turn.endpoint = time.perf_counter()
         turn.t_end = self._clock.wall_time_of(self._vad_base + event.last_voiced_sample)
         turn.state = TurnState.REPLYING
@@ -422,10 +481,26 @@ class Session:
                 )
             )
         )
+        tentative = turn.tentative
+        if tentative is None:
+            self._end_utterance(turn)
+            return
+        # Confirmed: what the stages sent in the pause goes out now, in order.
+        turn.tentative, turn.speculative = None, True
+        for source, message in self._speculation.confirmed(tentative):
+            if turn.state is TurnState.ENDED:
+                break
+            if source == "voxtral":
+                await self._on_voxtral(message, replayed=True)
+            else:
+                await self._on_orpheus(message)
+
+    def _end_utterance(self, turn: Turn) -> None:
+        """Ask voxtral for the reply: at the endpoint, or in a pause (tentatively)."""
         sent = self.voxtral.send(
             voxtral_pb2.RespondRequest(
                 end_of_turn=voxtral_pb2.EndOfTurn(
-                    turn_id=turn.turn_id, trace_context=self._trace_context(turn)
+                    turn_id=turn.stage_turn_id, trace_context=self._trace_context(turn)
                 )
             )
         )
@@ -433,13 +508,17 @@ class Session:
             self._stage_error(Stage.STAGE_VOXTRAL, "UNAVAILABLE", "voxtral stream is down", turn)
             self._end_turn(turn, "voxtral down")
 
-    async def _on_voxtral(self, message: voxtral_pb2.RespondResponse) -> None:
+    async def _on_voxtral(self, message: voxtral_pb2.RespondResponse, replayed: bool = False) -> None:
+        """``replayed``: held during a tentative reply, handled at its confirmation (orpheus had it then)."""
         kind = message.WhichOneof("event")
         event = getattr(message, kind)
         turn = self._turn
-        if turn is None or event.turn_id != turn.turn_id or turn.state is TurnState.ENDED:
+        if turn is None or event.turn_id != turn.stage_turn_id or turn.state is TurnState.ENDED:
             return
         self._touch()
+        if turn.tentative is not None:
+            await self._speculate(turn, kind, message)
+            return
         if kind == "transcript":
             turn.transcript = event.text
             self._emit(
@@ -458,20 +537,8 @@ class Session:
                     reply_text=conversation_pb2.ReplyText(turn_id=turn.turn_id, delta=event.delta)
                 )
             )
-            first = len(turn.reply_text) == len(event.delta)
-            if first and not await self.orpheus.ensure_open():
-                self._cancel_upstream(turn, "")
-                self._unreachable(turn, self.orpheus)
-                return
-            self.orpheus.send(
-                orpheus_pb2.SynthesizeRequest(
-                    text=orpheus_pb2.TextDelta(
-                        turn_id=turn.turn_id,
-                        text=event.delta,
-                        trace_context=self._trace_context(turn) if first else {},
-                    )
-                )
-            )
+            if not replayed:
+                await self._to_orpheus(turn, event.delta, first=len(turn.reply_text) == len(event.delta))
         elif kind == "done":
             turn.reply_done = True
             turn.prompt_tokens = event.prompt_tokens
@@ -480,26 +547,65 @@ class Session:
             if not turn.reply_text.strip():
                 # transcribe mode (or an empty reply): the turn ends with no audio.
                 self._complete(turn)
-            elif not self.orpheus.send(
-                orpheus_pb2.SynthesizeRequest(end_of_text=orpheus_pb2.EndOfText(turn_id=turn.turn_id))
-            ):
+            elif not replayed and not self._end_of_text(turn):
                 self._stage_error(Stage.STAGE_ORPHEUS, "UNAVAILABLE", "orpheus stream is down", turn)
                 self._end_turn(turn, "orpheus down")
         elif kind == "failed":
             self._stage_error(Stage.STAGE_VOXTRAL, event.code, event.message, turn, event.retryable)
             self.orpheus.send(
-                orpheus_pb2.SynthesizeRequest(cancel=common_pb2.CancelTurn(turn_id=turn.turn_id))
+                orpheus_pb2.SynthesizeRequest(cancel=common_pb2.CancelTurn(turn_id=turn.stage_turn_id))
             )
             self._end_turn(turn, "voxtral failed")
+
+    async def _speculate(self, turn: Turn, kind: str, message: voxtral_pb2.RespondResponse) -> None:
+        """Voxtral's answer to a tentative turn: orpheus gets the text now, the client nothing yet."""
+        assert turn.tentative is not None
+        turn.tentative.hold("voxtral", message)
+        if kind == "reply":
+            if turn.first_token is None:
+                turn.first_token = time.perf_counter()
+            first = not turn.tentative.fed_orpheus
+            turn.tentative.fed_orpheus = True
+            await self._to_orpheus(turn, message.reply.delta, first=first)
+        elif kind == "done" and turn.tentative.fed_orpheus:
+            self._end_of_text(turn)  # its failure shows at the confirmation, as orpheus' silence
+
+    async def _to_orpheus(self, turn: Turn, delta: str, first: bool) -> None:
+        if first and not await self.orpheus.ensure_open():
+            self._cancel_upstream(turn, "")
+            self._unreachable(turn, self.orpheus)
+            return
+        self.orpheus.send(
+            orpheus_pb2.SynthesizeRequest(
+                text=orpheus_pb2.TextDelta(
+                    turn_id=turn.stage_turn_id,
+                    text=delta,
+                    trace_context=self._trace_context(turn) if first else {},
+                )
+            )
+        )
+
+    def _end_of_text(self, turn: Turn) -> bool:
+        return self.orpheus.send(
+            orpheus_pb2.SynthesizeRequest(end_of_text=orpheus_pb2.EndOfText(turn_id=turn.stage_turn_id))
+        )
 
     async def _on_orpheus(self, message: orpheus_pb2.SynthesizeResponse) -> None:
         kind = message.WhichOneof("event")
         event = getattr(message, kind)
         turn = self._turn
-        if turn is None or event.turn_id != turn.turn_id or turn.state is TurnState.ENDED:
+        if turn is None or event.turn_id != turn.stage_turn_id or turn.state is TurnState.ENDED:
             return
         self._touch()
         now = time.perf_counter()
+        if turn.tentative is not None:
+            # Synthesised ahead: stamped now (the stage marks are real), shown at the endpoint.
+            if kind == "phrase_started" and turn.first_phrase is None:
+                turn.first_phrase = now
+            elif kind == "audio" and turn.orpheus_first_audio is None:
+                turn.orpheus_first_audio = now
+            turn.tentative.hold("orpheus", message)
+            return
         if kind == "phrase_started":
             if turn.first_phrase is None:
                 turn.first_phrase = now
@@ -546,7 +652,7 @@ class Session:
     # --------------------------------------------------------------- turns
 
     def _new_turn(self) -> Turn:
-        turn = Turn(turn_id=self._next_turn_id)
+        turn = Turn(turn_id=self._next_turn_id, stage_turn_id=self._take_stage_turn_id())
         self._next_turn_id += 1
         self._turn = turn
         logs.turn_id_var.set(turn.turn_id)
@@ -554,6 +660,11 @@ class Session:
             "turn", attributes={"voxmesh.session_id": self.session_id, "voxmesh.turn_id": turn.turn_id}
         )
         return turn
+
+    def _take_stage_turn_id(self) -> int:
+        stage_turn_id = self._next_stage_turn_id
+        self._next_stage_turn_id += 1
+        return stage_turn_id
 
     def _user_words(self, turn: Turn) -> str:
         return turn.transcript or self._typed.get(turn.turn_id, "")
@@ -571,6 +682,9 @@ class Session:
         spoken = turn.playback.heard_text(played_ms, rate)  # to the word (gateway.playback_position)
         was_replying = turn.state is TurnState.REPLYING or (turn.state is TurnState.DONE and turn.active)
         self._cancel_upstream(turn, spoken)
+        if turn.tentative is not None:
+            self._speculation.discarded(turn.tentative)
+            turn.tentative = None
         self._cancelled.add(turn.turn_id)
         if was_replying:
             self.conversation.record(turn.turn_id, self._user_words(turn), spoken)
@@ -591,11 +705,13 @@ class Session:
         self._idle.set()
 
     def _cancel_upstream(self, turn: Turn, spoken_text: str) -> None:
-        cancel = common_pb2.CancelTurn(turn_id=turn.turn_id, spoken_text=spoken_text)
+        # A tentative reply was never heard: voxtral forgets it, user side included.
+        discard = turn.tentative is not None
+        cancel = common_pb2.CancelTurn(turn_id=turn.stage_turn_id, spoken_text=spoken_text, discard=discard)
         self.voxtral.send(voxtral_pb2.RespondRequest(cancel=cancel))
-        if turn.state is TurnState.REPLYING:
+        if turn.state is TurnState.REPLYING or (discard and turn.tentative and turn.tentative.fed_orpheus):
             self.orpheus.send(
-                orpheus_pb2.SynthesizeRequest(cancel=common_pb2.CancelTurn(turn_id=turn.turn_id))
+                orpheus_pb2.SynthesizeRequest(cancel=common_pb2.CancelTurn(turn_id=turn.stage_turn_id))
             )
 
     def _unreachable(self, turn: Turn, link: StageLink) -> None:
@@ -656,6 +772,7 @@ class Session:
                 reply_text=turn.reply_text,
                 reply_audio_ms=1000.0 * turn.audio_samples_received / self.options.output_sample_rate_hz,
                 prompt_tokens=turn.prompt_tokens,
+                speculative=turn.speculative,
             )
         )
 

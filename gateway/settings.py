@@ -49,6 +49,13 @@ class GatewaySettings(ServiceSettings):
     )
     out_queue_size: int = Field(256, description="Messages buffered per client before the session is ended")
     default_voice: str = Field("", description="Voice when the client names none (orpheus default if empty)")
+    speculate_after_ms: int = Field(
+        200,
+        ge=0,
+        le=5000,
+        description="Silence in an utterance after which the reply is written tentatively, released at "
+        "the endpoint or dropped if the user speaks on (below vad's hangover to help); 0: off",
+    )
     barge_in_min_speech_ms: int = Field(
         350,
         ge=0,

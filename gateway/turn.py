@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from voxmesh.gateway.playback_position import ReplyPlayback
+from voxmesh.gateway.speculation import TentativeReply
 
 from voxmesh.v1 import conversation_pb2
 
@@ -32,6 +33,16 @@ class SpokenPhrase:
 @dataclass
 class Turn:
     turn_id: int
+    #: The id voxtral and orpheus know the turn by: the client's, unless a
+    #: speculative attempt was discarded (each attempt takes a new one).
+    stage_turn_id: int = 0
+    #: A reply being written in the user's pause, held until the endpoint (gateway.speculation).
+    tentative: TentativeReply | None = None
+    #: The reply was made speculatively and released at the endpoint.
+    speculative: bool = False
+    #: The utterance's audio as sent to voxtral (16 kHz PCM16), to send again if
+    #: a speculative attempt is discarded; kept only while speculation is on.
+    utterance_pcm: bytearray = field(default_factory=bytearray)
     #: Wall time (perf_counter) of the user's last voiced sample; None for typed turns.
     t_end: float | None = None
     #: Wall time of the endpoint: VAD speech_ended arrival, or the TextInput's.
@@ -91,8 +102,9 @@ class Turn:
             orpheus_first_audio_ms=since_endpoint(self.orpheus_first_audio),
             response_latency_ms=response_ms,
             voice_to_voice_ms=response_ms + max(vad_ms, 0.0),
+            # From the first audio (or the endpoint, for audio made ahead of it and held) to sending it.
             gateway_overhead_ms=(
-                1000.0 * (self.first_audio_sent - self.orpheus_first_audio)
+                1000.0 * (self.first_audio_sent - max(self.orpheus_first_audio, self.endpoint))
                 if self.first_audio_sent is not None and self.orpheus_first_audio is not None
                 else 0.0
             ),

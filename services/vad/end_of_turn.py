@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 from prometheus_client import Counter, Histogram
-from voxmesh.services.vad.segmenter import Segmenter, SpeechConfirmed, SpeechEnded, SpeechStarted
+from voxmesh.services.vad.segmenter import Segmenter, SegmentEvent, SpeechStarted
 
 from voxmesh import logs
 from voxmesh.metrics import LATENCY_BUCKETS_S
@@ -105,7 +105,7 @@ class Endpointer:
         if policy is not None:
             segmenter.hangover = policy.incomplete_hangover
 
-    async def feed(self, frame: bytes, voiced: bool) -> SpeechStarted | SpeechConfirmed | SpeechEnded | None:
+    async def feed(self, frame: bytes, voiced: bool) -> SegmentEvent | None:
         segmenter = self.segmenter
         frame_samples = len(frame) // 2
         policy = self.policy

@@ -13,6 +13,10 @@ events up with the audio it sent without trusting wall clocks.
 - Speech is *confirmed* once the utterance holds ``confirm_speech`` voiced
   samples (0: never), at most once per utterance: a cough or an "mm-hm" ends
   before that, so the gateway interrupts a reply only for confirmed speech.
+- Speech *pauses* once ``pause`` samples of silence follow the last voiced
+  one (0: never; once per pause, before the hangover ends it), and *resumes*
+  at the next voiced frame of the same utterance: the gateway writes a
+  tentative reply in the pause and drops it when the user goes on.
 """
 
 from __future__ import annotations
@@ -34,6 +38,17 @@ class SpeechConfirmed:
 
 
 @dataclass(frozen=True)
+class SpeechPaused:
+    last_voiced_sample: int
+    decided_at_sample: int
+
+
+@dataclass(frozen=True)
+class SpeechResumed:
+    onset_sample: int
+
+
+@dataclass(frozen=True)
 class SpeechEnded:
     last_voiced_sample: int
     decided_at_sample: int
@@ -42,11 +57,16 @@ class SpeechEnded:
 class Segmenter:
     """Feed one decision per frame; get at most one event back per frame."""
 
-    def __init__(self, pre_roll: int, hangover: int, min_speech: int, confirm_speech: int = 0) -> None:
+    def __init__(
+        self, pre_roll: int, hangover: int, min_speech: int, confirm_speech: int = 0, pause: int = 0
+    ) -> None:
         self.pre_roll = pre_roll
         self.hangover = hangover
         self.min_speech = min_speech
         self.confirm_speech = confirm_speech
+        self.pause = pause
+        #: Speaking: a SpeechPaused went out for the current pause.
+        self._paused = False
         #: Speaking: voiced samples since the onset, and whether confirmation went out.
         self._voiced = 0
         self._confirmed = False
@@ -62,7 +82,7 @@ class Segmenter:
         """One past the last voiced sample of the current utterance."""
         return self._last_voiced
 
-    def feed(self, voiced: bool, frame_samples: int) -> SpeechStarted | SpeechConfirmed | SpeechEnded | None:
+    def feed(self, voiced: bool, frame_samples: int) -> SegmentEvent | None:
         start, end = self.position, self.position + frame_samples
         self.position = end
         if not self.speaking:
@@ -77,16 +97,27 @@ class Segmenter:
             self._last_voiced = end
             self._voiced = end - self._run_start
             self._confirmed = False
+            self._paused = False
             onset, self._run_start = self._run_start, None
             return SpeechStarted(max(0, onset - self.pre_roll), onset, end)
         if voiced:
             self._last_voiced = end
             self._voiced += frame_samples
+            if self._paused:
+                self._paused = False
+                return SpeechResumed(start)
             if self.confirm_speech and not self._confirmed and self._voiced >= self.confirm_speech:
                 self._confirmed = True
                 return SpeechConfirmed(self._voiced, end)
             return None
-        if end - self._last_voiced < self.hangover:
+        silent = end - self._last_voiced
+        if silent < self.hangover:
+            if self.pause and not self._paused and silent >= self.pause:
+                self._paused = True
+                return SpeechPaused(self._last_voiced, end)
             return None
         self.speaking = False
         return SpeechEnded(self._last_voiced, end)
+
+
+SegmentEvent = SpeechStarted | SpeechConfirmed | SpeechPaused | SpeechResumed | SpeechEnded

@@ -16,7 +16,14 @@ from collections.abc import AsyncIterator
 import grpc
 from voxmesh.services.vad.end_of_turn import EndOfTurnPolicy, Endpointer
 from voxmesh.services.vad.engine import FrameClassifier, VadEngine
-from voxmesh.services.vad.segmenter import Segmenter, SpeechConfirmed, SpeechEnded, SpeechStarted
+from voxmesh.services.vad.segmenter import (
+    Segmenter,
+    SpeechConfirmed,
+    SpeechEnded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+)
 from voxmesh.services.vad.settings import VadSettings
 from voxmesh.services.vad.smart_turn import SmartTurnModel
 
@@ -68,13 +75,16 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
             raise InvalidArgument(
                 "config.confirm_speech_ms", f"{confirm_speech} ms is outside 0..{CONFIRM_SPEECH_MAX_MS} ms"
             )
+        pause = config.pause_ms
+        if pause > HANGOVER_RANGE_MS[1]:
+            raise InvalidArgument("config.pause_ms", f"{pause} ms is outside 0..{HANGOVER_RANGE_MS[1]} ms")
         sensitivity = config.sensitivity or common_pb2.VAD_SENSITIVITY_MEDIUM
         if sensitivity not in common_pb2.VadSensitivity.values():
             raise InvalidArgument("config.sensitivity", f"unknown value {sensitivity}")
         classifier = self.engine.classifier(rate, sensitivity)
         per_ms = rate // 1000
         segmenter = Segmenter(
-            pre_roll * per_ms, hangover * per_ms, min_speech * per_ms, confirm_speech * per_ms
+            pre_roll * per_ms, hangover * per_ms, min_speech * per_ms, confirm_speech * per_ms, pause * per_ms
         )
         if self.turn_model is None:
             return classifier, Endpointer(segmenter, rate, classifier.frame_samples)
@@ -143,6 +153,17 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
                                 voiced_samples=event.voiced_samples,
                                 decided_at_sample=event.decided_at_sample,
                             )
+                        )
+                    elif isinstance(event, SpeechPaused):
+                        yield vad_pb2.DetectResponse(
+                            speech_paused=vad_pb2.VoicePause(
+                                last_voiced_sample=event.last_voiced_sample,
+                                decided_at_sample=event.decided_at_sample,
+                            )
+                        )
+                    elif isinstance(event, SpeechResumed):
+                        yield vad_pb2.DetectResponse(
+                            speech_resumed=vad_pb2.VoiceResume(onset_sample=event.onset_sample)
                         )
                     elif isinstance(event, SpeechEnded):
                         log.info(

@@ -89,6 +89,10 @@ class History:
                 exchange.assistant = heard
                 exchange.tokens = self._count(exchange.user) + self._count(heard)
 
+    def forget(self, turn_id: int) -> None:
+        """Drop a recorded exchange (a tentative reply the user spoke on past)."""
+        self._exchanges = [e for e in self._exchanges if e.turn_id != turn_id]
+
     def _trim(self) -> None:
         budget = self.turn_budget
         while self._exchanges and sum(e.tokens for e in self._exchanges) > budget:

@@ -222,7 +222,12 @@ class RespondSession:
 
     def _on_cancel(self, cancel: common_pb2.CancelTurn) -> None:
         turn = self.turns.get(cancel.turn_id)
-        if turn is not None:
+        if cancel.discard:
+            # A tentative reply the user spoke on past: as if it never happened.
+            if turn is not None:
+                self._cancel(turn, None)
+            self.history.forget(cancel.turn_id)
+        elif turn is not None:
             self._cancel(turn, cancel.spoken_text)
         elif self.closed.get(cancel.turn_id) == "done":
             # The reply was fully written but not fully heard: keep what was.
@@ -425,10 +430,11 @@ class RespondSession:
 
     # -------------------------------------------------------------- closing
 
-    def _cancel(self, turn: Turn, spoken_text: str) -> None:
+    def _cancel(self, turn: Turn, spoken_text: str | None) -> None:
+        """Stop the turn; history keeps ``spoken_text`` of its reply (None: nothing at all)."""
         if turn.task is not None:
             turn.task.cancel()
-        if turn.replying:
+        if turn.replying and spoken_text is not None:
             self.history.record(turn.turn_id, turn.transcript, spoken_text)
         log.info("turn cancelled", extra=logs.fields(turn_id=turn.turn_id, replying=turn.replying))
         self._close(turn, "cancelled")

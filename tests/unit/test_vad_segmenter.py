@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from voxmesh.services.vad.segmenter import Segmenter, SpeechConfirmed, SpeechEnded, SpeechStarted
+from voxmesh.services.vad.segmenter import (
+    Segmenter,
+    SegmentEvent,
+    SpeechConfirmed,
+    SpeechEnded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+)
 
 FRAME = 480  # 30 ms at 16 kHz
 
 
-def run(pattern: str, **kw: int) -> list[SpeechStarted | SpeechConfirmed | SpeechEnded]:
+def run(pattern: str, **kw: int) -> list[SegmentEvent]:
     """``pattern``: one character per frame, ``#`` voiced, ``.`` not."""
     seg = Segmenter(**{"pre_roll": 4800, "hangover": 8000, "min_speech": 1440, **kw})
     events = [seg.feed(c == "#", FRAME) for c in pattern]
@@ -75,3 +83,30 @@ def test_a_cough_or_an_mm_hm_is_never_confirmed() -> None:
 
 def test_confirmation_is_off_by_default() -> None:
     assert SpeechConfirmed not in [type(e) for e in run("#" * 100 + "." * 20)]
+
+
+def test_pause_then_resume_within_the_hangover_is_one_utterance() -> None:
+    # pause = 4800 samples = 10 frames; the 12-frame pause ends before the 17-frame hangover.
+    events = run("####" + "." * 12 + "###" + "." * 17, pause=4800)
+    assert [type(e) for e in events] == [
+        SpeechStarted,
+        SpeechPaused,
+        SpeechResumed,
+        SpeechPaused,
+        SpeechEnded,
+    ]
+    assert events[1] == SpeechPaused(last_voiced_sample=4 * FRAME, decided_at_sample=14 * FRAME)
+    assert events[2] == SpeechResumed(onset_sample=16 * FRAME)
+    assert events[3] == SpeechPaused(last_voiced_sample=19 * FRAME, decided_at_sample=29 * FRAME)
+    assert events[4] == SpeechEnded(last_voiced_sample=19 * FRAME, decided_at_sample=36 * FRAME)
+
+
+def test_pauses_shorter_than_pause_ms_and_pause_off_send_nothing() -> None:
+    short = run("####" + "." * 5 + "####" + "." * 17, pause=4800)
+    assert [type(e) for e in short] == [SpeechStarted, SpeechPaused, SpeechEnded]  # only the final silence
+    assert [type(e) for e in run("####" + "." * 12 + "###" + "." * 17)] == [SpeechStarted, SpeechEnded]
+
+
+def test_a_pause_at_or_past_the_hangover_is_just_the_end() -> None:
+    events = run("####" + "." * 17, pause=8000)
+    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded]

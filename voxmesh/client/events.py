@@ -91,6 +91,8 @@ class TurnComplete:
     reply_audio_ms: float
     #: Tokens in the prompt the reply was written from (instructions, history, this turn).
     prompt_tokens: int = 0
+    #: Written in the user's pause and released at the endpoint (stage marks may be negative).
+    speculative: bool = False
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,7 @@ def from_proto(message: conversation_pb2.ConverseResponse) -> Event:
             m.reply_text,
             m.reply_audio_ms,
             m.prompt_tokens,
+            m.speculative,
         )
     if kind == "interrupted":
         return Interrupted(m.turn_id, m.spoken_text, m.audio_sent_ms, m.played_ms)
