@@ -12,7 +12,11 @@ misjudges espeak-ng's flat prosody, so espeak would measure the wrong thing):
 (c) the CPU mesh (vad, voxtral echo, orpheus espeak, gateway as processes),
     complete Piper questions through ``voxmesh talk``'s client at real-time
     pace, 1 and 4 concurrent sessions: voice-to-voice and response latency
-    from TurnComplete, and the endpoint's pause on the audio clock.
+    from TurnComplete, and the endpoint's pause on the audio clock; each with
+    silence-only or smart-turn endpointing, speculative replies off or on;
+(d) the paused utterances of (b) through the same meshes: split turns as the
+    client sees them, and the tentative replies started, confirmed and
+    discarded, with the stage time discarded (the gateway's counters).
 
     make smart-turn-model && .venv/bin/python -m bench.end_of_turn [--json FILE]
 """
@@ -153,15 +157,39 @@ async def split_figures(voiced: dict[str, np.ndarray]) -> dict[str, Any]:
     return out
 
 
+#: (name, vad args, gateway args) of the mesh runs in (c) and (d).
+MESH_CONFIGS = (
+    ("silence", [], ["--speculate-after-ms", "0"]),
+    ("silence+speculation", [], []),
+    ("smart-turn", SMART_TURN, ["--speculate-after-ms", "0"]),
+    ("smart-turn+speculation", SMART_TURN, []),
+)
+
+
+def _counter(metrics_port: int, name: str, label: str = "") -> float:
+    """A counter's value from the gateway's /metrics (0 when not exported yet)."""
+    import re
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    selector = rf"\{{{label}\}}" if label else ""
+    found = re.search(rf"^{name}{selector} (\S+)$", text, re.MULTILINE)
+    return float(found[1]) if found else 0.0
+
+
 async def mesh_figures(voiced: dict[str, np.ndarray], turns: int) -> dict[str, Any]:
+    """(c) complete questions at 1 and 4 sessions, (d) the paused utterances through the mesh."""
     out: dict[str, Any] = {}
     questions = list(voiced.values())
-    for name, args in (("silence", []), ("smart-turn", SMART_TURN)):
+    pauses_s = np.linspace(0.3, 0.7, len(voiced))
+    paused = [with_mid_pause(a, float(p)) for a, p in zip(questions, pauses_s, strict=True)]
+    for name, vad_args, gateway_args in MESH_CONFIGS:
         started = []
         try:
             stages = {}
             for stage, extra in (
-                ("vad", args),
+                ("vad", vad_args),
                 ("voxtral", ["--engine", "echo"]),
                 ("orpheus", ["--engine", "espeak"]),
             ):
@@ -169,10 +197,12 @@ async def mesh_figures(voiced: dict[str, np.ndarray], turns: int) -> dict[str, A
                 started.append(stages[stage].start())
             for svc in started:
                 svc.wait_serving(180)
+            metrics_port = free_port()
             gateway = ServiceProcess(
                 "gateway",
                 free_port(),
-                [f"--{s}-addr={p.address}" for s, p in stages.items()] + ["--metrics-port", "-1"],
+                [f"--{s}-addr={p.address}" for s, p in stages.items()]
+                + ["--metrics-port", str(metrics_port), *gateway_args],
             )
             started.append(gateway.start())
             gateway.wait_serving(60)
@@ -215,6 +245,33 @@ async def mesh_figures(voiced: dict[str, np.ndarray], turns: int) -> dict[str, A
                     "wall_s": round(time.perf_counter() - began, 1),
                 }
                 print(name, sessions, json.dumps(out[f"{name}/{sessions}"]), flush=True)
+            # (d) the paused utterances, one session: split turns as the client sees them.
+            before = {
+                o: _counter(metrics_port, "voxmesh_speculative_turns_total", f'outcome="{o}"')
+                for o in ("started", "confirmed", "discarded")
+            }
+            discarded_s = _counter(metrics_port, "voxmesh_speculative_discarded_seconds_total")
+            split = 0
+            for audio in paused:
+                result = await talk(audio, RATE, gateway.address, tail_silence_s=1.5)
+                assert not result.errors, result.errors
+                split += len(result.turns) > 1
+            counts = {
+                o: int(
+                    _counter(metrics_port, "voxmesh_speculative_turns_total", f'outcome="{o}"') - before[o]
+                )
+                for o in before
+            }
+            out[f"{name}/paused"] = {
+                "utterances": len(paused),
+                "pauses_s": "0.3-0.7",
+                "split_utterances": split,
+                "tentative_replies": counts,
+                "discarded_s": round(
+                    _counter(metrics_port, "voxmesh_speculative_discarded_seconds_total") - discarded_s, 2
+                ),
+            }
+            print(name, "paused", json.dumps(out[f"{name}/paused"]), flush=True)
         finally:
             for svc in reversed(started):
                 svc.stop()
@@ -226,16 +283,18 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=5, help="turns per session in (c) (default 5)")
     parser.add_argument("--json", default="bench/results/end_of_turn.json")
     parser.add_argument("--skip-mesh", action="store_true", help="only (a) and (b)")
+    parser.add_argument("--only-mesh", action="store_true", help="only (c) and (d)")
     args = parser.parse_args()
     voiced = {text: _trimmed(text) for text in SENTENCES}
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line), "")
     report: dict[str, Any] = {
         "machine": {"cpu": cpu or platform.processor(), "python": platform.python_version()}
     }
-    report["model"] = model_figures(voiced)
-    print("model", json.dumps(report["model"]), flush=True)
-    report["split_turns"] = asyncio.run(split_figures(voiced))
-    print("split", json.dumps(report["split_turns"]), flush=True)
+    if not args.only_mesh:
+        report["model"] = model_figures(voiced)
+        print("model", json.dumps(report["model"]), flush=True)
+        report["split_turns"] = asyncio.run(split_figures(voiced))
+        print("split", json.dumps(report["split_turns"]), flush=True)
     if not args.skip_mesh:
         report["mesh"] = asyncio.run(mesh_figures(voiced, args.turns))
     with open(args.json, "w") as f:

@@ -27,17 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import Counter
-
-SPECULATIVE_TURNS = Counter(
-    "voxmesh_speculative_turns_total",
-    "Tentative replies started in a pause, by outcome (started, confirmed, discarded)",
-    ["outcome"],
-)
-DISCARDED_SECONDS = Counter(
-    "voxmesh_speculative_discarded_seconds_total",
-    "Wall time the stages spent on tentative replies that were discarded (model time thrown away)",
-)
+from voxmesh.metrics import SPECULATIVE_DISCARDED_SECONDS, SPECULATIVE_TURNS
 
 
 @dataclass
@@ -80,6 +70,6 @@ class Speculation:
         """The user spoke on: seconds of stage work thrown away."""
         seconds = time.perf_counter() - reply.started
         SPECULATIVE_TURNS.labels("discarded").inc()
-        DISCARDED_SECONDS.inc(seconds)
+        SPECULATIVE_DISCARDED_SECONDS.inc(seconds)
         reply.held.clear()
         return seconds

@@ -48,6 +48,15 @@ STAGE_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS_S,
 )
 TURNS = Counter("voxmesh_turns_total", "Turns ended, by outcome", ["outcome"])
+SPECULATIVE_TURNS = Counter(
+    "voxmesh_speculative_turns",
+    "Tentative replies started in a user's pause, by outcome (started, confirmed, discarded)",
+    ["outcome"],
+)
+SPECULATIVE_DISCARDED_SECONDS = Counter(
+    "voxmesh_speculative_discarded_seconds",
+    "Wall time the stages spent on tentative replies that were discarded (model time thrown away)",
+)
 INTERRUPTIONS = Counter("voxmesh_interruptions_total", "Replies cut short by barge-in or Control.INTERRUPT")
 ERRORS = Counter(
     "voxmesh_errors_total", "Errors reported to clients, by stage and status code", ["stage", "code"]

@@ -88,6 +88,34 @@ async def test_speech_is_confirmed_once_it_has_lasted(start_service: Callable[..
     assert events[1].speech_started.decided_at_sample < confirmed.decided_at_sample
 
 
+async def test_a_pause_inside_the_utterance_is_reported_and_so_is_its_end(
+    start_service: Callable[..., ServiceProcess],
+) -> None:
+    vad = start_service("vad")
+    voice = speak("what time is it", rate_hz=RATE)
+    more = speak("in paris today", rate_hz=RATE)
+    audio = np.concatenate([silence(LEAD_S), voice, silence(0.4), more, silence(TAIL_S)])
+    events = await detect(vad.address, float_to_pcm16(audio), pause_ms=200)
+    kinds = [e.WhichOneof("event") for e in events]
+    # The 400 ms gap: paused, then resumed (one utterance); the final silence: paused, then ended.
+    assert kinds == [
+        "engine",
+        "speech_started",
+        "speech_paused",
+        "speech_resumed",
+        "speech_paused",
+        "speech_ended",
+    ], kinds
+    first_pause, resumed, last_pause, end = (events[i] for i in (2, 3, 4, 5))
+    assert (
+        first_pause.speech_paused.decided_at_sample - first_pause.speech_paused.last_voiced_sample
+        >= 0.2 * RATE
+    )
+    assert resumed.speech_resumed.onset_sample > first_pause.speech_paused.decided_at_sample
+    assert last_pause.speech_paused.last_voiced_sample == end.speech_ended.last_voiced_sample
+    assert last_pause.speech_paused.decided_at_sample < end.speech_ended.decided_at_sample
+
+
 async def test_48k_input_is_accepted_by_webrtcvad(start_service: Callable[..., ServiceProcess]) -> None:
     vad = start_service("vad")
     pcm, speech_start, _ = utterance(48_000)
@@ -110,6 +138,7 @@ async def test_silence_gives_no_events(start_service: Callable[..., ServiceProce
         ("silero", [vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=48_000))], "config.sample_rate_hz"),
         ("webrtcvad", [vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=RATE, hangover_ms=20))], "config.hangover_ms"),
         ("webrtcvad", [vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=RATE, confirm_speech_ms=6000))], "config.confirm_speech_ms"),
+        ("webrtcvad", [vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=RATE, pause_ms=6000))], "config.pause_ms"),
         ("webrtcvad", [vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=RATE)), vad_pb2.DetectRequest(audio=b"\0\0\0")], "audio"),
         ("webrtcvad", [vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=RATE)), vad_pb2.DetectRequest()], "request"),
         ("webrtcvad", [vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=RATE))] * 2, "config"),

@@ -18,6 +18,19 @@ def test_latency_marks_count_from_the_endpoint_and_are_ordered() -> None:
     assert lat.gateway_overhead_ms == pytest.approx(20)
 
 
+def test_speculative_marks_before_the_endpoint_are_negative_and_the_hold_is_not_overhead() -> None:
+    # Reply written and synthesised in the pause (10.2-10.3), held, released at the endpoint (10.5).
+    turn = Turn(turn_id=1, t_end=10.0, endpoint=10.5, speculative=True)
+    turn.first_token, turn.first_phrase, turn.orpheus_first_audio = 10.2, 10.25, 10.3
+    turn.note_audio_sent(2400, 24_000, now=10.503)
+    lat = turn.latency()
+    assert lat.voxtral_first_token_ms == pytest.approx(-300)
+    assert lat.orpheus_first_audio_ms == pytest.approx(-200)
+    assert lat.response_latency_ms == pytest.approx(3)
+    assert lat.voice_to_voice_ms == pytest.approx(503)
+    assert lat.gateway_overhead_ms == pytest.approx(3)  # from the endpoint, not from the held audio
+
+
 def test_typed_turn_has_no_vad_decision() -> None:
     turn = Turn(turn_id=2, endpoint=5.0)
     turn.note_audio_sent(100, 24_000, now=5.3)

@@ -119,3 +119,14 @@ def test_a_system_prompt_that_leaves_no_room_to_answer_is_refused_naming_the_fie
     config = voxtral_pb2.RespondConfig(system_prompt="word " * 2000)
     with pytest.raises(InvalidArgument, match=r"^config\.system_prompt:"):
         servicer(max_model_len=2000, max_reply_tokens=256)._session(config)  # type: ignore[attr-defined]
+
+
+def test_a_forgotten_exchange_leaves_no_trace() -> None:
+    history = make("", 100)
+    history.record(1, "what time is it", "You said: what time is it.")
+    history.record(2, "and in paris", "noon")
+    history.forget(1)  # a tentative reply the user spoke on past
+    history.forget(7)  # unknown: nothing happens
+    assert history.turn_ids == [2]
+    prompt = history.messages(Message("user", "thanks"))
+    assert [m.text for m in prompt] == ["and in paris", "noon", "thanks"]
