@@ -350,7 +350,7 @@ class Session:
             self._interrupt(previous)
         turn = self._new_turn()
         self._typed[turn.turn_id] = text
-        turn.endpoint = time.perf_counter()
+        turn.endpoint = turn.reply_requested = time.perf_counter()
         turn.state = TurnState.REPLYING
         self._idle.clear()
         if not await self.voxtral.ensure_open():
@@ -497,6 +497,7 @@ class Session:
 
     def _end_utterance(self, turn: Turn) -> None:
         """Ask voxtral for the reply: at the endpoint, or in a pause (tentatively)."""
+        turn.reply_requested = time.perf_counter()
         sent = self.voxtral.send(
             voxtral_pb2.RespondRequest(
                 end_of_turn=voxtral_pb2.EndOfTurn(
@@ -747,15 +748,17 @@ class Session:
         if turn.first_audio_sent is not None:
             metrics.RESPONSE_LATENCY.observe(latency.response_latency_ms / 1000)
             metrics.VOICE_TO_VOICE.observe(latency.voice_to_voice_ms / 1000)
-        for stage in (
-            "vad_decision",
-            "voxtral_first_token",
-            "first_phrase",
-            "orpheus_first_audio",
-            "gateway_overhead",
-        ):
-            value = getattr(latency, f"{stage}_ms")
-            if value > 0:
+        marks = {
+            "vad_decision": turn.t_end,
+            "voxtral_first_token": turn.first_token,
+            "first_phrase": turn.first_phrase,
+            "orpheus_first_audio": turn.orpheus_first_audio,
+            "gateway_overhead": turn.first_audio_sent if turn.orpheus_first_audio else None,
+        }
+        for stage, mark in marks.items():
+            if mark is not None:
+                # A mark reached before the endpoint (a speculative reply) cost the user no wait: 0.
+                value = max(getattr(latency, f"{stage}_ms"), 0.0)
                 metrics.STAGE_LATENCY.labels(stage).observe(value / 1000)
         self._record_stage_spans(turn)
         log.info(
@@ -863,11 +866,15 @@ class Session:
         if span is None:
             return
         parent = trace.set_span_in_context(span)
+        # The stages' spans start when the reply was asked for: the endpoint, or
+        # earlier, in the pause, for a speculative reply (so no span ends before it starts).
+        asked = turn.reply_requested or turn.endpoint
+        span.set_attribute("voxmesh.speculative", turn.speculative)
         marks = [
             ("vad_decision", turn.t_end, turn.endpoint),
-            ("voxtral_first_token", turn.endpoint, turn.first_token),
-            ("first_phrase", turn.endpoint, turn.first_phrase),
-            ("orpheus_first_audio", turn.endpoint, turn.orpheus_first_audio),
+            ("voxtral_first_token", asked, turn.first_token),
+            ("first_phrase", asked, turn.first_phrase),
+            ("orpheus_first_audio", asked, turn.orpheus_first_audio),
             ("response_latency", turn.endpoint, turn.first_audio_sent),
         ]
         for name, start, end in marks:

@@ -47,6 +47,8 @@ class Turn:
     t_end: float | None = None
     #: Wall time of the endpoint: VAD speech_ended arrival, or the TextInput's.
     endpoint: float | None = None
+    #: When voxtral was asked for the reply: the endpoint, or a pause before it (speculative).
+    reply_requested: float | None = None
     first_token: float | None = None
     first_phrase: float | None = None
     orpheus_first_audio: float | None = None

@@ -148,6 +148,9 @@ class VllmEngine(MistralPromptEngine):
             gpu_memory_utilization=settings.gpu_memory_utilization,
             limit_mm_per_prompt={"audio": 1},
             enable_chunked_prefill=False,
+            # Said, not assumed: a speculative reply dropped because the user spoke on is
+            # asked again with the same instructions and history first (gateway.speculation).
+            enable_prefix_caching=True,
         )
 
     async def start(self) -> None:

@@ -241,6 +241,7 @@ def test_engine_args_load_voxtral_in_mistral_format(tmp_path: Path) -> None:
     args = VllmEngine(settings).engine_args()
     assert (args.tokenizer_mode, args.config_format, args.load_format) == ("mistral", "mistral", "mistral")
     assert args.limit_mm_per_prompt == {"audio": 1} and args.enable_chunked_prefill is False
+    assert args.enable_prefix_caching is True  # a re-asked speculative reply reuses its prefix
     assert (args.model, args.max_model_len, args.max_num_seqs) == (str(tmp_path), 1234, 3)
     assert (args.dtype, args.gpu_memory_utilization) == ("bfloat16", 0.3)
 
