@@ -278,6 +278,27 @@ async def mesh_figures(voiced: dict[str, np.ndarray], turns: int) -> dict[str, A
     return out
 
 
+def decoding_cost(voiced: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The echo engine's pocketsphinx cost per speaker on this machine: CPU seconds per second
+    of audio, fed in 20 ms chunks as the mesh does (one worker holds ~1/cost speakers).
+    """
+    from voxmesh.services.voxtral.pocketsphinx_pool import DECODER_OPTIONS, make_decoder
+
+    decoder: Any = make_decoder()
+    cpu = audio_s = 0.0
+    for audio in voiced.values():
+        pcm = float_to_pcm16(np.concatenate([silence(0.2), audio, silence(0.3)]))
+        began = time.process_time()
+        decoder.start_utt()
+        for i in range(0, len(pcm), 640):
+            decoder.process_raw(pcm[i : i + 640])
+            decoder.hyp()
+        decoder.end_utt()
+        cpu += time.process_time() - began
+        audio_s += len(pcm) / (2 * RATE)
+    return {"cpu_s_per_audio_s": round(cpu / audio_s, 3), "options": DECODER_OPTIONS}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=5, help="turns per session in (c) (default 5)")
@@ -290,6 +311,8 @@ def main() -> None:
     report: dict[str, Any] = {
         "machine": {"cpu": cpu or platform.processor(), "python": platform.python_version()}
     }
+    report["pocketsphinx"] = decoding_cost(voiced)
+    print("pocketsphinx", json.dumps(report["pocketsphinx"]), flush=True)
     if not args.only_mesh:
         report["model"] = model_figures(voiced)
         print("model", json.dumps(report["model"]), flush=True)
