@@ -163,6 +163,12 @@ MESH_CONFIGS = (
     ("silence+speculation", [], []),
     ("smart-turn", SMART_TURN, ["--speculate-after-ms", "0"]),
     ("smart-turn+speculation", SMART_TURN, []),
+    # The pause starts the reply before the model judges it (at 150 ms): both in one window.
+    (
+        "smart-turn-150+speculation-100",
+        [*SMART_TURN, "--turn-complete-hangover-ms", "150"],
+        ["--speculate-after-ms", "100"],
+    ),
 )
 
 
@@ -178,13 +184,17 @@ def _counter(metrics_port: int, name: str, label: str = "") -> float:
     return float(found[1]) if found else 0.0
 
 
-async def mesh_figures(voiced: dict[str, np.ndarray], turns: int) -> dict[str, Any]:
+async def mesh_figures(
+    voiced: dict[str, np.ndarray], turns: int, configs: list[str] | None = None
+) -> dict[str, Any]:
     """(c) complete questions at 1 and 4 sessions, (d) the paused utterances through the mesh."""
     out: dict[str, Any] = {}
     questions = list(voiced.values())
     pauses_s = np.linspace(0.3, 0.7, len(voiced))
     paused = [with_mid_pause(a, float(p)) for a, p in zip(questions, pauses_s, strict=True)]
     for name, vad_args, gateway_args in MESH_CONFIGS:
+        if configs and name not in configs:
+            continue
         started = []
         try:
             stages = {}
@@ -305,6 +315,9 @@ def main() -> None:
     parser.add_argument("--json", default="bench/results/end_of_turn.json")
     parser.add_argument("--skip-mesh", action="store_true", help="only (a) and (b)")
     parser.add_argument("--only-mesh", action="store_true", help="only (c) and (d)")
+    parser.add_argument(
+        "--configs", default="", help="comma-separated mesh configurations to run (default: all)"
+    )
     args = parser.parse_args()
     voiced = {text: _trimmed(text) for text in SENTENCES}
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line), "")
@@ -319,7 +332,8 @@ def main() -> None:
         report["split_turns"] = asyncio.run(split_figures(voiced))
         print("split", json.dumps(report["split_turns"]), flush=True)
     if not args.skip_mesh:
-        report["mesh"] = asyncio.run(mesh_figures(voiced, args.turns))
+        chosen = [c for c in args.configs.split(",") if c]
+        report["mesh"] = asyncio.run(mesh_figures(voiced, args.turns, chosen))
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
     print(f"wrote {args.json}")
