@@ -5,16 +5,19 @@ from __future__ import annotations
 from voxmesh.processes import ServiceProcess, free_port
 
 
-def start_null_mesh(*gateway_args: str, serving: bool = True) -> list[ServiceProcess]:
+def start_null_mesh(
+    *gateway_args: str, serving: bool = True, stage_metrics: dict[str, int] | None = None
+) -> list[ServiceProcess]:
     """vad, voxtral (null), orpheus (null) and a gateway given `gateway_args`; the gateway is last.
 
     With `serving=False` the gateway is started but not waited for (a test of its start-up).
+    `stage_metrics` gives stages a /metrics port by name (else none).
     The caller stops the processes; on a failed start they are stopped here.
     """
+    ports = stage_metrics or {}
     processes = [
-        ServiceProcess("vad", free_port(), ["--metrics-port=-1"]),
-        ServiceProcess("voxtral", free_port(), ["--engine=null", "--metrics-port=-1"]),
-        ServiceProcess("orpheus", free_port(), ["--engine=null", "--metrics-port=-1"]),
+        ServiceProcess(name, free_port(), [*args, f"--metrics-port={ports.get(name, -1)}"])
+        for name, args in (("vad", []), ("voxtral", ["--engine=null"]), ("orpheus", ["--engine=null"]))
     ]
     try:
         for svc in processes:

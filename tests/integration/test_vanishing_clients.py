@@ -17,11 +17,10 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from tests.integration.null_mesh import start_null_mesh
 from voxmesh.client import messages
 from voxmesh.processes import ServiceProcess, free_port
 from voxmesh.v1 import conversation_pb2, conversation_pb2_grpc
-
-STAGES = (("vad", ()), ("voxtral", ("--engine=null",)), ("orpheus", ("--engine=null",)))
 
 
 def sessions_in_use(metrics_port: int) -> float:
@@ -35,23 +34,12 @@ def sessions_in_use(metrics_port: int) -> float:
 @pytest.fixture
 def mesh() -> Iterator[tuple[ServiceProcess, dict[str, int]]]:
     """A gateway over null-engine stages whose session gauges are scraped."""
-    metrics = {name: free_port() for name, _ in STAGES}
-    stages = [
-        ServiceProcess(name, free_port(), [*args, f"--metrics-port={metrics[name]}"]) for name, args in STAGES
-    ]
-    started = list(stages)
+    metrics = {name: free_port() for name in ("vad", "voxtral", "orpheus")}
+    processes = start_null_mesh(stage_metrics=metrics)
     try:
-        for svc in stages:
-            svc.start()
-        for svc in stages:
-            svc.wait_serving(120)
-        addresses = [f"--{svc.name}-addr={svc.address}" for svc in stages]
-        gateway = ServiceProcess("gateway", free_port(), [*addresses, "--metrics-port=-1"])
-        started.append(gateway)
-        gateway.start().wait_serving(120)
-        yield gateway, metrics
+        yield processes[-1], metrics
     finally:
-        for svc in reversed(started):
+        for svc in reversed(processes):
             svc.stop()
 
 
