@@ -333,11 +333,14 @@ class Session:
         if self._speculation.enabled:
             turn.utterance_pcm += pcm16k
         if turn.tentative is None:
-            self.voxtral.send(
-                voxtral_pb2.RespondRequest(
-                    audio=voxtral_pb2.UtteranceAudio(turn_id=turn.stage_turn_id, pcm=pcm16k)
-                )
+            self._utterance_to_voxtral(turn, pcm16k)
+
+    def _utterance_to_voxtral(self, turn: Turn, pcm16k: bytes) -> None:
+        self.voxtral.send(
+            voxtral_pb2.RespondRequest(
+                audio=voxtral_pb2.UtteranceAudio(turn_id=turn.stage_turn_id, pcm=pcm16k)
             )
+        )
 
     async def _on_text(self, text: str) -> None:
         if not text.strip():
@@ -433,7 +436,7 @@ class Session:
             return
         if turn.tentative is not None:
             return
-        turn.tentative = self._speculation.start(turn.stage_turn_id)
+        turn.tentative = self._speculation.start()
         self._end_utterance(turn)
 
     def _on_speech_resumed(self) -> None:
@@ -453,12 +456,7 @@ class Session:
         turn.first_token = turn.first_phrase = turn.orpheus_first_audio = None
         turn.stage_turn_id = self._take_stage_turn_id()
         for start in range(0, len(turn.utterance_pcm), 2 * _FORWARD_SAMPLES):
-            piece = bytes(turn.utterance_pcm[start : start + 2 * _FORWARD_SAMPLES])
-            self.voxtral.send(
-                voxtral_pb2.RespondRequest(
-                    audio=voxtral_pb2.UtteranceAudio(turn_id=turn.stage_turn_id, pcm=piece)
-                )
-            )
+            self._utterance_to_voxtral(turn, bytes(turn.utterance_pcm[start : start + 2 * _FORWARD_SAMPLES]))
 
     async def _on_speech_ended(self, event: vad_pb2.VoiceEnd) -> None:
         if self._barge_in.paused:
@@ -710,7 +708,7 @@ class Session:
         discard = turn.tentative is not None
         cancel = common_pb2.CancelTurn(turn_id=turn.stage_turn_id, spoken_text=spoken_text, discard=discard)
         self.voxtral.send(voxtral_pb2.RespondRequest(cancel=cancel))
-        if turn.state is TurnState.REPLYING or (discard and turn.tentative and turn.tentative.fed_orpheus):
+        if turn.state is TurnState.REPLYING or (turn.tentative is not None and turn.tentative.fed_orpheus):
             self.orpheus.send(
                 orpheus_pb2.SynthesizeRequest(cancel=common_pb2.CancelTurn(turn_id=turn.stage_turn_id))
             )

@@ -34,7 +34,6 @@ from voxmesh.metrics import SPECULATIVE_DISCARDED_SECONDS, SPECULATIVE_TURNS
 class TentativeReply:
     """One tentative attempt at a turn's reply: what the stages sent, held in order."""
 
-    stage_turn_id: int
     started: float = field(default_factory=time.perf_counter)
     #: (handler name, stage message) in arrival order, replayed on confirmation.
     held: list[tuple[str, Any]] = field(default_factory=list)
@@ -56,9 +55,9 @@ class Speculation:
     def enabled(self) -> bool:
         return self.after_ms > 0
 
-    def start(self, stage_turn_id: int) -> TentativeReply:
+    def start(self) -> TentativeReply:
         SPECULATIVE_TURNS.labels("started").inc()
-        return TentativeReply(stage_turn_id)
+        return TentativeReply()
 
     def confirmed(self, reply: TentativeReply) -> list[tuple[str, Any]]:
         """The endpoint came: the held stage messages, to replay in order."""
