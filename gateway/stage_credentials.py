@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 from voxmesh.gateway.settings import GatewaySettings
 
+from voxmesh.bearer_tokens import parse_tokens
 from voxmesh.errors import InvalidArgument
 
 
@@ -59,10 +60,11 @@ def stage_token(settings: GatewaySettings) -> str | None:
     if settings.stage_auth_token_file:
         if settings.stage_auth_token:
             raise InvalidArgument("stage_auth_token_file", "set stage_auth_token or its file, not both")
-        lines = _read(settings.stage_auth_token_file, "stage_auth_token_file").decode().split()
-        if not lines:
+        # Written like a tokens file (comments allowed); the first token is presented.
+        tokens = parse_tokens(_read(settings.stage_auth_token_file, "stage_auth_token_file").decode())
+        if not tokens:
             raise InvalidArgument("stage_auth_token_file", f"{settings.stage_auth_token_file} is empty")
-        return lines[0]
+        return tokens[0]
     return settings.stage_auth_token.get_secret_value() if settings.stage_auth_token else None
 
 

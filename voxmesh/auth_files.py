@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from voxmesh.bearer_tokens import parse_tokens
+
 CLIENT_TOKENS = "client-tokens"
 STAGE_TOKEN = "stage-token"
 #: The variable a user may set to choose the client token (as `voxmesh talk` reads it).
@@ -44,10 +46,6 @@ def _write(path: Path, text: str) -> None:
         raise
 
 
-def _tokens(path: Path) -> list[str]:
-    return [t for line in path.read_text().splitlines() if (t := line.strip()) and not t.startswith("#")]
-
-
 def ensure(directory: Path, chosen: str | None = None) -> list[str]:
     """Make the missing token files in ``directory``; the client tokens."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -57,7 +55,7 @@ def ensure(directory: Path, chosen: str | None = None) -> list[str]:
     clients = directory / CLIENT_TOKENS
     if not clients.exists():
         _write(clients, "# bearer tokens clients may send, one per line (one per client app)\n")
-    tokens = _tokens(clients)
+    tokens = parse_tokens(clients.read_text())
     wanted = chosen.strip() if chosen else ""
     if wanted and wanted not in tokens:
         tokens.append(wanted)
@@ -65,7 +63,7 @@ def ensure(directory: Path, chosen: str | None = None) -> list[str]:
     if not tokens:
         tokens.append(new_token())
         _write(clients, clients.read_text() + tokens[-1] + "\n")
-    if not _tokens(stage):
+    if not parse_tokens(stage.read_text()):
         raise SystemExit(f"{stage} holds no token: delete it and run again to make one")
     return tokens
 

@@ -16,14 +16,21 @@ import os
 log = logging.getLogger(__name__)
 
 
+def parse_tokens(text: str) -> list[str]:
+    """The tokens of a token file, in order: one per line, ``#`` comments and blank lines skipped."""
+    return [t for line in text.splitlines() if (t := line.strip()) and not t.startswith("#")]
+
+
 def read_tokens_file(path: str) -> frozenset[bytes]:
     """The tokens in ``path``; refuses (SystemExit, one line) a file that is missing or empty."""
     try:
-        with open(path, "rb") as f:
-            lines = f.read().splitlines()
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
     except OSError as exc:
         raise SystemExit(f"auth_tokens_file {path!r}: {exc.strerror}") from None
-    tokens = frozenset(t for line in lines if (t := line.strip()) and not t.startswith(b"#"))
+    except UnicodeDecodeError:
+        raise SystemExit(f"auth_tokens_file {path!r}: not UTF-8 text (one token per line)") from None
+    tokens = frozenset(t.encode() for t in parse_tokens(text))
     if not tokens:
         raise SystemExit(f"auth_tokens_file {path!r} holds no token (one per line)")
     return tokens
