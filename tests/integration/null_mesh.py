@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from voxmesh.processes import ServiceProcess, free_port
 
 
@@ -31,7 +34,22 @@ def start_null_mesh(
         if serving:
             gateway.wait_serving(120)
     except BaseException:
-        for svc in reversed(processes):
-            svc.stop()
+        stop_all(processes)
         raise
     return processes
+
+
+def stop_all(processes: list[ServiceProcess]) -> None:
+    """Stop ``processes`` in reverse order of start (the gateway first)."""
+    for svc in reversed(processes):
+        svc.stop()
+
+
+@contextlib.contextmanager
+def null_mesh(*gateway_args: str, stage_metrics: dict[str, int] | None = None) -> Iterator[ServiceProcess]:
+    """:func:`start_null_mesh`, serving, for a ``with`` block: its gateway, and everything stopped after."""
+    processes = start_null_mesh(*gateway_args, stage_metrics=stage_metrics)
+    try:
+        yield processes[-1]
+    finally:
+        stop_all(processes)

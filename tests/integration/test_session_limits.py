@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.integration.null_mesh import start_null_mesh
+from tests.integration.null_mesh import null_mesh
 from voxmesh.client import AsyncSession, Overloaded, TurnComplete, VoxmeshClientError
 from voxmesh.client import messages as client_messages
 from voxmesh.processes import ServiceProcess
@@ -24,18 +24,14 @@ from voxmesh.v1 import conversation_pb2, conversation_pb2_grpc
 
 @pytest.fixture(scope="module")
 def strict_gateway() -> Iterator[ServiceProcess]:
-    processes = start_null_mesh(
+    with null_mesh(
         "--max-sessions=2",
         "--max-sessions-per-client=1",
         "--first-message-timeout-s=1",
         "--session-idle-timeout-s=3",
         "--max-input-messages-per-s=100",
-    )
-    try:
-        yield processes[-1]
-    finally:
-        for svc in reversed(processes):
-            svc.stop()
+    ) as gateway:
+        yield gateway
 
 
 async def typed_turn(session: AsyncSession) -> TurnComplete:
@@ -135,12 +131,8 @@ def rss_mib(svc: ServiceProcess) -> float:
 @pytest.fixture(scope="module")
 def unlimited_gateway() -> Iterator[ServiceProcess]:
     """No message-rate limit: only chunk joining stands between a flood and memory."""
-    processes = start_null_mesh("--max-input-messages-per-s=0")
-    try:
-        yield processes[-1]
-    finally:
-        for svc in reversed(processes):
-            svc.stop()
+    with null_mesh("--max-input-messages-per-s=0") as gateway:
+        yield gateway
 
 
 async def test_two_byte_chunks_do_not_grow_gateway_memory(unlimited_gateway: ServiceProcess) -> None:
@@ -169,12 +161,8 @@ async def test_two_byte_chunks_do_not_grow_gateway_memory(unlimited_gateway: Ser
 @pytest.fixture(scope="module")
 def budget_gateway() -> Iterator[ServiceProcess]:
     """Sessions may send 20 messages/s (a 200-message burst); each client 15/s in all."""
-    processes = start_null_mesh("--max-input-messages-per-s=20", "--max-input-messages-per-client-s=15")
-    try:
-        yield processes[-1]
-    finally:
-        for svc in reversed(processes):
-            svc.stop()
+    with null_mesh("--max-input-messages-per-s=20", "--max-input-messages-per-client-s=15") as gateway:
+        yield gateway
 
 
 async def test_a_client_past_its_budget_is_read_slowly_not_refused(budget_gateway: ServiceProcess) -> None:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import grpc
 import pytest
 
+from tests.integration.null_mesh import start_null_mesh, stop_all
 from voxmesh.client import AsyncSession, Overloaded, TurnComplete
 from voxmesh.processes import ServiceProcess, free_port
 from voxmesh.v1 import voxtral_pb2, voxtral_pb2_grpc
@@ -86,26 +87,10 @@ async def test_frozen_client_gives_its_slot_back() -> None:
     gRPC's default keepalive is two hours; with the old server options the only
     slot stayed taken for the whole wait below.
     """
-    stages = [
-        ServiceProcess("vad", free_port(), ["--metrics-port=-1"]),
-        ServiceProcess("voxtral", free_port(), ["--engine=null", "--metrics-port=-1"]),
-        ServiceProcess("orpheus", free_port(), ["--engine=null", "--metrics-port=-1"]),
-    ]
-    processes = list(stages)
+    processes = start_null_mesh("--max-sessions=1", "--keepalive-time-s=1")
+    gateway = processes[-1]
     client: asyncio.subprocess.Process | None = None
     try:
-        for svc in stages:
-            svc.start()
-        for svc in stages:
-            svc.wait_serving(120)
-        addresses = [f"--{svc.name}-addr={svc.address}" for svc in stages]
-        gateway = ServiceProcess(
-            "gateway",
-            free_port(),
-            [*addresses, "--metrics-port=-1", "--max-sessions=1", "--keepalive-time-s=1"],
-        )
-        processes.append(gateway)
-        gateway.start().wait_serving(120)
         client = await asyncio.create_subprocess_exec(
             sys.executable, "-c", _FROZEN_CLIENT, gateway.address, stdout=asyncio.subprocess.PIPE
         )
@@ -126,5 +111,4 @@ async def test_frozen_client_gives_its_slot_back() -> None:
         if client is not None:
             client.kill()  # SIGKILL ends a stopped process too
             await client.wait()
-        for svc in reversed(processes):
-            svc.stop()
+        stop_all(processes)

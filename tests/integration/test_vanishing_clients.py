@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from tests.integration.null_mesh import start_null_mesh
+from tests.integration.null_mesh import null_mesh
 from voxmesh.client import messages
 from voxmesh.processes import ServiceProcess, free_port
 from voxmesh.v1 import conversation_pb2, conversation_pb2_grpc
@@ -35,12 +35,8 @@ def sessions_in_use(metrics_port: int) -> float:
 def mesh() -> Iterator[tuple[ServiceProcess, dict[str, int]]]:
     """A gateway over null-engine stages whose session gauges are scraped."""
     metrics = {name: free_port() for name in ("vad", "voxtral", "orpheus")}
-    processes = start_null_mesh(stage_metrics=metrics)
-    try:
-        yield processes[-1], metrics
-    finally:
-        for svc in reversed(processes):
-            svc.stop()
+    with null_mesh(stage_metrics=metrics) as gateway:
+        yield gateway, metrics
 
 
 async def connect_and_vanish(address: str, rounds: int, rng: random.Random) -> None:
