@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 
 import grpc
@@ -10,7 +11,16 @@ import numpy as np
 import pytest
 
 from tests.integration.conftest import Mesh
-from voxmesh.client import AsyncSession, AudioOut, Event, SpeechStarted, StageError, TurnComplete, Unavailable
+from voxmesh.client import (
+    AsyncSession,
+    AudioOut,
+    Event,
+    SpeechStarted,
+    StageError,
+    TurnComplete,
+    Unavailable,
+    VoxmeshClientError,
+)
 from voxmesh.processes import check_health
 from voxmesh.synthetic_speech import speak
 from voxmesh.talk import send_paced
@@ -94,17 +104,29 @@ async def test_sigterm_on_the_gateway_finishes_the_turn_in_flight(mesh: Mesh) ->
                 events.append(event)
 
         reader = asyncio.create_task(read())
-        # Long enough (seconds of espeak) to be in flight when the new session knocks.
+        # Long enough (seconds of espeak) to be in flight when SIGTERM comes.
         await session.send_text("please answer this before you stop, " * 12)
         await _until(events, 0, (AudioOut,))
         assert mesh.gateway.process is not None
         mesh.gateway.process.send_signal(signal.SIGTERM)
-        # Draining refuses at once: a session opened now is not admitted, and says why.
+        assert not reader.done()  # the turn was in flight when SIGTERM came
+        # Draining refuses at once: a session opened now is not admitted. For a moment the
+        # gateway itself answers UNAVAILABLE "draining" (health NOT_SERVING); once
+        # server.stop() has closed the listener the connection is refused outright, and an
+        # attempt caught by the stop itself is CANCELLED (or, grpc/grpc#36066, INTERNAL
+        # "Internal error from Core" when its first write raced the close). Which one a
+        # client meets depends on scheduling: a loaded machine showed all four.
         await asyncio.sleep(0.05)
-        with pytest.raises(Unavailable, match="draining"):
+        with pytest.raises(VoxmeshClientError) as refused:
             await AsyncSession.connect(mesh.address, connect_timeout_s=10)
-        assert check_health(mesh.address, timeout_s=2) == "NOT_SERVING"
-        assert not reader.done()  # the turn in flight was still going
+        assert (
+            isinstance(refused.value, Unavailable)
+            and re.search(r"draining|Connection refused", refused.value.message)
+        ) or (refused.value.code, refused.value.message) in (
+            ("CANCELLED", "CANCELLED"),
+            ("INTERNAL", "Internal error from Core"),
+        ), refused.value
+        assert check_health(mesh.address, timeout_s=2) in ("NOT_SERVING", "UNREACHABLE")
         await asyncio.wait_for(reader, 30)
     assert any(isinstance(e, TurnComplete) for e in events), events
     assert not [e for e in events if isinstance(e, StageError)], events
