@@ -12,6 +12,9 @@ With speculation on, a pause in the utterance (vad's speech_paused) ends it at
 voxtral early and the reply is written and synthesised *tentatively*, its
 events held until speech_ended confirms the turn, or dropped if the user
 speaks on (speech_resumed): see gateway.speculation.
+An endpoint whose words so far end unfinished ("… book a") is held: the turn
+keeps listening until the pause reaches --hold-unfinished-ms, and speech in
+that time continues it (gateway.unfinished_words).
 
 All state is touched from the one event loop, so there are no locks: the
 client reader, the three stage readers and the watchdog each run as a task
@@ -41,7 +44,8 @@ from voxmesh.gateway.playback_position import estimated_played_ms
 from voxmesh.gateway.session_options import SessionOptions
 from voxmesh.gateway.speculation import Speculation
 from voxmesh.gateway.stage_link import StageFailure, StageLink
-from voxmesh.gateway.turn import SpokenPhrase, Turn, TurnState
+from voxmesh.gateway.turn import HeldEndpoint, SpokenPhrase, Turn, TurnState
+from voxmesh.gateway.unfinished_words import EndpointHold
 
 from voxmesh import logs, metrics, tracing
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ, StreamResampler, float_to_pcm16, pcm16_to_float
@@ -91,6 +95,7 @@ class Session:
         input_limits: InputLimits | None = None,
         barge_in_min_speech_ms: int = DEFAULT_MIN_SPEECH_MS,
         speculate_after_ms: int = 0,
+        hold_unfinished_ms: int = 0,
     ) -> None:
         self.session_id = session_id
         # Joins tiny audio chunks and refuses absurd message rates (gateway.input_limits).
@@ -109,6 +114,7 @@ class Session:
         #: Ids on the voxtral/orpheus streams; ahead of turn ids once a speculative attempt is dropped.
         self._next_stage_turn_id = 1
         self._speculation = Speculation(speculate_after_ms)
+        self._hold = EndpointHold(hold_unfinished_ms)
         self._audio_seq = 0
         self._cancelled: set[int] = set()
         self._turn_spans: dict[int, trace.Span] = {}
@@ -323,6 +329,9 @@ class Session:
         turn = self._turn
         if turn is not None and turn.state is TurnState.LISTENING:
             self._send_utterance(turn, pcm16k)
+            held = turn.held_endpoint
+            if held is not None and self._clock.head >= held.release_at:
+                await self._release_hold(turn)
 
     def _send_utterance(self, turn: Turn, pcm16k: bytes) -> None:
         """Utterance audio to voxtral; kept too while a speculative attempt may be discarded.
@@ -382,10 +391,13 @@ class Session:
         turn = self._turn
         if turn is not None and turn.state is TurnState.LISTENING:
             # The input ended mid-utterance (a recording with no trailing
-            # silence, a push-to-talk button released): that is the endpoint,
-            # at the last sample received, and the utterance is answered.
-            last = self._clock.head - self._vad_base
-            await self._on_speech_ended(vad_pb2.VoiceEnd(last_voiced_sample=last, decided_at_sample=last))
+            # silence, a push-to-talk button released) or inside a held
+            # endpoint's pause: that is the endpoint, at the last sample
+            # received (or the held one's last voiced sample), and the
+            # utterance is answered.
+            last = self._clock.head
+            held = turn.held_endpoint
+            await self._endpoint(turn, held.last_voiced if held is not None else last, last)
         await self._idle.wait()
         await asyncio.gather(self.voxtral.close(), self.orpheus.close())
         self._enqueue(_CLOSE)
@@ -409,6 +421,13 @@ class Session:
         previous = self._turn
         if not confirmed and self._barge_in.enabled and previous is not None and previous.active:
             self._barge_in.pause(event)  # a cough or a barge-in? vad's confirmation tells
+            return
+        if (
+            previous is not None
+            and previous.state is TurnState.LISTENING
+            and previous.held_endpoint is not None
+        ):
+            self._continue_held(previous)
             return
         if previous is not None and (previous.active or previous.state is TurnState.LISTENING):
             self._interrupt(previous)
@@ -440,10 +459,14 @@ class Session:
         self._end_utterance(turn)
 
     def _on_speech_resumed(self) -> None:
-        """The user went on: drop the tentative reply, unseen, and send the utterance again."""
         turn = self._turn
         if turn is None or turn.state is not TurnState.LISTENING or turn.tentative is None:
             return
+        self._restart_utterance(turn)
+
+    def _restart_utterance(self, turn: Turn) -> None:
+        """The user went on: drop the tentative reply, unseen, and send the utterance again."""
+        assert turn.tentative is not None
         self._cancel_upstream(turn, "")
         seconds = self._speculation.discarded(turn.tentative)
         log.info(
@@ -465,17 +488,59 @@ class Session:
         turn = self._turn
         if turn is None or turn.state is not TurnState.LISTENING:
             return
+        last_voiced = self._vad_base + event.last_voiced_sample
+        decided_at = self._vad_base + event.decided_at_sample
+        release_at = last_voiced + self._hold.hold_ms * PIPELINE_SAMPLE_RATE_HZ // 1000
+        if release_at > decided_at and self._hold.should_hold(
+            self._words_so_far(turn), self.options.language
+        ):
+            turn.held_endpoint = HeldEndpoint(
+                last_voiced=last_voiced,
+                release_at=release_at,
+                release_by=(self._clock.wall_time_of(last_voiced) or time.perf_counter())
+                + self._hold.hold_ms / 1000,
+            )
+            self._hold.held()
+            log.info(
+                "endpoint held: the words so far end unfinished",
+                extra=logs.fields(turn_id=turn.turn_id, words=self._words_so_far(turn)[-60:]),
+            )
+            return
+        await self._endpoint(turn, last_voiced, decided_at)
+
+    def _continue_held(self, turn: Turn) -> None:
+        """Speech inside a held endpoint's pause: the same turn goes on."""
+        turn.held_endpoint = None
+        self._hold.continued()
+        log.info("held endpoint: the user went on, one turn", extra=logs.fields(turn_id=turn.turn_id))
+        if turn.tentative is not None:
+            self._restart_utterance(turn)
+
+    async def _release_hold(self, turn: Turn) -> None:
+        """The held endpoint's pause ran out in silence: the turn ends where vad said."""
+        held = turn.held_endpoint
+        if held is not None and turn.state is TurnState.LISTENING:
+            await self._endpoint(turn, held.last_voiced, self._clock.head)
+
+    async def _endpoint(self, turn: Turn, last_voiced: int, decided_at: int) -> None:
+        """The turn is over: ask for the reply, or release the tentative one.
+
+        ``last_voiced``, ``decided_at``: samples of the session's audio clock.
+        """
+        if turn.held_endpoint is not None:
+            turn.held_endpoint = None
+            self._hold.released()
         turn.utterance_pcm = bytearray()  # no attempt will need it again
         turn.endpoint = time.perf_counter()
-        turn.t_end = self._clock.wall_time_of(self._vad_base + event.last_voiced_sample)
+        turn.t_end = self._clock.wall_time_of(last_voiced)
         turn.state = TurnState.REPLYING
         self._touch()
         self._emit(
             conversation_pb2.ConverseResponse(
                 speech_ended=conversation_pb2.SpeechEnded(
                     turn_id=turn.turn_id,
-                    last_voiced_offset_ms=self._clock.offset_ms(self._vad_base + event.last_voiced_sample),
-                    endpoint_offset_ms=self._clock.offset_ms(self._vad_base + event.decided_at_sample),
+                    last_voiced_offset_ms=self._clock.offset_ms(last_voiced),
+                    endpoint_offset_ms=self._clock.offset_ms(decided_at),
                 )
             )
         )
@@ -665,6 +730,12 @@ class Session:
         self._next_stage_turn_id += 1
         return stage_turn_id
 
+    def _words_so_far(self, turn: Turn) -> str:
+        """The latest transcript of the utterance: a tentative reply's, else the live one."""
+        if turn.tentative is not None and turn.tentative.transcript:
+            return turn.tentative.transcript
+        return turn.transcript
+
     def _user_words(self, turn: Turn) -> str:
         return turn.transcript or self._typed.get(turn.turn_id, "")
 
@@ -804,6 +875,10 @@ class Session:
             for link in (self.vad, self.voxtral, self.orpheus):
                 link.drop_if_stuck()
             turn = self._turn
+            held = turn.held_endpoint if turn is not None else None
+            if turn is not None and held is not None and time.perf_counter() >= held.release_by:
+                # The client stopped sending audio inside the hold: the audio clock never gets there.
+                await self._release_hold(turn)
             if turn is None or turn.state is not TurnState.REPLYING:
                 continue
             if time.perf_counter() - self._last_progress > self._stage_timeout_s:

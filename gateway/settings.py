@@ -56,6 +56,14 @@ class GatewaySettings(ServiceSettings):
         description="Silence in an utterance after which the reply is written tentatively, released at "
         "the endpoint or dropped if the user speaks on (below vad's hangover to help); 0: off",
     )
+    hold_unfinished_ms: int = Field(
+        1000,
+        ge=0,
+        le=5000,
+        description="When the words so far end unfinished ('book a', 'the weather in'), vad's endpoint "
+        "is held until the pause reaches this, from the last voiced sample; speech before then "
+        "continues the turn (English only); 0: off",
+    )
     barge_in_min_speech_ms: int = Field(
         350,
         ge=0,

@@ -39,9 +39,13 @@ class TentativeReply:
     held: list[tuple[str, Any]] = field(default_factory=list)
     #: The reply's first text delta went to orpheus (its stream was opened for it).
     fed_orpheus: bool = False
+    #: The attempt's latest transcript (the user's words up to the pause).
+    transcript: str = ""
 
     def hold(self, source: str, message: Any) -> None:
         self.held.append((source, message))
+        if source == "voxtral" and message.WhichOneof("event") == "transcript":
+            self.transcript = message.transcript.text
 
 
 class Speculation:

@@ -30,6 +30,21 @@ class SpokenPhrase:
     playout_end: float
 
 
+@dataclass(frozen=True)
+class HeldEndpoint:
+    """vad's endpoint, held while the words end unfinished (gateway.unfinished_words).
+
+    Positions are samples of the session's 16 kHz audio clock (not of one vad
+    stream's), so a vad reconnect during the hold moves nothing.
+    """
+
+    last_voiced: int
+    #: The pause's end, if silence lasts: the endpoint is released there.
+    release_at: int
+    #: The same on the wall clock, for a client that stopped sending audio.
+    release_by: float
+
+
 @dataclass
 class Turn:
     turn_id: int
@@ -38,6 +53,8 @@ class Turn:
     stage_turn_id: int = 0
     #: A reply being written in the user's pause, held until the endpoint (gateway.speculation).
     tentative: TentativeReply | None = None
+    #: vad's endpoint, held because the words so far end unfinished.
+    held_endpoint: HeldEndpoint | None = None
     #: The reply was made speculatively and released at the endpoint.
     speculative: bool = False
     #: The utterance's audio as sent to voxtral (16 kHz PCM16), to send again if

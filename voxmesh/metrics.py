@@ -57,6 +57,11 @@ SPECULATIVE_DISCARDED_SECONDS = Counter(
     "voxmesh_speculative_discarded_seconds",
     "Wall time the stages spent on tentative replies that were discarded (model time thrown away)",
 )
+HELD_ENDPOINTS = Counter(
+    "voxmesh_held_endpoints",
+    "Endpoints held because the words so far end unfinished, by outcome (held, then continued or released)",
+    ["outcome"],
+)
 INTERRUPTIONS = Counter("voxmesh_interruptions_total", "Replies cut short by barge-in or Control.INTERRUPT")
 ERRORS = Counter(
     "voxmesh_errors_total", "Errors reported to clients, by stage and status code", ["stage", "code"]
