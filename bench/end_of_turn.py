@@ -15,8 +15,9 @@ misjudges espeak-ng's flat prosody, so espeak would measure the wrong thing):
     from TurnComplete, and the endpoint's pause on the audio clock; each with
     silence-only or smart-turn endpointing, speculative replies off or on;
 (d) the paused utterances of (b) through the same meshes: split turns as the
-    client sees them, and the tentative replies started, confirmed and
-    discarded, with the stage time discarded (the gateway's counters).
+    client sees them, the tentative replies started, confirmed and
+    discarded, with the stage time discarded, and the endpoints held on
+    unfinished words (held, then continued or released): the gateway's counters.
 
     make smart-turn-model && .venv/bin/python -m bench.end_of_turn [--json FILE]
 """
@@ -157,17 +158,25 @@ async def split_figures(voiced: dict[str, np.ndarray]) -> dict[str, Any]:
     return out
 
 
-#: (name, vad args, gateway args) of the mesh runs in (c) and (d).
+#: (name, vad args, gateway args) of the mesh runs in (c) and (d). Every setting is spelled out,
+#: so a changed default does not change what a row measured.
+_NO_HOLD = ["--hold-unfinished-ms", "0"]
+_HOLD = ["--hold-unfinished-ms", "1000"]
+_SMART_TURN_150 = [*SMART_TURN, "--turn-complete-hangover-ms", "150"]
 MESH_CONFIGS = (
-    ("silence", [], ["--speculate-after-ms", "0"]),
-    ("silence+speculation", [], []),
-    ("smart-turn", SMART_TURN, ["--speculate-after-ms", "0"]),
-    ("smart-turn+speculation", SMART_TURN, []),
+    ("silence", [], ["--speculate-after-ms", "0", *_NO_HOLD]),
+    ("silence+speculation", [], ["--speculate-after-ms", "200", *_NO_HOLD]),
+    ("silence+speculation+hold", [], ["--speculate-after-ms", "200", *_HOLD]),
+    ("smart-turn", SMART_TURN, ["--speculate-after-ms", "0", *_NO_HOLD]),
+    ("smart-turn+speculation", SMART_TURN, ["--speculate-after-ms", "200", *_NO_HOLD]),
     # The pause starts the reply before the model judges it (at 150 ms): both in one window.
+    ("smart-turn-150+speculation-100", _SMART_TURN_150, ["--speculate-after-ms", "100", *_NO_HOLD]),
+    ("smart-turn-150+speculation-100+hold", _SMART_TURN_150, ["--speculate-after-ms", "100", *_HOLD]),
+    # The same with the model trusted only when sure (P >= 0.9): the words catch what it misses.
     (
-        "smart-turn-150+speculation-100",
-        [*SMART_TURN, "--turn-complete-hangover-ms", "150"],
-        ["--speculate-after-ms", "100"],
+        "smart-turn-150@0.9+speculation-100+hold",
+        [*_SMART_TURN_150, "--turn-complete-threshold", "0.9"],
+        ["--speculate-after-ms", "100", *_HOLD],
     ),
 )
 
@@ -260,6 +269,10 @@ async def mesh_figures(
                 o: _counter(metrics_port, "voxmesh_speculative_turns_total", f'outcome="{o}"')
                 for o in ("started", "confirmed", "discarded")
             }
+            held_before = {
+                o: _counter(metrics_port, "voxmesh_held_endpoints_total", f'outcome="{o}"')
+                for o in ("held", "continued", "released")
+            }
             discarded_s = _counter(metrics_port, "voxmesh_speculative_discarded_seconds_total")
             split = 0
             for audio in paused:
@@ -277,6 +290,10 @@ async def mesh_figures(
                 "pauses_s": "0.3-0.7",
                 "split_utterances": split,
                 "tentative_replies": counts,
+                "held_endpoints": {
+                    o: int(_counter(metrics_port, "voxmesh_held_endpoints_total", f'outcome="{o}"') - v)
+                    for o, v in held_before.items()
+                },
                 "discarded_s": round(
                     _counter(metrics_port, "voxmesh_speculative_discarded_seconds_total") - discarded_s, 2
                 ),

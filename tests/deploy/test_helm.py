@@ -529,3 +529,19 @@ def test_notes_give_the_token_to_voxmesh_talk(helm: Path) -> None:
     assert notes.index(export) < notes.index("voxmesh talk question.wav")
     # port-forward runs in the background so the next lines can run in the same shell.
     assert "port-forward svc/vm-voxmesh-gateway 50051:50051 &" in notes
+
+
+def test_turn_taking_values_reach_the_gateway(helm: Path, default_docs: list[dict[str, Any]]) -> None:
+    from voxmesh.gateway.settings import GatewaySettings
+
+    gateway = by_kind(default_docs, "Deployment")
+    (name,) = [n for n in gateway if n.endswith("-gateway")]
+    defaults = env_of(gateway[name])
+    # The chart's defaults are the service's own, so an upgrade changes no behaviour.
+    fields = GatewaySettings.model_fields
+    assert defaults["VOXMESH_GATEWAY_SPECULATE_AFTER_MS"] == str(fields["speculate_after_ms"].default)
+    assert defaults["VOXMESH_GATEWAY_HOLD_UNFINISHED_MS"] == str(fields["hold_unfinished_ms"].default)
+    docs = render(helm, "--set", "gateway.speculateAfterMs=100", "--set", "gateway.holdUnfinishedMs=0")
+    env = env_of(by_kind(docs, "Deployment")[name])
+    assert env["VOXMESH_GATEWAY_SPECULATE_AFTER_MS"] == "100"
+    assert env["VOXMESH_GATEWAY_HOLD_UNFINISHED_MS"] == "0"
