@@ -177,6 +177,10 @@ class StagePool:
         elif code != "INVALID_ARGUMENT":  # a bad config is the client's fault, not the replica's
             replica.avoid_until = time.monotonic() + DOWN_AVOID_S
 
+    def abandoned(self, replica: Replica) -> None:
+        """The open was given up by the gateway (its session went away), not refused."""
+        self._release(replica)
+
     def closed(self, replica: Replica) -> None:
         """A stream that was open on ``replica`` ended."""
         self._release(replica)

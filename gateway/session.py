@@ -193,9 +193,16 @@ class Session:
         # one with no replica with room raises StageFull (RESOURCE_EXHAUSTED): the
         # session is admitted only when every stage can serve it.
         links = (self.vad, self.voxtral, self.orpheus)
+        opens = [asyncio.ensure_future(link.ensure_open(admission=True)) for link in links]
         try:
-            await asyncio.gather(*(link.ensure_open(admission=True) for link in links))
+            await asyncio.gather(*opens)
         except BaseException:
+            # gather() leaves the other opens running: one still waiting on a slow
+            # stage would open its stream after the abort, for a session already
+            # refused, and hold that stage's slot for good. Stop them first.
+            for pending in opens:
+                pending.cancel()
+            await asyncio.gather(*opens, return_exceptions=True)
             await asyncio.gather(*(link.abort() for link in links))
             raise
         # From here every exit tears the session down, including a client that

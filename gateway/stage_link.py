@@ -181,6 +181,9 @@ class StageLink:
                 self._pool.refused(replica, "UNAVAILABLE")
                 last = exc
                 continue
+            except asyncio.CancelledError:
+                self._pool.abandoned(replica)  # the session went away; the replica did nothing wrong
+                raise
             except BaseException:
                 self._pool.refused(replica, "INVALID_ARGUMENT")
                 raise

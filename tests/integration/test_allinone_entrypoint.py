@@ -35,6 +35,19 @@ def allinone_entrypoint() -> list[str]:
     return command
 
 
+def serving_stages(pid: int) -> dict[str, dict[str, str]]:
+    """``voxmesh serve STAGE`` processes under ``pid``: their environments by stage."""
+    stages = {}
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            cmdline = child.cmdline()
+            if "serve" in cmdline:
+                stages[cmdline[cmdline.index("serve") + 1]] = child.environ()
+        except psutil.NoSuchProcess:
+            continue  # a helper that exited while we looked
+    return stages
+
+
 def test_entrypoint_runs_the_mesh_with_the_profile_settings() -> None:
     base = free_port()
     command = allinone_entrypoint()
@@ -58,12 +71,13 @@ def test_entrypoint_runs_the_mesh_with_the_profile_settings() -> None:
             assert up.poll() is None, up.communicate()[0]
             assert time.monotonic() < deadline, "the mesh did not come up"
             time.sleep(0.5)
-        stages = {}
-        for child in psutil.Process(up.pid).children(recursive=True):
-            cmdline = child.cmdline()
-            if "serve" in cmdline:
-                stages[cmdline[cmdline.index("serve") + 1]] = child.environ()
-        assert set(stages) == {"vad", "voxtral", "orpheus", "gateway", "realtime"}
+        # The Realtime edge is started after the gateway serves: wait for all five.
+        stages = serving_stages(up.pid)
+        while set(stages) != {"vad", "voxtral", "orpheus", "gateway", "realtime"}:
+            assert up.poll() is None, up.communicate()[0]
+            assert time.monotonic() < deadline, f"only {sorted(stages)} started"
+            time.sleep(0.5)
+            stages = serving_stages(up.pid)
         profile = PROFILES["48gb"].env()
         for stage_env in stages.values():
             assert (

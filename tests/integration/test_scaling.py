@@ -10,6 +10,7 @@ it from the replica's /metrics port, so placement is checked where it lands.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import urllib.request
@@ -200,6 +201,38 @@ async def test_every_replica_full_refuses_before_session_started(
                 break
             await asyncio.sleep(0.1)
         admitted.append(await AsyncSession.connect(mesh.gateway.address))
+    finally:
+        await asyncio.gather(*(s.close() for s in admitted))
+
+
+async def test_a_refused_session_leaves_no_stream_on_a_stage_that_answered_late(
+    start_scaled: Callable[..., ScaledMesh],
+) -> None:
+    # Voxtral refuses at once while orpheus (stopped) has not answered the open yet: the
+    # pending open must be given up with the session, not finish after it for nobody.
+    mesh = start_scaled(voxtral_args=("--max-sessions", "1"))
+    admitted = [await AsyncSession.connect(mesh.gateway.address) for _ in range(2)]
+    try:
+        assert [r.gauge() for r in mesh.voxtral] == [1, 1]
+        assert sum(r.gauge() for r in mesh.orpheus) == 2
+        pids = [r.process.process.pid for r in mesh.orpheus if r.process.process is not None]
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(Overloaded, match="voxtral"):
+                await AsyncSession.connect(mesh.gateway.address)
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        # Give a late open the time to land (it lands in ms once orpheus runs), then count:
+        # a leaked stream would hold a third orpheus slot for as long as the gateway runs.
+        await asyncio.sleep(1.0)
+        for _ in range(50):
+            if sum(r.gauge() for r in mesh.orpheus) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert sum(r.gauge() for r in mesh.orpheus) == 2
+        assert mesh.vad.gauge() == 2
     finally:
         await asyncio.gather(*(s.close() for s in admitted))
 
