@@ -510,7 +510,8 @@ class Session:
             self._hold.held()
             log.info(
                 "endpoint held: the words so far end unfinished",
-                extra=logs.fields(turn_id=turn.turn_id, words=self._words_so_far(turn)[-60:]),
+                # What the user said stays out of the logs (nothing else here logs it either).
+                extra=logs.fields(turn_id=turn.turn_id, hold_ms=self._hold.hold_ms),
             )
             return
         await self._endpoint(turn, last_voiced, decided_at)
