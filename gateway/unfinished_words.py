@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 
+from voxmesh.language import language_code
 from voxmesh.metrics import HELD_ENDPOINTS
 
 #: Words after which an English sentence is almost never over. Left out on
@@ -66,7 +67,8 @@ def sounds_unfinished(transcript: str) -> bool:
 
 
 def is_english(language: str) -> bool:
-    return language.lower() == "en" or language.lower().startswith("en-")
+    """``language`` (a tag the session already checked) is English; an unset tag is not judged."""
+    return bool(language) and language_code(language) == "en"
 
 
 class EndpointHold:

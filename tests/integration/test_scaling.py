@@ -177,29 +177,36 @@ async def test_voxtral_replica_killed_next_turn_completes_on_the_other_with_the_
     await conversation.close()
 
 
+async def settle(condition: Callable[[], bool], tries: int = 50) -> None:
+    """Wait (up to ``tries`` × 0.1 s) for ``condition``: each stage updates its gauge on its own schedule."""
+    for _ in range(tries):
+        if condition():
+            return
+        await asyncio.sleep(0.1)
+
+
+async def fill_voxtral(start_scaled: Callable[..., ScaledMesh]) -> tuple[ScaledMesh, list[AsyncSession]]:
+    """A mesh whose two voxtral replicas take one session each, and the two sessions that fill them."""
+    mesh = start_scaled(voxtral_args=("--max-sessions", "1"))
+    admitted = [await AsyncSession.connect(mesh.gateway.address) for _ in range(2)]
+    return mesh, admitted
+
+
 async def test_every_replica_full_refuses_before_session_started(
     start_scaled: Callable[..., ScaledMesh],
 ) -> None:
-    mesh = start_scaled(voxtral_args=("--max-sessions", "1"))
-    admitted = [await AsyncSession.connect(mesh.gateway.address) for _ in range(2)]
+    mesh, admitted = await fill_voxtral(start_scaled)
     try:
         assert [r.gauge() for r in mesh.voxtral] == [1, 1]
         with pytest.raises(Overloaded, match="voxtral"):
             await AsyncSession.connect(mesh.gateway.address)
         # The refused session held nothing: its vad and orpheus streams were closed.
-        # Each stage closes its stream on its own schedule: wait for both.
-        for _ in range(50):
-            if mesh.vad.gauge() == 2 and sum(r.gauge() for r in mesh.orpheus) == 2:
-                break
-            await asyncio.sleep(0.1)
+        await settle(lambda: mesh.vad.gauge() == 2 and sum(r.gauge() for r in mesh.orpheus) == 2)
         assert mesh.vad.gauge() == 2
         assert sum(r.gauge() for r in mesh.orpheus) == 2
         # Room again once a session ends.
         await admitted.pop().close()
-        for _ in range(50):
-            if sum(r.gauge() for r in mesh.voxtral) == 1:
-                break
-            await asyncio.sleep(0.1)
+        await settle(lambda: sum(r.gauge() for r in mesh.voxtral) == 1)
         admitted.append(await AsyncSession.connect(mesh.gateway.address))
     finally:
         await asyncio.gather(*(s.close() for s in admitted))
@@ -210,8 +217,7 @@ async def test_a_refused_session_leaves_no_stream_on_a_stage_that_answered_late(
 ) -> None:
     # Voxtral refuses at once while orpheus (stopped) has not answered the open yet: the
     # pending open must be given up with the session, not finish after it for nobody.
-    mesh = start_scaled(voxtral_args=("--max-sessions", "1"))
-    admitted = [await AsyncSession.connect(mesh.gateway.address) for _ in range(2)]
+    mesh, admitted = await fill_voxtral(start_scaled)
     try:
         assert [r.gauge() for r in mesh.voxtral] == [1, 1]
         assert sum(r.gauge() for r in mesh.orpheus) == 2
@@ -227,10 +233,7 @@ async def test_a_refused_session_leaves_no_stream_on_a_stage_that_answered_late(
         # Give a late open the time to land (it lands in ms once orpheus runs), then count:
         # a leaked stream would hold a third orpheus slot for as long as the gateway runs.
         await asyncio.sleep(1.0)
-        for _ in range(50):
-            if sum(r.gauge() for r in mesh.orpheus) == 2:
-                break
-            await asyncio.sleep(0.1)
+        await settle(lambda: sum(r.gauge() for r in mesh.orpheus) == 2)
         assert sum(r.gauge() for r in mesh.orpheus) == 2
         assert mesh.vad.gauge() == 2
     finally:
