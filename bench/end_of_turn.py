@@ -33,12 +33,12 @@ from typing import Any
 
 import grpc
 import numpy as np
-from voxmesh.services.vad.smart_turn import SmartTurnModel
 
 from tests.piper_speech import piper_speak
 from voxmesh.audio import float_to_pcm16
 from voxmesh.client import SpeechEnded, TurnComplete
 from voxmesh.processes import ServiceProcess, free_port
+from voxmesh.services.vad.smart_turn import SmartTurnModel
 from voxmesh.synthetic_speech import silence
 from voxmesh.talk import talk
 from voxmesh.v1 import vad_pb2, vad_pb2_grpc

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from voxmesh.services.orpheus.first_audio_sweep import Workload, run_level
 from voxmesh.services.orpheus.orpheus_tokens import SAMPLES_PER_FRAME
 from voxmesh.services.orpheus.random_checkpoint import (

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from voxmesh.services.orpheus.orpheus_tokens import (
     CODES_PER_FRAME,
     END_OF_SPEECH,

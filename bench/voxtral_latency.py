@@ -24,9 +24,10 @@ import tempfile
 import time
 from typing import Any
 
+from voxtral_modes import build_engine, stream_turn, utterance
+
 from voxmesh.services.voxtral.engine import Message, Sampling
 from voxmesh.services.voxtral.transformers_engine import TransformersEngine
-from voxtral_modes import build_engine, stream_turn, utterance
 
 
 async def timed_reply(engine: TransformersEngine, user: Message, sampling: Sampling) -> dict[str, float]:

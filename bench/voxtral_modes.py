@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.services.voxtral.engine import Message, Sampling
 from voxmesh.services.voxtral.random_checkpoint import (
     NUM_SPECIAL_TOKENS,
@@ -47,8 +49,6 @@ from voxmesh.services.voxtral.random_checkpoint import (
 from voxmesh.services.voxtral.realtime_transcriber import RealtimeModel
 from voxmesh.services.voxtral.settings import VoxtralSettings
 from voxmesh.services.voxtral.transformers_engine import TransformersEngine
-
-from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.synthetic_speech import speak
 
 SENTENCE = "hello, could you please tell me what the weather will be like tomorrow afternoon"

@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.services.voxtral.random_checkpoint import save_voxtral_realtime_mistral
 from voxmesh.services.voxtral.settings import VoxtralSettings
 from voxmesh.services.voxtral.vllm_realtime import VllmRealtime
-
-from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.synthetic_speech import speak
 
 SENTENCE = "hello, could you please tell me what the weather will be like tomorrow afternoon"

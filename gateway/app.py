@@ -13,12 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+
 from voxmesh.gateway.placement import StagePool
 from voxmesh.gateway.servicer import ConversationServicer
 from voxmesh.gateway.session import Upstreams
 from voxmesh.gateway.settings import GatewaySettings
 from voxmesh.gateway.stage_credentials import stage_channel_factory
-
 from voxmesh.server import ServiceSpec
 from voxmesh.v1 import (
     common_pb2,

@@ -31,9 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from voxmesh.gateway import dns_lookup
-
 from voxmesh import logs
+from voxmesh.gateway import dns_lookup
 from voxmesh.v1 import common_pb2
 
 log = logging.getLogger(__name__)

@@ -8,14 +8,14 @@ import uuid
 from collections.abc import AsyncIterator
 
 import grpc
+
+from voxmesh import logs
+from voxmesh.errors import InvalidArgument
 from voxmesh.gateway.client_quota import ClientQuota, client_of
 from voxmesh.gateway.input_limits import InputLimits, first_request, idle_limited
 from voxmesh.gateway.session import Session, Upstreams
 from voxmesh.gateway.session_options import session_options
 from voxmesh.gateway.settings import GatewaySettings
-
-from voxmesh import logs
-from voxmesh.errors import InvalidArgument
 from voxmesh.server import SessionSlots
 from voxmesh.v1 import conversation_pb2, conversation_pb2_grpc
 

@@ -35,6 +35,10 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 from opentelemetry import trace
+
+from voxmesh import logs, metrics, tracing
+from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ, StreamResampler, float_to_pcm16, pcm16_to_float
+from voxmesh.errors import EngineOverloaded, InvalidArgument, VoxmeshError
 from voxmesh.gateway.audio_clock import AudioClock
 from voxmesh.gateway.barge_in import DEFAULT_MIN_SPEECH_MS, BargeInGate
 from voxmesh.gateway.conversation import ConversationHistory
@@ -46,10 +50,6 @@ from voxmesh.gateway.speculation import Speculation
 from voxmesh.gateway.stage_link import StageFailure, StageLink
 from voxmesh.gateway.turn import HeldEndpoint, SpokenPhrase, Turn, TurnState
 from voxmesh.gateway.unfinished_words import EndpointHold
-
-from voxmesh import logs, metrics, tracing
-from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ, StreamResampler, float_to_pcm16, pcm16_to_float
-from voxmesh.errors import EngineOverloaded, InvalidArgument, VoxmeshError
 from voxmesh.v1 import common_pb2, conversation_pb2, orpheus_pb2, vad_pb2, voxtral_pb2
 
 log = logging.getLogger(__name__)

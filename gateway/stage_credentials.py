@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from voxmesh.gateway.settings import GatewaySettings
 
 from voxmesh.bearer_tokens import parse_tokens
 from voxmesh.errors import InvalidArgument
+from voxmesh.gateway.settings import GatewaySettings
 
 
 class _BearerToken(grpc.aio.StreamStreamClientInterceptor):

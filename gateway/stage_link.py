@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from voxmesh.gateway.placement import Replica, StagePool
-from voxmesh.gateway.stage_requests import STALL_S, StageRequests
 
 from voxmesh import logs
 from voxmesh.errors import EngineOverloaded, InvalidArgument
+from voxmesh.gateway.placement import Replica, StagePool
+from voxmesh.gateway.stage_requests import STALL_S, StageRequests
 from voxmesh.idle_drain import DRAINED
 from voxmesh.v1 import common_pb2
 

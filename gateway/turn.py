@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 from voxmesh.gateway.playback_position import ReplyPlayback
 from voxmesh.gateway.speculation import TentativeReply
-
 from voxmesh.v1 import conversation_pb2
 
 

@@ -39,7 +39,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from services.orpheus.settings import OrpheusSettings
+from voxmesh.services.orpheus.settings import OrpheusSettings
 
 GIB = 1024**3
 

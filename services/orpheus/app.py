@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 
 import grpc
-from voxmesh.services.orpheus.engine import create_engine
-from voxmesh.services.orpheus.servicer import OrpheusServicer
-from voxmesh.services.orpheus.settings import OrpheusSettings
-from voxmesh.services.orpheus.voices import resolve_voice
 
 from voxmesh.gpu_driver import check_driver_for_engine
 from voxmesh.model_source import MODEL_ENGINES
 from voxmesh.server import ServiceSpec
+from voxmesh.services.orpheus.engine import create_engine
+from voxmesh.services.orpheus.servicer import OrpheusServicer
+from voxmesh.services.orpheus.settings import OrpheusSettings
+from voxmesh.services.orpheus.voices import resolve_voice
 from voxmesh.v1 import orpheus_pb2, orpheus_pb2_grpc
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import numpy as np
-from voxmesh.services.orpheus.engine import SpeechEngine
-from voxmesh.services.orpheus.voices import strip_tags
 
 from voxmesh.engine_info import EngineInfo
 from voxmesh.espeak import ESPEAK_SAMPLE_RATE_HZ, Espeak
+from voxmesh.services.orpheus.engine import SpeechEngine
+from voxmesh.services.orpheus.voices import strip_tags
 
 #: Orpheus voice → espeak-ng voice with variant (f* female, m* male).
 ESPEAK_VOICES: dict[str, str] = {

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from voxmesh.services.orpheus.engine import SpeechEngine
 
 #: Phrases as the splitter cuts them: a short first clause, then sentences.

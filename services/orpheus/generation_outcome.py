@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from typing import Literal
 
 from prometheus_client import Counter
-from voxmesh.services.orpheus.orpheus_tokens import END_OF_SPEECH_IDS
 
 from voxmesh import logs
+from voxmesh.services.orpheus.orpheus_tokens import END_OF_SPEECH_IDS
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import numpy as np
-from voxmesh.services.orpheus.engine import SpeechEngine
 
 from voxmesh.engine_info import EngineInfo
+from voxmesh.services.orpheus.engine import SpeechEngine
 
 #: Audio per phrase: 100 ms at 24 kHz.
 BURST_SAMPLES = 2_400

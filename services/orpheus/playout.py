@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
 from voxmesh.services.orpheus.orpheus_tokens import SAMPLES_PER_FRAME
 from voxmesh.services.orpheus.snac_decoder import FRAME_SECONDS, SnacStream
 

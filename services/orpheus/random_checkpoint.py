@@ -20,6 +20,7 @@ import os
 from typing import Any
 
 import torch
+
 from voxmesh.services.orpheus.snac_decoder import SNAC_24KHZ_CONFIG
 
 #: Orpheus 3B's vocabulary size (every audio id < 156 938 exists).

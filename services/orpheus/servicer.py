@@ -11,10 +11,6 @@ import logging
 from collections.abc import AsyncIterator
 
 import grpc
-from voxmesh.services.orpheus.engine import SpeechEngine
-from voxmesh.services.orpheus.session import SynthesisSession
-from voxmesh.services.orpheus.settings import OrpheusSettings
-from voxmesh.services.orpheus.voices import LANGUAGES, resolve_voice
 
 from voxmesh import logs
 from voxmesh.audio import DEFAULT_OUTPUT_SAMPLE_RATE_HZ, check_sample_rate
@@ -22,6 +18,10 @@ from voxmesh.errors import InvalidArgument
 from voxmesh.idle_drain import close_when_idle
 from voxmesh.language import check_language
 from voxmesh.server import SessionSlots
+from voxmesh.services.orpheus.engine import SpeechEngine
+from voxmesh.services.orpheus.session import SynthesisSession
+from voxmesh.services.orpheus.settings import OrpheusSettings
+from voxmesh.services.orpheus.voices import LANGUAGES, resolve_voice
 from voxmesh.v1 import common_pb2, orpheus_pb2, orpheus_pb2_grpc
 
 log = logging.getLogger(__name__)

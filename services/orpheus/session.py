@@ -25,14 +25,14 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 from opentelemetry import trace
-from voxmesh.services.orpheus.engine import SpeechEngine
-from voxmesh.services.orpheus.phrases import PhraseSplitter
-from voxmesh.services.orpheus.settings import OrpheusSettings
 
 from voxmesh import logs, tracing
 from voxmesh.audio import StreamResampler, float_to_pcm16
 from voxmesh.errors import InvalidArgument, VoxmeshError
 from voxmesh.metrics import SYNTHESIS_RTF
+from voxmesh.services.orpheus.engine import SpeechEngine
+from voxmesh.services.orpheus.phrases import PhraseSplitter
+from voxmesh.services.orpheus.settings import OrpheusSettings
 from voxmesh.turn_outcomes import ClosedTurns, turn_failed
 from voxmesh.v1 import common_pb2, orpheus_pb2
 

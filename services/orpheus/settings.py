@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
-from voxmesh.services.orpheus.orpheus_tokens import SAMPLES_PER_FRAME, phrase_token_budget
 
 from voxmesh.errors import InvalidArgument
+from voxmesh.services.orpheus.orpheus_tokens import SAMPLES_PER_FRAME, phrase_token_budget
 from voxmesh.settings import ServiceSettings
 
 #: Ids of a phrase's prompt besides its text: the voice name, ": " and six control ids.

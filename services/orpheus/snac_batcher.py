@@ -31,6 +31,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
 from voxmesh.services.orpheus.snac_decoder import DecodeWindow, SnacDecoder
 
 log = logging.getLogger(__name__)

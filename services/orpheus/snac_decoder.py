@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from voxmesh.services.orpheus.orpheus_tokens import (
     SAMPLES_PER_FRAME,
     SNAC_SAMPLE_RATE_HZ,

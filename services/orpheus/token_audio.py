@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from prometheus_client import Counter
+
+from voxmesh import logs
 from voxmesh.services.orpheus.orpheus_tokens import FrameParser
 from voxmesh.services.orpheus.settings import OrpheusSettings
 from voxmesh.services.orpheus.snac_batcher import SnacBatcher
 from voxmesh.services.orpheus.snac_decoder import SnacStream
-
-from voxmesh import logs
 
 log = logging.getLogger(__name__)
 

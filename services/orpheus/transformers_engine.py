@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from voxmesh.engine_info import EngineInfo
 from voxmesh.services.orpheus.engine import SpeechEngine
 from voxmesh.services.orpheus.generation_outcome import StopReason, report_stopped, stop_reason
 from voxmesh.services.orpheus.orpheus_tokens import (
@@ -42,8 +44,6 @@ from voxmesh.services.orpheus.orpheus_tokens import (
 from voxmesh.services.orpheus.snac_batcher import SnacBatcher
 from voxmesh.services.orpheus.snac_decoder import SnacDecoder, load_snac
 from voxmesh.services.orpheus.token_audio import stream_params, tokens_to_audio
-
-from voxmesh.engine_info import EngineInfo
 from voxmesh.torch_generation import IdStreamer, StopFlag, pick_device, pick_dtype, use_static_cache
 
 if TYPE_CHECKING:

@@ -28,14 +28,14 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from voxmesh.engine_info import EngineInfo
+from voxmesh.errors import EngineNotInstalled, EngineUnavailable
 from voxmesh.services.orpheus.engine import SpeechEngine
 from voxmesh.services.orpheus.generation_outcome import StopReason, report_stopped, stop_reason
 from voxmesh.services.orpheus.orpheus_tokens import END_OF_SPEECH_IDS, SNAC_SAMPLE_RATE_HZ, prompt_ids
 from voxmesh.services.orpheus.snac_batcher import SnacBatcher
 from voxmesh.services.orpheus.token_audio import stream_params, tokens_to_audio
-
-from voxmesh.engine_info import EngineInfo
-from voxmesh.errors import EngineNotInstalled, EngineUnavailable
 from voxmesh.startup_lock import gpu_startup_lock
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ class VllmEngine(SpeechEngine):
         from transformers import AutoTokenizer
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
+
         from voxmesh.services.orpheus.snac_decoder import SnacDecoder, load_snac
 
         settings = self.settings

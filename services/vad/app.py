@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import grpc
+
+from voxmesh.server import ServiceSpec
 from voxmesh.services.vad.engine import create_engine
 from voxmesh.services.vad.servicer import VadServicer
 from voxmesh.services.vad.settings import VadSettings
-
-from voxmesh.server import ServiceSpec
 from voxmesh.v1 import vad_pb2, vad_pb2_grpc
 
 

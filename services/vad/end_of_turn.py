@@ -23,10 +23,10 @@ from typing import Protocol
 
 import numpy as np
 from prometheus_client import Counter, Histogram
-from voxmesh.services.vad.segmenter import Segmenter, SegmentEvent, SpeechStarted
 
 from voxmesh import logs
 from voxmesh.metrics import LATENCY_BUCKETS_S
+from voxmesh.services.vad.segmenter import Segmenter, SegmentEvent, SpeechStarted
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,11 @@ import logging
 from collections.abc import AsyncIterator
 
 import grpc
+
+from voxmesh import logs
+from voxmesh.audio import MAX_CHUNK_BYTES
+from voxmesh.errors import InvalidArgument, InvalidAudio
+from voxmesh.server import SessionSlots
 from voxmesh.services.vad.end_of_turn import EndOfTurnPolicy, Endpointer
 from voxmesh.services.vad.engine import FrameClassifier, VadEngine
 from voxmesh.services.vad.segmenter import (
@@ -26,11 +31,6 @@ from voxmesh.services.vad.segmenter import (
 )
 from voxmesh.services.vad.settings import VadSettings
 from voxmesh.services.vad.smart_turn import SmartTurnModel
-
-from voxmesh import logs
-from voxmesh.audio import MAX_CHUNK_BYTES
-from voxmesh.errors import InvalidArgument, InvalidAudio
-from voxmesh.server import SessionSlots
 from voxmesh.v1 import common_pb2, vad_pb2, vad_pb2_grpc
 
 log = logging.getLogger(__name__)

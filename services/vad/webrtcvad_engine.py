@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import webrtcvad
-from voxmesh.services.vad.engine import SENSITIVITIES, FrameClassifier, VadEngine
 
 from voxmesh.engine_info import EngineInfo
+from voxmesh.services.vad.engine import SENSITIVITIES, FrameClassifier, VadEngine
 
 #: webrtcvad's "aggressiveness" filters non-speech harder as it grows, so the
 #: most sensitive setting is the least aggressive mode.

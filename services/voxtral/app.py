@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import grpc
-from voxmesh.services.voxtral.engine import create_engine
-from voxmesh.services.voxtral.servicer import VoxtralServicer
-from voxmesh.services.voxtral.settings import VoxtralSettings
 
 from voxmesh.gpu_driver import check_driver_for_engine
 from voxmesh.model_source import MODEL_ENGINES
 from voxmesh.server import ServiceSpec
+from voxmesh.services.voxtral.engine import create_engine
+from voxmesh.services.voxtral.servicer import VoxtralServicer
+from voxmesh.services.voxtral.settings import VoxtralSettings
 from voxmesh.v1 import voxtral_pb2, voxtral_pb2_grpc
 
 

@@ -14,11 +14,11 @@ import re
 from collections.abc import AsyncIterator
 
 import numpy as np
-from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, ReplyEngine, Sampling
-from voxmesh.services.voxtral.pocketsphinx_pool import DecoderWorkers
 
 from voxmesh.audio import float_to_pcm16
 from voxmesh.engine_info import EngineInfo
+from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, ReplyEngine, Sampling
+from voxmesh.services.voxtral.pocketsphinx_pool import DecoderWorkers
 
 #: What the echo says when pocketsphinx heard nothing it could spell.
 NOTHING_HEARD = "Sorry, I did not catch that."

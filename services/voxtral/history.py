@@ -15,9 +15,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from voxmesh.services.voxtral.engine import Message
-
 from voxmesh import logs
+from voxmesh.services.voxtral.engine import Message
 
 log = logging.getLogger(__name__)
 

@@ -19,14 +19,14 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, ReplyEngine, Sampling
-from voxmesh.services.voxtral.realtime_fallback import FallbackTranscriber, RealtimeProbeFailed, probe
-from voxmesh.services.voxtral.realtime_transcriber import VOXTRAL_REALTIME_LANGUAGES
-from voxmesh.services.voxtral.voxtral_prompt import chat_request, transcription_request
 
 from voxmesh import logs
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.errors import InvalidArgument, UtteranceTooLong
+from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, ReplyEngine, Sampling
+from voxmesh.services.voxtral.realtime_fallback import FallbackTranscriber, RealtimeProbeFailed, probe
+from voxmesh.services.voxtral.realtime_transcriber import VOXTRAL_REALTIME_LANGUAGES
+from voxmesh.services.voxtral.voxtral_prompt import chat_request, transcription_request
 
 if TYPE_CHECKING:
     from voxmesh.services.voxtral.settings import VoxtralSettings

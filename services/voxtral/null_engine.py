@@ -10,9 +10,9 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import numpy as np
-from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, ReplyEngine, Sampling
 
 from voxmesh.engine_info import EngineInfo
+from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, ReplyEngine, Sampling
 
 REPLY = ("Okay. ", "That ", "is ", "noted.")
 #: Not empty: a turn with an empty transcript gets no reply (NO_SPEECH), and this engine hears nothing.

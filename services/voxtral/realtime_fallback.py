@@ -23,11 +23,11 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
-from voxmesh.services.voxtral.engine import LiveTranscriber
 
 from voxmesh import logs
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.errors import InvalidArgument
+from voxmesh.services.voxtral.engine import LiveTranscriber
 
 log = logging.getLogger(__name__)
 

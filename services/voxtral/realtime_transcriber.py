@@ -39,11 +39,11 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from voxmesh.services.voxtral.engine import LiveTranscriber
 
 from voxmesh import logs
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.errors import InvalidArgument
+from voxmesh.services.voxtral.engine import LiveTranscriber
 
 if TYPE_CHECKING:
     import torch

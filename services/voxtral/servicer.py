@@ -7,10 +7,6 @@ import math
 from collections.abc import AsyncIterator
 
 import grpc
-from voxmesh.services.voxtral.engine import ReplyEngine
-from voxmesh.services.voxtral.history import History
-from voxmesh.services.voxtral.session import RespondSession
-from voxmesh.services.voxtral.settings import VoxtralSettings
 
 from voxmesh import logs
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
@@ -18,6 +14,10 @@ from voxmesh.errors import InvalidArgument
 from voxmesh.idle_drain import close_when_idle
 from voxmesh.language import check_language
 from voxmesh.server import SessionSlots
+from voxmesh.services.voxtral.engine import ReplyEngine
+from voxmesh.services.voxtral.history import History
+from voxmesh.services.voxtral.session import RespondSession
+from voxmesh.services.voxtral.settings import VoxtralSettings
 from voxmesh.v1 import common_pb2, voxtral_pb2, voxtral_pb2_grpc
 
 log = logging.getLogger(__name__)

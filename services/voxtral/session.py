@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from opentelemetry import trace
-from voxmesh.services.voxtral.engine import LiveTranscriber, Message, ReplyEngine, Sampling
-from voxmesh.services.voxtral.history import History
-from voxmesh.services.voxtral.settings import VoxtralSettings
 
 from voxmesh import logs, tracing
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ, pcm16_to_float
 from voxmesh.errors import InvalidArgument, UtteranceTooLong, VoxmeshError
 from voxmesh.metrics import REPLY_QUEUE_DEPTH, STAGE_LATENCY
+from voxmesh.services.voxtral.engine import LiveTranscriber, Message, ReplyEngine, Sampling
+from voxmesh.services.voxtral.history import History
+from voxmesh.services.voxtral.settings import VoxtralSettings
 from voxmesh.turn_outcomes import ClosedTurns, turn_failed
 from voxmesh.v1 import common_pb2, voxtral_pb2
 

@@ -49,19 +49,19 @@ from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
-from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Sampling
-from voxmesh.services.voxtral.mistral_engine import MistralPromptEngine
-from voxmesh.services.voxtral.realtime_transcriber import RealtimeModel, RealtimeTranscriber, check_delay
-from voxmesh.services.voxtral.voxtral_prompt import TextDeltas
-
 from voxmesh import logs
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.engine_info import EngineInfo
 from voxmesh.errors import EngineNotInstalled
+from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Sampling
+from voxmesh.services.voxtral.mistral_engine import MistralPromptEngine
+from voxmesh.services.voxtral.realtime_transcriber import RealtimeModel, RealtimeTranscriber, check_delay
+from voxmesh.services.voxtral.voxtral_prompt import TextDeltas
 from voxmesh.torch_generation import IdStreamer, StopFlag, pick_device, pick_dtype, use_static_cache
 
 if TYPE_CHECKING:
     import torch
+
     from voxmesh.services.voxtral.settings import VoxtralSettings
 
 log = logging.getLogger(__name__)

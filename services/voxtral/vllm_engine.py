@@ -55,13 +55,12 @@ import uuid
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
-from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Sampling
-from voxmesh.services.voxtral.mistral_engine import MistralPromptEngine
-from voxmesh.services.voxtral.voxtral_prompt import TextDeltas
-
 from voxmesh import logs
 from voxmesh.engine_info import EngineInfo
 from voxmesh.errors import EngineNotInstalled, EngineUnavailable, InvalidArgument
+from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Sampling
+from voxmesh.services.voxtral.mistral_engine import MistralPromptEngine
+from voxmesh.services.voxtral.voxtral_prompt import TextDeltas
 from voxmesh.startup_lock import gpu_startup_lock
 
 if TYPE_CHECKING:

@@ -39,12 +39,12 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from voxmesh.services.voxtral.realtime_transcriber import BackgroundTranscriber, decode_transcript
-from voxmesh.services.voxtral.vllm_engine import mistral_format_engine_args
 
 from voxmesh import logs
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.errors import EngineUnavailable
+from voxmesh.services.voxtral.realtime_transcriber import BackgroundTranscriber, decode_transcript
+from voxmesh.services.voxtral.vllm_engine import mistral_format_engine_args
 
 if TYPE_CHECKING:
     from voxmesh.services.voxtral.settings import VoxtralSettings

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from mistral_common.protocol.instruct.messages import AssistantMessage, UserMessage
     from mistral_common.protocol.instruct.request import ChatCompletionRequest
     from mistral_common.protocol.transcription.request import TranscriptionRequest
+
     from voxmesh.services.voxtral.engine import Message
 
 #: Longest run of ids held back while they decode to an incomplete UTF-8 character.

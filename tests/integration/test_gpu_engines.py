@@ -13,13 +13,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tests.integration.test_voxtral_echo import config, of_turn, respond, text_turn  # noqa: E402
+from voxmesh.processes import ServiceProcess  # noqa: E402
 from voxmesh.services.orpheus.orpheus_tokens import SAMPLES_PER_FRAME  # noqa: E402
 from voxmesh.services.orpheus.random_checkpoint import save_orpheus, save_snac  # noqa: E402
 from voxmesh.services.orpheus.stream_client import OrpheusStream  # noqa: E402
 from voxmesh.services.voxtral.random_checkpoint import save_voxtral  # noqa: E402
-
-from tests.integration.test_voxtral_echo import config, of_turn, respond, text_turn  # noqa: E402
-from voxmesh.processes import ServiceProcess  # noqa: E402
 
 pytestmark = [
     pytest.mark.gpu,

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import grpc
 import pytest
-from voxmesh.services.voxtral.random_checkpoint import save_voxtral, save_voxtral_realtime
 
 from tests.broken_realtime import BROKEN, broken_realtime_env
 from tests.integration.conftest import Mesh
 from voxmesh.audio import float_to_pcm16
 from voxmesh.processes import ServiceProcess
+from voxmesh.services.voxtral.random_checkpoint import save_voxtral, save_voxtral_realtime
 from voxmesh.synthetic_speech import speak
 from voxmesh.v1 import common_pb2, conversation_pb2, conversation_pb2_grpc, voxtral_pb2, voxtral_pb2_grpc
 
@@ -221,10 +221,9 @@ async def test_the_end_of_turn_transcription_asks_for_the_sessions_language(
     # In-process (the prompt the model receives is read, see voxtral_conversation): with no
     # realtime model a stream-mode turn is transcribed by Voxtral 2507, whose transcription
     # request takes the language (mistral-common's ``lang:xx`` before ``[TRANSCRIBE]``).
+    from tests.integration.voxtral_conversation import converse
     from voxmesh.services.voxtral.settings import VoxtralSettings
     from voxmesh.services.voxtral.transformers_engine import TransformersEngine
-
-    from tests.integration.voxtral_conversation import converse
 
     settings = VoxtralSettings(
         engine="transformers",

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from voxmesh.services.voxtral.random_checkpoint import save_voxtral, save_voxtral_realtime
 
 from tests.integration.conftest import Mesh
+from voxmesh.services.voxtral.random_checkpoint import save_voxtral, save_voxtral_realtime
 from voxmesh.synthetic_speech import speak
 from voxmesh.talk import talk
 

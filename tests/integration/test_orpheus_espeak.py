@@ -8,9 +8,9 @@ from typing import Any
 
 import grpc
 import pytest
-from voxmesh.services.orpheus.stream_client import OrpheusStream, events_of_turn
 
 from voxmesh.processes import ServiceProcess
+from voxmesh.services.orpheus.stream_client import OrpheusStream, events_of_turn
 from voxmesh.v1 import orpheus_pb2
 
 SENTENCES = (

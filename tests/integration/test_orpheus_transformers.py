@@ -20,6 +20,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+
+from voxmesh.processes import ServiceProcess, free_port
 from voxmesh.services.orpheus.orpheus_tokens import END_OF_SPEECH_IDS, END_OF_TEXT, SAMPLES_PER_FRAME
 from voxmesh.services.orpheus.random_checkpoint import (
     TINY_ORPHEUS_CONFIG,
@@ -34,8 +36,6 @@ from voxmesh.services.orpheus.random_checkpoint import (
 from voxmesh.services.orpheus.settings import OrpheusSettings
 from voxmesh.services.orpheus.stream_client import OrpheusStream
 from voxmesh.services.orpheus.transformers_engine import TransformersEngine
-
-from voxmesh.processes import ServiceProcess, free_port
 from voxmesh.v1 import orpheus_pb2
 
 #: Tokens per phrase in these tests: 4 frames (~0.34 s of audio, ~1 s on 2 CPU cores).

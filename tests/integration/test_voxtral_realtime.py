@@ -20,10 +20,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from voxmesh.services.voxtral.random_checkpoint import save_voxtral, save_voxtral_realtime
 
 from voxmesh.audio import float_to_pcm16
 from voxmesh.processes import ServiceProcess, free_port
+from voxmesh.services.voxtral.random_checkpoint import save_voxtral, save_voxtral_realtime
 from voxmesh.synthetic_speech import speak
 from voxmesh.v1 import common_pb2, voxtral_pb2, voxtral_pb2_grpc
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from voxmesh.services.voxtral.random_checkpoint import save_voxtral
 
 from voxmesh.audio import float_to_pcm16
 from voxmesh.processes import ServiceProcess, free_port
+from voxmesh.services.voxtral.random_checkpoint import save_voxtral
 from voxmesh.synthetic_speech import speak
 from voxmesh.v1 import common_pb2, voxtral_pb2, voxtral_pb2_grpc
 
@@ -293,10 +293,9 @@ async def test_three_turns_each_prompt_holds_every_earlier_turn_in_order_and_the
     # replies merged and no user turn. Here every prompt the model receives must hold the
     # earlier turns' transcripts and replies, alternating, and the session's instructions
     # in the turn being answered (after its audio in audio mode: the model card's layout).
+    from tests.integration.voxtral_conversation import assert_three_turn_prompts, converse
     from voxmesh.services.voxtral.settings import VoxtralSettings
     from voxmesh.services.voxtral.transformers_engine import TransformersEngine
-
-    from tests.integration.voxtral_conversation import assert_three_turn_prompts, converse
 
     settings = VoxtralSettings(
         engine="transformers",
@@ -326,10 +325,9 @@ async def test_a_long_system_prompt_drops_old_turns_instead_of_failing_a_turn(ch
     # The defect: the history budget ignored the system prompt's tokens, so with long
     # instructions a conversation grew past the context and its next turn failed (or its reply
     # was cut short). Counted, the instructions make old turns go first; every turn is answered.
+    from tests.integration.voxtral_conversation import converse
     from voxmesh.services.voxtral.settings import VoxtralSettings
     from voxmesh.services.voxtral.transformers_engine import TransformersEngine
-
-    from tests.integration.voxtral_conversation import converse
 
     settings = VoxtralSettings(
         engine="transformers",

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from voxmesh.audio import float_to_pcm16
 from voxmesh.services.voxtral.mistral_engine import MistralPromptEngine
 from voxmesh.services.voxtral.servicer import VoxtralServicer
 from voxmesh.services.voxtral.settings import VoxtralSettings
-
-from voxmesh.audio import float_to_pcm16
 from voxmesh.v1 import voxtral_pb2
 
 #: What the 30 s audio window of a turn decodes to (375 [AUDIO] tokens), shortened for reading.

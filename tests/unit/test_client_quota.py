@@ -7,9 +7,9 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from voxmesh.gateway.client_quota import ClientQuota
 
 from voxmesh.errors import EngineOverloaded
+from voxmesh.gateway.client_quota import ClientQuota
 
 
 async def flood(n: int) -> AsyncIterator[int]:

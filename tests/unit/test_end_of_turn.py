@@ -10,13 +10,13 @@ import os
 
 import numpy as np
 import pytest
+
+from tests.piper_speech import piper_speak
+from voxmesh.audio import float_to_pcm16
 from voxmesh.services.vad.end_of_turn import EndOfTurnPolicy, Endpointer
 from voxmesh.services.vad.segmenter import Segmenter, SpeechEnded, SpeechStarted
 from voxmesh.services.vad.smart_turn import SmartTurnModel
 from voxmesh.services.vad.webrtcvad_engine import WebRtcVadEngine
-
-from tests.piper_speech import piper_speak
-from voxmesh.audio import float_to_pcm16
 from voxmesh.synthetic_speech import silence
 from voxmesh.v1 import common_pb2
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from voxmesh.gateway.audio_clock import AudioClock
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from voxmesh.gateway.barge_in import BargeInGate
-
 from voxmesh.v1 import vad_pb2
 
 START = vad_pb2.VoiceStart(utterance_start_sample=100, onset_sample=400, decided_at_sample=1840)

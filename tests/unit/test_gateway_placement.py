@@ -7,8 +7,8 @@ import socket
 from typing import Any
 
 import pytest
-from voxmesh.gateway.placement import StagePool, _dns_name
 
+from voxmesh.gateway.placement import StagePool, _dns_name
 from voxmesh.v1 import common_pb2
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from voxmesh.gateway.playback_position import ReplyPlayback, estimated_played_ms
 
 from voxmesh.errors import InvalidArgument
+from voxmesh.gateway.playback_position import ReplyPlayback, estimated_played_ms
 
 RATE = 24_000
 

@@ -1,7 +1,7 @@
 import pytest
-from voxmesh.gateway.session_options import session_options
 
 from voxmesh.errors import InvalidArgument
+from voxmesh.gateway.session_options import session_options
 from voxmesh.v1 import common_pb2, conversation_pb2
 
 

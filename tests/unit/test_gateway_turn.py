@@ -1,4 +1,5 @@
 import pytest
+
 from voxmesh.gateway.turn import SpokenPhrase, Turn, TurnState
 
 

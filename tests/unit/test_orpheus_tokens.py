@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+from voxmesh.errors import UnknownVoice
 from voxmesh.services.orpheus.orpheus_tokens import (
     AUDIO_TOKEN_BASE,
     AUDIO_TOKEN_END,
@@ -22,8 +24,6 @@ from voxmesh.services.orpheus.orpheus_tokens import (
 )
 from voxmesh.services.orpheus.random_checkpoint import ORPHEUS_VOCAB_SIZE, byte_tokenizer
 from voxmesh.services.orpheus.voices import VOICES, resolve_voice, strip_tags
-
-from voxmesh.errors import UnknownVoice
 
 FRAME_A = (0, 1, 2, 3, 4, 5, 6)
 FRAME_B = (4095, 4094, 4093, 4092, 4091, 4090, 4089)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from voxmesh.services.orpheus.orpheus_tokens import (
     SLOW_SPEECH_MARGIN,
     SPOKEN_CHARS_PER_SECOND,

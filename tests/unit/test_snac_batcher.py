@@ -6,6 +6,7 @@ import asyncio
 
 import numpy as np
 import pytest
+
 from voxmesh.services.orpheus.orpheus_tokens import SAMPLES_PER_FRAME, Frame
 from voxmesh.services.orpheus.random_checkpoint import TINY_SNAC_CONFIG, random_snac
 from voxmesh.services.orpheus.snac_batcher import SnacBatcher

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 import torch
+
+from voxmesh.errors import InvalidArgument
 from voxmesh.services.orpheus.orpheus_tokens import (
     END_OF_SPEECH,
     SAMPLES_PER_FRAME,
@@ -23,8 +25,6 @@ from voxmesh.services.orpheus.settings import OrpheusSettings
 from voxmesh.services.orpheus.snac_batcher import SnacBatcher
 from voxmesh.services.orpheus.snac_decoder import FRAME_SECONDS, SnacDecoder, SnacStream
 from voxmesh.services.orpheus.token_audio import StreamParams, stream_params, tokens_to_audio
-
-from voxmesh.errors import InvalidArgument
 
 EXACT = StreamParams(
     left_frames=3, lookahead_frames=3, first_lookahead_frames=3, crossfade_samples=0, max_emit_frames=1

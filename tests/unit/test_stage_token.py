@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from voxmesh.gateway.settings import GatewaySettings
-from voxmesh.gateway.stage_credentials import stage_token
 
 from voxmesh.errors import InvalidArgument
+from voxmesh.gateway.settings import GatewaySettings
+from voxmesh.gateway.stage_credentials import stage_token
 
 
 def test_flag_file_or_none(tmp_path: Path) -> None:

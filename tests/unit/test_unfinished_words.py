@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from voxmesh.gateway.unfinished_words import EndpointHold, is_english, sounds_unfinished
 
 

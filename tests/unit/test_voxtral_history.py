@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from voxmesh.services.voxtral.engine import Message
 from voxmesh.services.voxtral.history import History
 

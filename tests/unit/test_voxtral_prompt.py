@@ -18,11 +18,11 @@ from mistral_common.protocol.instruct.messages import AssistantMessage, SystemMe
 from mistral_common.protocol.instruct.request import ChatCompletionRequest
 from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
 from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
+
+from voxmesh.errors import InvalidArgument
 from voxmesh.services.voxtral.engine import Message
 from voxmesh.services.voxtral.random_checkpoint import VOXTRAL_AUDIO_SECTION, tekken_with_audio
 from voxmesh.services.voxtral.voxtral_prompt import TextDeltas, chat_request, transcription_request, wav_bytes
-
-from voxmesh.errors import InvalidArgument
 
 ONE_SECOND = np.linspace(-0.5, 0.5, 16_000, dtype=np.float32)
 WINDOW_TOKENS = 375  # 30 s at 12.5 audio tokens/s

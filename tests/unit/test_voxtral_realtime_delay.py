@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from voxmesh.services.voxtral.random_checkpoint import tekken_with_streaming_audio
-from voxmesh.services.voxtral.realtime_transcriber import check_delay
 
 from voxmesh.errors import InvalidArgument
+from voxmesh.services.voxtral.random_checkpoint import tekken_with_streaming_audio
+from voxmesh.services.voxtral.realtime_transcriber import check_delay
 
 
 @pytest.mark.parametrize("delay_ms", [240, 480, 560, 2400])

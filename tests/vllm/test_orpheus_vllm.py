@@ -22,13 +22,12 @@ import pytest
 
 pytest.importorskip("vllm")
 
+from voxmesh.processes import ServiceProcess, free_port
 from voxmesh.services.orpheus.orpheus_tokens import END_OF_AI, SAMPLES_PER_FRAME
 from voxmesh.services.orpheus.random_checkpoint import save_orpheus, save_snac
 from voxmesh.services.orpheus.settings import OrpheusSettings
 from voxmesh.services.orpheus.stream_client import OrpheusStream
 from voxmesh.services.orpheus.vllm_engine import VllmEngine
-
-from voxmesh.processes import ServiceProcess, free_port
 from voxmesh.v1 import orpheus_pb2
 
 pytestmark = pytest.mark.vllm

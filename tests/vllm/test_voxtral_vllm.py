@@ -25,10 +25,9 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from voxmesh.services.voxtral.random_checkpoint import save_voxtral_mistral, save_voxtral_realtime_mistral
-
 from voxmesh.audio import float_to_pcm16
 from voxmesh.processes import ServiceProcess, check_health, free_port
+from voxmesh.services.voxtral.random_checkpoint import save_voxtral_mistral, save_voxtral_realtime_mistral
 from voxmesh.synthetic_speech import speak
 from voxmesh.v1 import common_pb2, voxtral_pb2, voxtral_pb2_grpc
 
@@ -488,10 +487,9 @@ async def test_three_turns_each_prompt_holds_every_earlier_turn_in_order_and_the
     # modes every prompt must hold the earlier turns' transcripts and replies, alternating, and
     # the session's instructions once, in the turn being answered (after the audio in audio
     # mode). Before the fix, audio mode kept no user text and merged the replies.
+    from tests.integration.voxtral_conversation import assert_three_turn_prompts, converse
     from voxmesh.services.voxtral.settings import VoxtralSettings
     from voxmesh.services.voxtral.vllm_engine import VllmEngine
-
-    from tests.integration.voxtral_conversation import assert_three_turn_prompts, converse
 
     for name, value in VLLM_ENV.items():
         monkeypatch.setenv(name, value)

@@ -18,8 +18,6 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from voxmesh.services.voxtral.random_checkpoint import save_voxtral_mistral, save_voxtral_realtime_mistral
-
 from tests.broken_realtime import BROKEN, broken_realtime_env
 from tests.vllm.test_voxtral_vllm import (
     AUDIO_WINDOW_TOKENS,
@@ -34,6 +32,7 @@ from tests.vllm.test_voxtral_vllm import (
     transcriptions,
 )
 from voxmesh.processes import ServiceProcess, free_port
+from voxmesh.services.voxtral.random_checkpoint import save_voxtral_mistral, save_voxtral_realtime_mistral
 from voxmesh.synthetic_speech import speak
 from voxmesh.v1 import voxtral_pb2
 
