@@ -7,6 +7,14 @@ VLLM_VENV ?= .venv-vllm
 
 .DEFAULT_GOAL := install
 
+# The supported Pythons (pyproject's requires-python): every dependency has a
+# wheel for them, so nothing compiles. Checked first, before mk/*.mk reads
+# pyproject.toml with tomllib (3.11+), so an old Python gets this one line.
+PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+ifeq ($(filter 3.11 3.12 3.13,$(PYTHON_VERSION)),)
+$(error voxmesh needs Python 3.11, 3.12 or 3.13; PYTHON=$(PYTHON) is $(or $(PYTHON_VERSION),not a working Python). Use e.g. `make run PYTHON=python3.12`)
+endif
+
 # Issue-specific targets (vLLM venv, deploy tools) live in mk/*.mk; they may
 # add prerequisites of `make test` to TEST_DEPS.
 TEST_DEPS :=
