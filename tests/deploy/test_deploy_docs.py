@@ -12,13 +12,16 @@ import itertools
 import re
 import shlex
 
+import pytest
+
 from tests.deploy import ROOT
 from tests.deploy.test_compose import _stages
-from tests.deploy.test_helm import HELM, by_kind, kubernetes_validate, render
+from tests.deploy.test_helm import HELM, KUBE_VERSIONS, by_kind, kubernetes_validate, render
 from voxmesh.card_profiles import table
 from voxmesh.cli import build_parser
 
 DOC = ROOT / "docs" / "deploy.md"
+README = ROOT / "README.md"
 ENV = {"$HF_TOKEN": "hf_test_only", "$VOXMESH_AUTH_TOKEN": "test-token"}
 
 
@@ -33,17 +36,29 @@ def commands() -> list[list[str]]:
     return out
 
 
-def test_the_helm_install_renders_valid_kubernetes_with_a_selected_service_monitor() -> None:
+def helm_install_args(install: list[str]) -> list[str]:
+    """A documented `helm install RELEASE CHART ...` as `helm template` flags, variables filled in."""
+    assert (ROOT / install[3]).resolve() == (ROOT / "helm" / "voxmesh").resolve()
+    args = [ENV.get(a, a) for a in install[4:] if a != "--create-namespace"]
+    args = [a.replace("=$HF_TOKEN", "=hf_test_only").replace("=$VOXMESH_AUTH_TOKEN", "=t") for a in args]
+    return ["--namespace" if a == "-n" else a for a in args]
+
+
+@pytest.mark.parametrize("version", KUBE_VERSIONS)
+def test_the_helm_install_renders_valid_kubernetes_with_a_selected_service_monitor(version: str) -> None:
     helm = HELM
     assert helm.is_file(), f"{helm} is missing: run make .tools/helm"
     (install,) = [c for c in commands() if c[:2] == ["helm", "install"]]
-    release, chart = install[2], install[3]
-    assert (ROOT / chart).resolve() == (ROOT / "helm" / "voxmesh").resolve()
-    args = [ENV.get(a, a) for a in install[4:] if a != "--create-namespace"]
-    args = [a.replace("=$HF_TOKEN", "=hf_test_only").replace("=$VOXMESH_AUTH_TOKEN", "=t") for a in args]
-    args = ["--namespace" if a == "-n" else a for a in args]
-    docs = render(helm, *args, "--api-versions", "monitoring.coreos.com/v1")
-    kubernetes_validate(docs, "1.37.0")
+    release = install[2]
+    docs = render(
+        helm,
+        *helm_install_args(install),
+        "--kube-version",
+        version,
+        "--api-versions",
+        "monitoring.coreos.com/v1",
+    )
+    kubernetes_validate(docs, version)
     (monitor,) = by_kind(docs, "ServiceMonitor").values()
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     # `render` names the release "vm": the page's port-forward names the service of its own release.
@@ -84,3 +99,43 @@ def test_voxmesh_commands_parse() -> None:
 
 def test_the_memory_table_is_the_computed_one() -> None:
     assert table() in DOC.read_text()
+
+
+@pytest.mark.parametrize("version", KUBE_VERSIONS)
+def test_the_readme_helm_install_renders_valid_kubernetes(version: str) -> None:
+    installs = [shlex.split(c) for c in re.findall(r"`(helm install [^`]*)`", README.read_text())]
+    assert installs, "the README's Deploy section names a helm install"
+    for install in installs:
+        kubernetes_validate(render(HELM, *helm_install_args(install), "--kube-version", version), version)
+
+
+def test_every_file_the_docs_cite_is_in_the_repository() -> None:
+    # docs/deploy.md cited DESIGN.md, a design card that never shipped with the repository.
+    for doc in (DOC, README, ROOT / "BENCHMARKS.md"):
+        for name in set(re.findall(r"[\w./-]+\.md\b", doc.read_text())):
+            assert (ROOT / name).is_file() or (doc.parent / name).is_file(), f"{doc.name} cites {name}"
+
+
+def section(text: str, heading: str) -> str:
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    return text[start : end if end >= 0 else len(text)]
+
+
+def test_known_limits_are_not_the_fixed_ones() -> None:
+    text = " ".join(DOC.read_text().split())
+    health = build_parser().parse_args(["health", "--tls-ca=ca.crt", "--tls-cert=c", "--tls-key=k"])
+    assert health.tls_ca == "ca.crt", "voxmesh health checks over TLS"
+    assert not re.search(r"`voxmesh health`[^.]*speaks? plaintext", text), "voxmesh health has --tls-*"
+    # gateway/placement.py keeps a channel per replica and places each session itself.
+    assert not re.search(r"one (gRPC )?channel", text), "the gateway keeps a channel per replica"
+
+
+def test_runpod_says_grpc_needs_a_public_ip_and_its_port_moves() -> None:
+    runpod = " ".join(section(DOC.read_text(), "## 1. RunPod").split())
+    assert "public IP" in runpod
+    assert re.search(r"port[^.]*changes[^.]*reset", runpod), (
+        "the external TCP port changes when the pod resets"
+    )
+    deploy = " ".join(section(README.read_text(), "## Deploy").split())
+    assert re.search(r"50051[^.]*public IP", deploy)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes_validate.utils import latest_version as kubernetes_validate_latest
 
 from tests.deploy import ROOT, load_yaml, load_yaml_all
 from voxmesh.card_profiles import PROFILES
@@ -22,8 +23,9 @@ from voxmesh.cli import settings_class
 HELM = ROOT / ".tools" / "helm"
 CHART = ROOT / "helm" / "voxmesh"
 STAGES = {"gateway": (50051, 9400), "vad": (50052, 9401), "voxtral": (50053, 9402), "orpheus": (50054, 9403)}
-# The chart's floor (Chart.yaml kubeVersion: native gRPC probes are GA in 1.27) and the newest bundled schema.
-KUBE_VERSIONS = ("1.27.0", "1.37.0")
+# The chart's floor (Chart.yaml kubeVersion: native gRPC probes are GA in 1.27) and the newest schema
+# the installed kubernetes-validate bundles (asked of it, so an upgrade checks the new release).
+KUBE_VERSIONS = ("1.27.0", kubernetes_validate_latest())
 
 GPU_HPA_MONITORING = [
     "--api-versions",
@@ -125,38 +127,54 @@ def test_gpu_hpa_servicemonitor_render_is_valid_kubernetes(helm: Path, version: 
     kubernetes_validate(docs, version)
 
 
-@pytest.mark.parametrize(
-    "values",
-    [
-        ["--set", "modelCache.type=hostPath"],
-        ["--set", "modelCache.type=emptyDir"],
-        ["--set", "modelCache.type=none"],
-        ["--set", "modelCache.pvc.existingClaim=shared-models", "--set", "secrets.existingSecret=my-secrets"],
-        ["--set", "gpu.enabled=true", "--set", "dashboards.enabled=false"],
-        [
-            "--set",
-            "gpu.enabled=true",
-            "--set",
-            "modelCache.type=hostPath",
-            "--set",
-            "gpu.runtimeClassName=nvidia",
-            "--set",
-            "gpu.nodeSelector=null",
-            "--set",
-            "gpu.memoryProfile=141gb",
-        ],
-    ],
-    ids=[
-        "hostPath",
-        "emptyDir",
-        "none",
-        "existing-claim-and-secret",
-        "gpu-no-dashboards",
-        "gpu-hostPath-k3s-h200",
-    ],
-)
-def test_options_render_valid_kubernetes(helm: Path, values: list[str]) -> None:
-    kubernetes_validate(render(helm, *values), KUBE_VERSIONS[-1])
+# Every value set the docs and values.yaml document, beside the defaults and GPU_HPA_MONITORING
+# above (the docs' own `helm install` lines: tests/deploy/test_deploy_docs.py; TLS, KEDA and
+# the edge's options: test_helm_security.py, test_helm_scaling.py, test_edge_deploy.py).
+DOCUMENTED_VALUES = {
+    "hostPath": ["--set", "modelCache.type=hostPath"],
+    "hostPath-no-chown": ["--set", "gpu.enabled=true", "--set", "modelCache.type=hostPath",
+                          "--set", "modelCache.hostPath.chown=false"],
+    "emptyDir": ["--set", "modelCache.type=emptyDir"],
+    "none": ["--set", "modelCache.type=none"],
+    "gpu-none": ["--set", "gpu.enabled=true", "--set", "modelCache.type=none"],
+    "existing-claim-and-secret": ["--set", "modelCache.pvc.existingClaim=shared-models",
+                                  "--set", "secrets.existingSecret=my-secrets"],
+    "gpu-no-dashboards": ["--set", "gpu.enabled=true", "--set", "dashboards.enabled=false"],
+    "gpu-hostPath-k3s-h200": ["--set", "gpu.enabled=true", "--set", "modelCache.type=hostPath",
+                              "--set", "gpu.runtimeClassName=nvidia", "--set", "gpu.nodeSelector=null",
+                              "--set", "gpu.memoryProfile=141gb"],
+    "gpu-48gb-gfd-selector": ["--set", "gpu.enabled=true", "--set", "gpu.memoryProfile=48gb",
+                              "--set-string", "gpu.nodeSelector.nvidia\\.com/gpu\\.present=true"],
+    "gpu-80gb-card-per-pod": ["--set", "gpu.enabled=true", "--set", "gpu.memoryProfile=80gb",
+                              "--set", "voxtral.gpu.memoryUtilization=0.9",
+                              "--set", "orpheus.gpu.memoryUtilization=0.9", "--set", "voxtral.mode=stream",
+                              "--set", "voxtral.realtimeModel=mistralai/Voxtral-Mini-4B-Realtime-2602",
+                              "--set", "gpu.startupLock.enabled=false"],
+    "session-limits": ["--set", "vad.maxSessions=128", "--set", "voxtral.maxSessions=8",
+                       "--set", "orpheus.maxSessions=8", "--set", "gateway.maxSessions=8",
+                       "--set", "realtime.maxSessions=8", "--set", "gateway.maxSessionsPerClient=4",
+                       "--set", "gateway.maxInputMessagesPerClientS=400"],
+    "client-tokens": ["--set", "secrets.authToken=t", "--set", "secrets.clientTokensSecret=voxmesh-client-tokens"],
+    "restricted-network": ["--set", "networkPolicy.monitoringNamespace=observability",
+                           "--set", "networkPolicy.gatewayFrom[0].ipBlock.cidr=10.0.0.0/8",
+                           "--set", "networkPolicy.realtimeFrom[0].ipBlock.cidr=192.168.0.0/16",
+                           "--set", "networkPolicy.metricsFrom[0].podSelector.matchLabels.app=prometheus"],
+    "no-network-policy": ["--set", "networkPolicy.enabled=false"],
+    "gateway-only": ["--set", "realtime.enabled=false", "--set", "gateway.service.type=NodePort",
+                     "--set", "gateway.service.nodePort=30051"],
+    "exposed-gateway": ["--set", "gateway.service.type=LoadBalancer",
+                        "--set", "gateway.service.loadBalancerSourceRanges[0]=203.0.113.0/24",
+                        "--set", "gateway.headless.enabled=true"],
+    "scaling-off": ["--set", "scaling.headlessStages=false", "--set", "scaling.podDisruptionBudget.enabled=false",
+                    "--set", "scaling.preStopSeconds=0"],
+    "turn-taking-off": ["--set", "gateway.speculateAfterMs=0", "--set", "gateway.holdUnfinishedMs=0"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("version", KUBE_VERSIONS)
+@pytest.mark.parametrize("values", DOCUMENTED_VALUES.values(), ids=DOCUMENTED_VALUES.keys())
+def test_options_render_valid_kubernetes(helm: Path, values: list[str], version: str) -> None:
+    kubernetes_validate(render(helm, "--kube-version", version, *values), version)
 
 
 def test_one_deployment_and_service_per_stage(default_docs: list[dict[str, Any]]) -> None:

@@ -83,8 +83,24 @@ app.kubernetes.io/component: {{ .stage }}
 {{- printf "%s:%v" (include "voxmesh.stageName" .) $s.port -}}
 {{- end -}}
 
+{{/* voxtral and orpheus get a volume at /models whatever modelCache.type: HF_HOME and the
+vLLM, Triton, inductor and FlashInfer caches the images point there must be writable
+under the read-only root filesystem (type none: a per-pod emptyDir). */}}
 {{- define "voxmesh.usesModels" -}}
-{{- if and (has .stage (list "voxtral" "orpheus")) (ne .ctx.Values.modelCache.type "none") -}}true{{- end -}}
+{{- if has .stage (list "voxtral" "orpheus") -}}true{{- end -}}
+{{- end -}}
+
+{{/* The gateway's session limit as it is rendered: gateway.maxSessions, else the GPU
+memory profile's, else empty (the service default). The Realtime edge defaults to it:
+each WebSocket is one gateway session, so more sockets than that only wait to be refused. */}}
+{{- define "voxmesh.gatewayMaxSessions" -}}
+{{- $v := .Values.gateway.maxSessions -}}
+{{- if or $v (kindIs "float64" $v) (kindIs "int64" $v) -}}
+{{- $v -}}
+{{- else if .Values.gpu.enabled -}}
+{{- $profile := index .Values.gpu.memoryProfiles .Values.gpu.memoryProfile | default dict -}}
+{{- index $profile "VOXMESH_GATEWAY_MAX_SESSIONS" | default "" -}}
+{{- end -}}
 {{- end -}}
 
 {{/* How a probe reaches a stage's health service: a native gRPC probe, or over
