@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Any
 
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from voxmesh.settings import ServiceSettings
+from voxmesh.settings_flags import add_settings_flags, flag_overrides
 
 #: service name → (settings class path, app module exposing build_spec(settings))
 SERVICES: dict[str, tuple[str, str]] = {
@@ -26,30 +26,10 @@ def settings_class(service: str) -> type[ServiceSettings]:
     return cls
 
 
-def _add_settings_flags(parser: argparse.ArgumentParser, cls: type[ServiceSettings]) -> None:
-    """One ``--flag`` per settings field; unset flags fall back to env, then defaults."""
-    for name, field in cls.model_fields.items():
-        flag = "--" + name.replace("_", "-")
-        default = field.default
-        help_text = f"{field.description or ''} (env {cls.model_config.get('env_prefix', '')}{name.upper()}"
-        help_text += (
-            f", default {default!r})" if not isinstance(default, SecretStr) and default is not None else ")"
-        )
-        if field.annotation is bool:
-            parser.add_argument(
-                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
-            )
-        else:
-            parser.add_argument(flag, dest=name, default=None, help=help_text)
-
-
 def _serve(args: argparse.Namespace) -> int:
     cls = settings_class(args.service)
-    overrides: dict[str, Any] = {
-        k: v for k, v in vars(args).items() if k in cls.model_fields and v is not None
-    }
     try:
-        settings = cls(**overrides)
+        settings = cls(**flag_overrides(args, cls))
     except ValidationError as exc:
         print(f"voxmesh serve {args.service}: invalid settings:\n{exc}", file=sys.stderr)
         return 2
@@ -68,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_sub = serve.add_subparsers(dest="service", required=True)
     for service in SERVICES:
         p = serve_sub.add_parser(service, help=f"run the {service} service")
-        _add_settings_flags(p, settings_class(service))
+        add_settings_flags(p, settings_class(service))
         p.set_defaults(func=_serve)
     # The WebSocket edge is not a gRPC service: it has its own serve loop.
     importlib.import_module("voxmesh.realtime.cli").add_parser(serve_sub)

@@ -26,6 +26,7 @@ from voxmesh.exit_status import ExitStatus
 from voxmesh.gpu_memory import report_gpu_memory
 from voxmesh.grpc_errors import ErrorInterceptor
 from voxmesh.metrics import ACTIVE_SESSIONS, SESSION_CAPACITY
+from voxmesh.metrics_server import start_metrics
 from voxmesh.model_source import LOAD_ERRORS, ModelNotLoadable, not_loadable
 from voxmesh.settings import ServiceSettings
 
@@ -134,15 +135,6 @@ def _server_credentials(settings: ServiceSettings) -> grpc.ServerCredentials | N
         return grpc.ssl_server_credentials(pair, root_certificates=ca.read(), require_client_auth=True)
 
 
-def _start_metrics(settings: ServiceSettings) -> int | None:
-    if settings.metrics_port < 0:
-        return None
-    from prometheus_client import start_http_server
-
-    server, _thread = start_http_server(settings.metrics_port, addr=settings.host)
-    return int(server.server_port)
-
-
 async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
     """Serve until SIGTERM/SIGINT, then drain and exit."""
     log.info("starting %s", spec.name, extra=logs.fields(settings=settings.masked()))
@@ -205,7 +197,7 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
         # collected after its loop closed prints "Event loop is closed".
         await server.stop(0)
         raise
-    metrics_port = _start_metrics(settings)
+    metrics_port = start_metrics(settings)
     for name in ("", *spec.service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(

@@ -2,8 +2,7 @@
 
 OpenAI's GA formats: ``audio/pcm`` (PCM16 little-endian, 24 kHz; voxmesh also
 takes any rate the gateway does, 8–48 kHz), ``audio/pcmu`` (G.711 µ-law, 8 kHz)
-and ``audio/pcma`` (G.711 A-law, 8 kHz). G.711 is coded here with numpy
-(ITU-T G.711's segment tables) because ``audioop`` left the standard library in 3.13.
+and ``audio/pcma`` (G.711 A-law, 8 kHz), coded by :mod:`voxmesh.g711` (shared with the phone edge).
 """
 
 from __future__ import annotations
@@ -16,12 +15,12 @@ from typing import Any
 import numpy as np
 
 from voxmesh.audio import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
+from voxmesh.g711 import G711_RATE_HZ, alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from voxmesh.realtime.protocol_error import ProtocolError
 
 PCM = "audio/pcm"
 PCMU = "audio/pcmu"
 PCMA = "audio/pcma"
-G711_RATE_HZ = 8_000
 OPENAI_PCM_RATE_HZ = 24_000
 #: One append may carry at most this much audio once decoded (OpenAI's limit is 15 MiB of base64).
 MAX_APPEND_BYTES = 15 * 1024 * 1024
@@ -96,49 +95,3 @@ class AudioFormat:
         samples = np.frombuffer(pcm16, dtype="<i2")
         codes = ulaw_encode(samples) if self.type == PCMU else alaw_encode(samples)
         return base64.b64encode(codes.tobytes()).decode("ascii")
-
-
-_ULAW_BIAS = 0x84
-
-
-def ulaw_encode(samples: np.ndarray) -> np.ndarray:
-    """int16 → G.711 µ-law bytes (on 14-bit magnitudes, as the reference coder does)."""
-    x = samples.astype(np.int32) >> 2
-    mask = np.where(x < 0, 0x7F, 0xFF)
-    magnitude = np.minimum(np.abs(x), 8159) + 33
-    # Segment = position of the highest set bit above bit 5 (0..7).
-    segment = np.maximum(np.floor(np.log2(magnitude)).astype(np.int32) - 5, 0)
-    # Past the last segment the code saturates at 0x7F (full scale).
-    code = np.where(segment > 7, 0x7F, (segment << 4) | ((magnitude >> (segment + 1)) & 0x0F))
-    return (code ^ mask).astype(np.uint8)
-
-
-def ulaw_decode(codes: np.ndarray) -> np.ndarray:
-    """G.711 µ-law bytes → int16."""
-    u = ~codes.astype(np.int32) & 0xFF
-    exponent = (u >> 4) & 0x07
-    mantissa = u & 0x0F
-    magnitude = (((mantissa << 3) + _ULAW_BIAS) << exponent) - _ULAW_BIAS
-    return np.where(u & 0x80, -magnitude, magnitude).astype(np.int16)
-
-
-def alaw_encode(samples: np.ndarray) -> np.ndarray:
-    """int16 → G.711 A-law bytes."""
-    x = samples.astype(np.int32) >> 3  # A-law works on 13-bit magnitudes
-    sign = np.where(x >= 0, 0x80, 0)
-    magnitude = np.minimum(np.where(x < 0, -x - 1, x), 0x0FFF)
-    exponent = np.where(magnitude < 32, 0, np.floor(np.log2(np.maximum(magnitude, 1))).astype(np.int32) - 4)
-    exponent = np.clip(exponent, 0, 7)
-    mantissa = np.where(exponent == 0, magnitude >> 1, magnitude >> exponent) & 0x0F
-    return ((sign | (exponent << 4) | mantissa) ^ 0x55).astype(np.uint8)
-
-
-def alaw_decode(codes: np.ndarray) -> np.ndarray:
-    """G.711 A-law bytes → int16."""
-    a = codes.astype(np.int32) ^ 0x55
-    exponent = (a >> 4) & 0x07
-    mantissa = a & 0x0F
-    magnitude = np.where(
-        exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0)
-    )
-    return np.where(a & 0x80, magnitude, -magnitude).astype(np.int16)

@@ -4,29 +4,24 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from pydantic import ValidationError
 
 from voxmesh.realtime.settings import RealtimeSettings
+from voxmesh.settings_flags import add_settings_flags, flag_overrides
 
 
 def add_parser(serve_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from voxmesh.cli import _add_settings_flags
-
     p = serve_sub.add_parser(
         "realtime", help="run the OpenAI-Realtime-compatible WebSocket edge (a client of the gateway)"
     )
-    _add_settings_flags(p, RealtimeSettings)
+    add_settings_flags(p, RealtimeSettings)
     p.set_defaults(func=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    overrides: dict[str, Any] = {
-        k: v for k, v in vars(args).items() if k in RealtimeSettings.model_fields and v is not None
-    }
     try:
-        settings = RealtimeSettings(**overrides)
+        settings = RealtimeSettings(**flag_overrides(args, RealtimeSettings))
     except ValidationError as exc:
         print(f"voxmesh serve realtime: invalid settings:\n{exc}", file=sys.stderr)
         return 2

@@ -31,13 +31,13 @@ from websockets.typing import Subprotocol
 from voxmesh import logs
 from voxmesh.bearer_tokens import BearerTokens
 from voxmesh.client import Overloaded, Unauthenticated, Unavailable, VoxmeshClientError
+from voxmesh.metrics_server import start_metrics
 from voxmesh.realtime import metrics
 from voxmesh.realtime.connection import EdgeLimits, RealtimeConnection, open_gateway
 from voxmesh.realtime.protocol_error import ProtocolError
 from voxmesh.realtime.server_events import Ids
 from voxmesh.realtime.session_config import EdgeSessionConfig
 from voxmesh.realtime.settings import RealtimeSettings
-from voxmesh.server import _start_metrics
 
 log = logging.getLogger("voxmesh.realtime")
 
@@ -225,7 +225,7 @@ class RealtimeEdge:
             server_header="voxmesh-realtime",
         ) as server:
             port = next(iter(server.sockets)).getsockname()[1]
-            metrics_port = _start_metrics(self.settings)
+            metrics_port = start_metrics(self.settings)
             log.info(
                 "serving",
                 extra=logs.fields(
