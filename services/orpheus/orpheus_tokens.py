@@ -91,6 +91,24 @@ def phrase_token_budget(chars: int) -> int:
     return math.ceil(seconds * TOKENS_PER_SECOND / CODES_PER_FRAME) * CODES_PER_FRAME
 
 
+#: Audio a phrase may spend besides its words, whatever its length: the
+#: breath and silence Orpheus often speaks first, or one emotive tag ("<laugh>
+#: Yes.") that lasts far longer than its few characters.
+PHRASE_LEAD_SECONDS = 1.0
+
+
+def phrase_token_cap(chars: int, ceiling: int) -> int:
+    """``max_new_tokens`` for one phrase of ``chars`` characters: its budget plus a lead, at most ``ceiling``.
+
+    A run that misses end-of-speech (canopylabs/Orpheus-TTS#289: runaway audio)
+    then speaks noise for a few seconds after a short phrase, not for the
+    whole global cap (19.5 s): 24 characters → 3.6 s, 3 → 1.3 s.
+    """
+    lead = math.ceil(PHRASE_LEAD_SECONDS * TOKENS_PER_SECOND / CODES_PER_FRAME) * CODES_PER_FRAME
+    # Whole frames under the ceiling too: the ids of a cut last frame would only be dropped.
+    return min(phrase_token_budget(chars) + lead, ceiling // CODES_PER_FRAME * CODES_PER_FRAME)
+
+
 def audio_token(slot: int, code: int) -> int:
     """The token id that carries ``code`` in ``slot`` of a frame."""
     if not 0 <= slot < CODES_PER_FRAME or not 0 <= code < CODEBOOK_SIZE:

@@ -11,6 +11,8 @@ from voxmesh.settings import ServiceSettings
 
 #: Ids of a phrase's prompt besides its text: the voice name, ": " and six control ids.
 PROMPT_OVERHEAD_IDS = 16
+#: Orpheus' README: "repetition_penalty>=1.1 is required for stable generations".
+STABLE_REPETITION_PENALTY = 1.1
 
 
 class OrpheusSettings(ServiceSettings):
@@ -36,11 +38,17 @@ class OrpheusSettings(ServiceSettings):
     voice: str = Field("tara", description="Default voice")
     temperature: float = Field(0.6, ge=0, description="Sampling temperature (model card: 0.4-0.6)")
     top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling")
-    repetition_penalty: float = Field(1.1, gt=0, description="Repetition penalty (model card: 1.1)")
+    repetition_penalty: float = Field(
+        1.1,
+        ge=1.0,
+        description="Repetition penalty: >= 1.1 for stable generation (Orpheus' README); 1.0 (off) starts "
+        "with a warning",
+    )
     max_phrase_tokens: int = Field(
         1600,
         ge=7,
-        description="Audio tokens cap per phrase (19.5 s: max_phrase_chars spoken 1.5x slower than usual)",
+        description="Audio tokens cap per phrase (19.5 s: max_phrase_chars spoken 1.5x slower than usual); "
+        "each phrase is capped lower, from its length (phrase_token_cap)",
     )
     static_cache: str = Field(
         "auto",
@@ -117,6 +125,13 @@ class OrpheusSettings(ServiceSettings):
                 f"its {self.max_phrase_tokens} audio tokens (max_phrase_tokens)",
             )
         warnings = []
+        if self.repetition_penalty < STABLE_REPETITION_PENALTY:
+            # Warned, not refused: 1.0 is a valid setting to compare against,
+            # but Orpheus' README says below 1.1 its generation is not stable.
+            warnings.append(
+                f"repetition_penalty={self.repetition_penalty} is below {STABLE_REPETITION_PENALTY}, which "
+                "Orpheus' README requires for stable generation (repeated or runaway audio)"
+            )
         needed = phrase_token_budget(self.max_phrase_chars)
         if self.max_phrase_tokens < needed:
             warnings.append(

@@ -8,11 +8,16 @@ phrase sets a stop flag that ``generate`` checks after each token.
 
 On CUDA a static KV cache (``--static-cache``, on by default there) lets
 transformers compile the decode step into CUDA graphs: per-token latency
-drops, at the price of a slow first phrase while it compiles. Compiled
-graphs are not safe to replay from several threads at once, so with a
-static cache phrases take turns on the model; without it they run
-concurrently (each thread its own dynamic cache). Production serving with
-real batching across sessions is the ``vllm`` engine's job.
+drops. CUDA-graph trees are bound to the thread that recorded them, so with
+a static cache every phrase runs on one generate thread, taking turns on
+the model and on one cache sized once for the longest phrase; the compile
+and the graph recording happen in :meth:`TransformersEngine.start`, before
+the service reports SERVING (see :mod:`voxmesh.generate_worker`). Without
+it phrases run concurrently (each thread its own dynamic cache). Production
+serving with real batching across sessions is the ``vllm`` engine's job.
+
+Each phrase's token cap comes from its length (:func:`phrase_token_cap`),
+``--max-phrase-tokens`` being the ceiling.
 """
 
 from __future__ import annotations
@@ -22,13 +27,13 @@ import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from voxmesh.engine_info import EngineInfo
+from voxmesh.generate_worker import WARM_UP_TOKENS, GenerateWorker
 from voxmesh.services.orpheus.engine import SpeechEngine
 from voxmesh.services.orpheus.generation_outcome import StopReason, report_stopped, stop_reason
 from voxmesh.services.orpheus.orpheus_tokens import (
@@ -39,8 +44,10 @@ from voxmesh.services.orpheus.orpheus_tokens import (
     END_OF_SPEECH,
     END_OF_SPEECH_IDS,
     SNAC_SAMPLE_RATE_HZ,
+    phrase_token_cap,
     prompt_ids,
 )
+from voxmesh.services.orpheus.settings import PROMPT_OVERHEAD_IDS
 from voxmesh.services.orpheus.snac_batcher import SnacBatcher
 from voxmesh.services.orpheus.snac_decoder import SnacDecoder, load_snac
 from voxmesh.services.orpheus.token_audio import stream_params, tokens_to_audio
@@ -87,9 +94,12 @@ class TransformersEngine(SpeechEngine):
         self.model: Any = None
         self.tokenizer: Any = None
         self.batcher: SnacBatcher | None = None
-        self._executor = ThreadPoolExecutor(settings.max_sessions, thread_name_prefix="orpheus-generate")
-        # Compiled (static-cache) generation: one phrase on the model at a time.
-        self._model_lock = threading.Lock() if self.static_cache else None
+        self.worker = GenerateWorker(self.static_cache, settings.max_sessions, "orpheus-generate")
+        # The longest phrase's prompt and audio tokens. Llama 3's byte-level
+        # BPE seldom spends more than one id per character; twice that leaves
+        # room for other scripts, and a longer prompt only gets fewer audio
+        # tokens (never a static cache overflow).
+        self.context_tokens = 2 * settings.max_phrase_chars + PROMPT_OVERHEAD_IDS + settings.max_phrase_tokens
 
     @property
     def info(self) -> EngineInfo:
@@ -97,6 +107,8 @@ class TransformersEngine(SpeechEngine):
 
     async def start(self) -> None:
         snac = await asyncio.to_thread(self._load)
+        self.worker.size_cache(self.model, self.context_tokens)
+        await self.worker.warm_up([self._warm_up], self.settings.model)
         self.batcher = SnacBatcher(
             SnacDecoder(snac, seed=self.settings.snac_noise_seed),
             max_batch=self.settings.snac_max_batch,
@@ -125,25 +137,39 @@ class TransformersEngine(SpeechEngine):
         self.model = model.to(self.device).eval()
         return load_snac(self.settings.snac_model, self.device)
 
+    def _warm_up(self) -> None:
+        """One short phrase through the compiled path: prefill, then decode steps on the sized cache."""
+        ids = prompt_ids(self.tokenizer, self.settings.voice, "Warming up.")
+        self._run_generate(
+            ids,
+            IdStreamer(lambda new: None),
+            threading.Event(),
+            WARM_UP_TOKENS,
+            min_new_tokens=WARM_UP_TOKENS,
+        )
+
     async def close(self) -> None:
         if self.batcher is not None:
             await self.batcher.close()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.worker.shutdown()
 
     async def synthesize(
         self, text: str, voice: str, first_in_turn: bool = False
     ) -> AsyncIterator[np.ndarray]:
         assert self.batcher is not None, "start() was not awaited"
         ids = prompt_ids(self.tokenizer, voice, text)
-        audio = tokens_to_audio(self._generate(ids), self.batcher, self.params)
+        cap = phrase_token_cap(len(text), self.settings.max_phrase_tokens)
+        if self.static_cache:
+            cap = max(1, min(cap, self.context_tokens - len(ids)))
+        audio = tokens_to_audio(self._generate(ids, cap), self.batcher, self.params)
         async with contextlib.aclosing(audio) as chunks:
             async for chunk in chunks:
                 yield chunk
 
-    async def _generate(self, ids: list[int]) -> AsyncIterator[list[int]]:
-        """Token ids as ``generate`` samples them, until an end-of-speech id or the phrase token cap."""
+    async def _generate(self, ids: list[int], max_tokens: int) -> AsyncIterator[list[int]]:
+        """Token ids as ``generate`` samples them, until an end-of-speech id or ``max_tokens``."""
         loop = asyncio.get_running_loop()
-        # Unbounded in form, bounded in fact: at most max_phrase_tokens entries.
+        # Unbounded in form, bounded in fact: at most max_tokens entries.
         queue: asyncio.Queue[list[int] | None] = asyncio.Queue()
         stop = threading.Event()
 
@@ -152,18 +178,18 @@ class TransformersEngine(SpeechEngine):
 
         def run() -> None:
             try:
-                self._run_generate(ids, IdStreamer(on_ids), stop)
+                self._run_generate(ids, IdStreamer(on_ids), stop, max_tokens)
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
 
-        future = loop.run_in_executor(self._executor, run)
+        future = self.worker.submit(run)
         tokens = 0
         reason: StopReason | None = None
         try:
             while (new := await queue.get()) is not None:
                 tokens += len(new)
                 # Before the yield: the reader closes this generator as soon as it sees an end id.
-                reason = stop_reason(new, tokens, self.settings.max_phrase_tokens)
+                reason = stop_reason(new, tokens, max_tokens)
                 yield new
             await future
             # generate returned on its own: at an end id or at max_new_tokens (the cap).
@@ -178,17 +204,17 @@ class TransformersEngine(SpeechEngine):
                     await asyncio.shield(future)
             report_stopped("transformers", reason or "cancelled", tokens)
 
-    def _run_generate(self, ids: list[int], streamer: IdStreamer, stop: threading.Event) -> None:
+    def _run_generate(
+        self, ids: list[int], streamer: IdStreamer, stop: threading.Event, max_tokens: int, **extra: Any
+    ) -> None:
+        """One ``generate`` call; on the worker thread (with a static cache, the only one)."""
         from transformers import LogitsProcessorList, StoppingCriteriaList
 
         processors = LogitsProcessorList()
         if self.settings.test_audio_frames_only:
             processors.append(AudioFramesOnly(len(ids)))
-        kwargs: dict[str, Any] = {}
-        if self.static_cache:
-            kwargs["cache_implementation"] = "static"
         input_ids = torch.tensor([ids], device=self.device)
-        with self._model_lock or contextlib.nullcontext(), torch.inference_mode():
+        with torch.inference_mode():
             if stop.is_set():
                 return
             self.model.generate(
@@ -199,7 +225,7 @@ class TransformersEngine(SpeechEngine):
                 top_p=self.settings.top_p,
                 top_k=0,  # off, as in the model card's vLLM sampling
                 repetition_penalty=self.settings.repetition_penalty,
-                max_new_tokens=self.settings.max_phrase_tokens,
+                max_new_tokens=max_tokens,
                 # Not the checkpoint's own eos_token_id (128009 alone): the
                 # same ids as the vllm engine's stop_token_ids.
                 eos_token_id=sorted(END_OF_SPEECH_IDS),
@@ -207,5 +233,6 @@ class TransformersEngine(SpeechEngine):
                 logits_processor=processors,
                 stopping_criteria=StoppingCriteriaList([StopFlag(stop)]),
                 streamer=streamer,
-                **kwargs,
+                **self.worker.cache_args(),
+                **extra,
             )

@@ -27,11 +27,14 @@ fails is transcribed at its end (see :mod:`realtime_fallback`).
 
 On CUDA a static KV cache (``--static-cache``, on by default there) lets
 transformers compile the decode step (``torch.compile`` + CUDA graphs): per-token
-latency drops, at the price of slow first requests while it compiles (each
-call's cache is sized from the largest so far, so shapes settle quickly). The
-compiled step and its cache are shared, so with a static cache requests take
-turns on the model; without it they run concurrently, each with its own
-dynamic cache. Batching across sessions is the ``vllm`` engine's job.
+latency drops. CUDA-graph trees are bound to the thread that recorded them, so
+with a static cache every request (reply and transcript alike) runs on one
+generate thread, taking turns on the model and on one cache sized once for the
+context; a text and an audio request are run in :meth:`TransformersEngine.start`
+so the compile and the graph recording happen before the service reports
+SERVING (see :mod:`voxmesh.generate_worker`). Without it requests run
+concurrently, each with its own dynamic cache. Batching across sessions is the
+``vllm`` engine's job.
 
 Prompts longer than the model's context (``--max-model-len``, capped by the
 model's position embeddings) are refused, never truncated: an utterance
@@ -49,14 +52,17 @@ from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
+
 from voxmesh import logs
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
 from voxmesh.engine_info import EngineInfo
 from voxmesh.errors import EngineNotInstalled
-from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Sampling
+from voxmesh.generate_worker import WARM_UP_TOKENS, GenerateWorker
+from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, Sampling
 from voxmesh.services.voxtral.mistral_engine import MistralPromptEngine
 from voxmesh.services.voxtral.realtime_transcriber import RealtimeModel, RealtimeTranscriber, check_delay
-from voxmesh.services.voxtral.voxtral_prompt import TextDeltas
+from voxmesh.services.voxtral.voxtral_prompt import TextDeltas, chat_request, transcription_request
 from voxmesh.torch_generation import IdStreamer, StopFlag, pick_device, pick_dtype, use_static_cache
 
 if TYPE_CHECKING:
@@ -100,10 +106,8 @@ class TransformersEngine(MistralPromptEngine):
         self._audio_tokens_per_window = 0
         self._window_samples = 0
         self._eos_id = 0
-        self._executor = ThreadPoolExecutor(settings.max_sessions, thread_name_prefix="voxtral-generate")
         self.static_cache = use_static_cache(settings.static_cache, self.device)
-        # Compiled (static-cache) generation shares one cache: one request on the model at a time.
-        self._model_lock = threading.Lock() if self.static_cache else None
+        self.worker = GenerateWorker(self.static_cache, settings.max_sessions, "voxtral-generate")
         #: Voxtral Realtime for live transcripts; None: transcripts at end of turn.
         self.realtime: RealtimeModel | None = None
         if settings.realtime_model:
@@ -121,6 +125,13 @@ class TransformersEngine(MistralPromptEngine):
 
     async def start(self) -> None:
         await asyncio.to_thread(self._load)
+        # Every request fits the context (its reply is capped by the room
+        # left), so one cache of that size serves them all.
+        self.worker.size_cache(self.model, self.context_tokens)
+        await self.worker.warm_up(
+            [lambda: self._warm_up(self._warm_up_text), lambda: self._warm_up(self._warm_up_audio)],
+            self.settings.model,
+        )
         self.realtime = await self._load_realtime_model(
             self.settings.realtime_model,
             lambda: asyncio.to_thread(
@@ -182,8 +193,31 @@ class TransformersEngine(MistralPromptEngine):
             ),
         )
 
+    def _warm_up_text(self) -> _Prepared:
+        request = chat_request([Message(role="user", text="Hello.")])
+        return self._prompt(self.tokenizer.encode_chat_completion(request), WARM_UP_TOKENS, has_audio=False)
+
+    def _warm_up_audio(self) -> _Prepared:
+        silence = np.zeros(PIPELINE_SAMPLE_RATE_HZ, np.float32)
+        request = transcription_request(silence, "en")
+        return self._prompt(self.tokenizer.encode_transcription(request), WARM_UP_TOKENS, has_audio=True)
+
+    def _warm_up(self, prepare: Any) -> None:
+        """One request through the compiled path.
+
+        The decode step is the same for text and audio prompts; both are run
+        so that no guard on what the prefill leaves behind recompiles in a turn.
+        """
+        self._run_generate(
+            prepare(),
+            Sampling(WARM_UP_TOKENS, 0.0, 1.0),
+            IdStreamer(lambda new: None),
+            threading.Event(),
+            min_new_tokens=WARM_UP_TOKENS,
+        )
+
     async def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.worker.shutdown()
         self._realtime_executor.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------ interface
@@ -239,7 +273,7 @@ class TransformersEngine(MistralPromptEngine):
                 loop.call_soon_threadsafe(queue.put_nowait, None)
 
         started = time.perf_counter()
-        future = loop.run_in_executor(self._executor, run)
+        future = self.worker.submit(run)
         deltas = TextDeltas(self._decode)
         tokens = 0
         last_id = -1
@@ -283,7 +317,10 @@ class TransformersEngine(MistralPromptEngine):
                 ),
             )
 
-    def _run_generate(self, prepared: _Prepared, sampling: Sampling, streamer: IdStreamer, stop: Any) -> None:
+    def _run_generate(
+        self, prepared: _Prepared, sampling: Sampling, streamer: IdStreamer, stop: Any, **extra: Any
+    ) -> None:
+        """One ``generate`` call; on the worker thread (with a static cache, the only one)."""
         import torch
         from transformers import StoppingCriteriaList
 
@@ -295,9 +332,7 @@ class TransformersEngine(MistralPromptEngine):
             kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if self.static_cache:
-            kwargs["cache_implementation"] = "static"
-        with self._model_lock or contextlib.nullcontext(), torch.inference_mode():
+        with torch.inference_mode():
             if stop.is_set():
                 return
             self.model.generate(
@@ -308,5 +343,7 @@ class TransformersEngine(MistralPromptEngine):
                 pad_token_id=self._eos_id,
                 stopping_criteria=StoppingCriteriaList([StopFlag(stop)]),
                 streamer=streamer,
+                **self.worker.cache_args(),
                 **kwargs,
+                **extra,
             )

@@ -22,7 +22,12 @@ import numpy as np
 import pytest
 
 from voxmesh.processes import ServiceProcess, free_port
-from voxmesh.services.orpheus.orpheus_tokens import END_OF_SPEECH_IDS, END_OF_TEXT, SAMPLES_PER_FRAME
+from voxmesh.services.orpheus.orpheus_tokens import (
+    END_OF_SPEECH_IDS,
+    END_OF_TEXT,
+    SAMPLES_PER_FRAME,
+    phrase_token_cap,
+)
 from voxmesh.services.orpheus.random_checkpoint import (
     TINY_ORPHEUS_CONFIG,
     TINY_SNAC_CONFIG,
@@ -246,3 +251,26 @@ async def test_phrases_that_end_are_finished_and_logged_as_ended(ends_speech: Se
             break
         await asyncio.sleep(0.1)
     assert [(s["reason"], s["tokens"]) for s in stops] == [("end_of_speech", 8)] * 2
+
+
+# ------------------------------------------------------------- token budget
+
+
+async def test_a_phrase_that_never_ends_speech_stops_at_its_own_token_budget(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A run that misses end-of-speech speaks for its phrase's budget, not the global cap (19.5 s)."""
+    model = make_frame_following(random_llama({**TINY_ORPHEUS_CONFIG, "tie_word_embeddings": False}))
+    settings = OrpheusSettings(engine="transformers", device="cpu", max_sessions=2)
+    engine = TransformersEngine(settings, preloaded=(model, byte_tokenizer(), random_snac(TINY_SNAC_CONFIG)))
+    await engine.start()
+    caplog.set_level(logging.INFO)
+    try:
+        chunks = [chunk async for chunk in engine.synthesize("Hi.", "tara", first_in_turn=True)]
+    finally:
+        await engine.close()
+    cap = phrase_token_cap(len("Hi."), settings.max_phrase_tokens)
+    assert cap < settings.max_phrase_tokens // 10
+    stops = [r.fields for r in caplog.records if r.getMessage() == "generation stopped"]  # type: ignore[attr-defined]
+    assert [(s["reason"], s["tokens"]) for s in stops] == [("token_cap", cap)]
+    assert len(np.concatenate(chunks)) == cap // 7 * SAMPLES_PER_FRAME
