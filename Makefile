@@ -53,7 +53,8 @@ lint: install-test
 # 2-core runner one of them now and then loses a race its test did not mean
 # to run. What failed is run once more, alone, and named as FLAKY in the log:
 # a test that fails twice fails the build, and a FLAKY line is a bug to fix.
-MAIN_SUITE := -m "not slow and not vllm" --ignore=tests/vllm
+# tests/images run on their own (make test-images, mk/images.mk), before this suite.
+MAIN_SUITE := -m "not slow and not vllm and not images" --ignore=tests/vllm --ignore=tests/images
 test: install-test lint $(TEST_DEPS)
 	@$(PY) -m pytest $(MAIN_SUITE) $(PYTEST_ARGS) || { \
 	  echo "== FLAKY? rerunning only the failed tests once (pytest --last-failed) =="; \

@@ -116,3 +116,17 @@ def test_a_chosen_token_is_kept_and_the_files_are_not_remade(tmp_path: Path) -> 
     assert "  my-chosen-token\n" in printed
     assert (tmp_path / "stage-token").read_text() == stage
     assert (tmp_path / "client-tokens").read_text().split("\n")[1:] == ["my-chosen-token", ""]
+
+
+def test_grafanas_password_is_made_once_readable_by_the_group_only(tmp_path: Path) -> None:
+    """The compose file's Grafana reads it (GF_SECURITY_ADMIN_PASSWORD__FILE, its uid in the files' group)."""
+    printed = make_tokens(tmp_path)
+    password_file = tmp_path / "grafana-admin-password"
+    password = password_file.read_text().strip()
+    assert len(password) >= 16
+    assert str(password_file) in printed and password not in printed
+    assert password_file.stat().st_mode & 0o777 == 0o640
+    for token_file in ("client-tokens", "stage-token"):
+        assert (tmp_path / token_file).stat().st_mode & 0o777 == 0o600
+    make_tokens(tmp_path)  # a restart keeps it: Grafana set it on its first start only
+    assert password_file.read_text().strip() == password
