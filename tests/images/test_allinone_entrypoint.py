@@ -29,7 +29,8 @@ from tests.images.turns import assert_spoken_reply, talk, typed_turn
 from voxmesh.processes import check_health
 from voxmesh.realtime.readiness import edge_ready
 
-pytestmark = pytest.mark.images
+# The first test also waits for the cpu image's build (cold: a minute here, more on a slow mirror).
+pytestmark = [pytest.mark.images, pytest.mark.timeout(900)]
 
 NAME = "voxmesh-test-allinone"
 EDGE_NAME = "voxmesh-test-edge"

@@ -23,7 +23,8 @@ from tests.images.docker_cli import MESH_SERVICES, compose, compose_ps, docker, 
 from tests.images.turns import assert_spoken_reply, talk, typed_turn
 from voxmesh.processes import check_health
 
-pytestmark = pytest.mark.images
+# The first test also waits for the cpu image's build (cold: a minute here, more on a slow mirror).
+pytestmark = [pytest.mark.images, pytest.mark.timeout(900)]
 
 LONG_RUNNING = tuple(s for s in MESH_SERVICES if s != "auth-init")
 HEALTHY_WITHIN_S = 240
