@@ -1,4 +1,4 @@
-"""The playout clock: whether a client playing a phrase from its first chunk ever starves.
+"""The playout clock: whether a client playing a turn from its first chunk ever starves.
 
 :func:`tokens_to_audio` releases a chunk when its window is decoded, and the
 window waits for its lookahead frames, which come at the model's pace. This
@@ -9,11 +9,17 @@ speed and a decode cost, so the gap-free property can be checked exactly
 (tests, with decode cost counted in frames) and real decode costs can be
 laid on it without the noise of a shared machine's scheduler
 (``bench/orpheus_pacing.py --clock virtual``).
+
+:func:`replay_turn` strings phrases together the way the session starts
+them: each phrase's generation begins with a prefill, either when the phrase
+before it has released its last chunk (phrases one after another) or when
+it has released its first (the next phrase prefetched while the current one
+plays), and the client plays the phrases back to back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,11 +44,30 @@ class Playout:
     @property
     def largest_gap_s(self) -> float:
         """Longest silence of a client that starts at the first chunk and plays each right after the last."""
-        play_end, gap = self.releases[0][0], 0.0
+        return max(self.gaps_s())
+
+    def gaps_s(self) -> list[float]:
+        """The silence before each chunk (0 where it came in time) for that client."""
+        play_end, gaps = self.releases[0][0], []
         for released, frames in self.releases:
-            gap = max(gap, released - play_end)
+            gaps.append(max(0.0, released - play_end))
             play_end = max(play_end, released) + frames * FRAME_SECONDS
-        return gap
+        return gaps
+
+
+@dataclass(frozen=True)
+class TurnPlayout:
+    """A turn's phrases on one virtual clock, played back to back."""
+
+    playout: Playout
+    #: Index in ``playout.releases`` of each phrase's first chunk.
+    phrase_starts: tuple[int, ...]
+
+    @property
+    def boundary_gaps_s(self) -> list[float]:
+        """The silence before each later phrase's first chunk."""
+        gaps = self.playout.gaps_s()
+        return [gaps[i] for i in self.phrase_starts[1:]]
 
 
 def replay(
@@ -80,3 +105,39 @@ def replay(
                 now += stream.first_chunk_hold_s(cost, decode_s(stream.later_window_frames))
         releases.append((now, window.emit_to - window.emit_from))
     return Playout(tuple(releases), first_frames)
+
+
+def replay_turn(
+    new_stream: Callable[[], SnacStream],
+    phrase_frames: Sequence[int],
+    speed: float,
+    decode_s: Callable[[int], float],
+    prefill_s: float,
+    prefetch: bool,
+    one_generation_at_a_time: bool = False,
+    hold: bool = True,
+) -> TurnPlayout:
+    """Release times of a turn's phrases, each generated at ``speed`` × real time after a prefill.
+
+    Without ``prefetch`` a phrase's prompt is submitted when the phrase
+    before it released its last chunk; with it, when that phrase released
+    its first. Phrases under way together generate at ``speed`` each (a
+    batching engine; their decodes share the batcher's batches), unless
+    ``one_generation_at_a_time`` (the transformers engine with a static
+    cache), where a phrase's generation waits for the one before it to end.
+    """
+    start = 0.0
+    releases: list[tuple[float, int]] = []
+    phrase_starts: list[int] = []
+    first_frames = 0
+    for frames in phrase_frames:
+        phrase = replay(new_stream(), frames, speed, decode_s, hold)
+        offset = start + prefill_s
+        if not phrase_starts:
+            first_frames = phrase.frames_before_first_audio
+        phrase_starts.append(len(releases))
+        releases.extend((offset + released, n) for released, n in phrase.releases)
+        start = offset + phrase.releases[0][0] if prefetch else releases[-1][0]
+        if one_generation_at_a_time:
+            start = max(start, offset + frames * FRAME_SECONDS / speed)
+    return TurnPlayout(Playout(tuple(releases), first_frames), tuple(phrase_starts))

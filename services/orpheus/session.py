@@ -7,7 +7,10 @@ Two tasks per stream, both owned by :meth:`SynthesisSession.run`:
   the first phrase is spoken while the LLM is still writing the rest; a
   cancel is handled as soon as it is read, never behind queued text;
 - the *speaker* speaks turns in the order they began, phrase by phrase, each
-  turn in its own task so that a cancel stops it mid-phrase.
+  turn in its own task so that a cancel stops it mid-phrase. The next phrase
+  is started as soon as the one playing has its first chunk out, so it is
+  ready when that one ends (a phrase boundary costs no silence at 1.0×
+  real time); at most two phrases of a turn are under way at once.
 
 Both put events on one bounded output queue that the gRPC generator drains;
 when it is full the speaker waits (the client reads slower than audio is
@@ -18,7 +21,6 @@ Events of a cancelled turn still in that queue are dropped at the door.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -31,6 +33,7 @@ from voxmesh.audio import StreamResampler, float_to_pcm16
 from voxmesh.errors import InvalidArgument, VoxmeshError
 from voxmesh.metrics import SYNTHESIS_RTF
 from voxmesh.services.orpheus.engine import SpeechEngine
+from voxmesh.services.orpheus.phrase_audio import PhraseAudio
 from voxmesh.services.orpheus.phrases import PhraseSplitter
 from voxmesh.services.orpheus.settings import OrpheusSettings
 from voxmesh.turn_outcomes import ClosedTurns, turn_failed
@@ -253,38 +256,60 @@ class SynthesisSession:
         samples_out = 0
         first_audio: float | None = None
         index = 0
+        # Phrases started ahead of the one playing, in order, then None or the
+        # turn's error. The gate lets the starter begin one phrase per phrase
+        # played, once that one's first chunk is out: the first phrase's time
+        # to first audio is never shared with the second, and at most two
+        # phrases are under way.
+        upcoming: asyncio.Queue[PhraseAudio | VoxmeshError | None] = asyncio.Queue()
+        may_start = asyncio.Event()
+        may_start.set()
+        starter = asyncio.create_task(
+            self._start_phrases(turn, upcoming, may_start), name=f"orpheus-phrases-{turn.turn_id}"
+        )
+        audio: PhraseAudio | None = None
         try:
-            while (phrase := await turn.phrases.get()) is not None:
-                if isinstance(phrase, VoxmeshError):
-                    raise phrase
+            while (item := await upcoming.get()) is not None:
+                if isinstance(item, VoxmeshError):
+                    raise item
+                audio, index = item, item.index
                 await self._emit(
                     phrase_started=orpheus_pb2.PhraseStarted(
-                        turn_id=turn.turn_id, phrase_index=index, text=phrase
+                        turn_id=turn.turn_id, phrase_index=index, text=audio.text
                     )
                 )
                 resampler = StreamResampler(self.engine.sample_rate_hz, self.sample_rate_hz)
-                started = time.perf_counter()
-                native_samples = 0
-                async with contextlib.aclosing(
-                    self.engine.synthesize(phrase, self.voice, first_in_turn=index == 0)
-                ) as chunks:
-                    async for chunk in chunks:
-                        native_samples += len(chunk)
-                        samples_out += await self._emit_audio(turn.turn_id, index, resampler.process(chunk))
-                        if first_audio is None and samples_out:
-                            first_audio = time.perf_counter()
+                next_started = False
+                async for chunk in audio.chunks():
+                    samples_out += await self._emit_audio(turn.turn_id, index, resampler.process(chunk))
+                    if first_audio is None and samples_out:
+                        first_audio = time.perf_counter()
+                    if not next_started:
+                        next_started = True
+                        may_start.set()
+                if not next_started:
+                    may_start.set()  # a phrase that made no audio at all
                 samples_out += await self._emit_audio(turn.turn_id, index, resampler.flush())
-                if native_samples:
+                if audio.native_samples and audio.finished_at is not None:
                     SYNTHESIS_RTF.labels(self.engine.info.engine).observe(
-                        (time.perf_counter() - started) * self.engine.sample_rate_hz / native_samples
+                        (audio.finished_at - audio.started_at)
+                        * self.engine.sample_rate_hz
+                        / audio.native_samples
                     )
                 await self._emit(
-                    phrase_done=orpheus_pb2.PhraseDone(turn_id=turn.turn_id, phrase_index=index, text=phrase)
+                    phrase_done=orpheus_pb2.PhraseDone(
+                        turn_id=turn.turn_id, phrase_index=index, text=audio.text
+                    )
                 )
+                await audio.close()
+                audio = None
                 index += 1
         except Exception as exc:
+            await self._stop_phrases(starter, audio, upcoming)
             await self._fail(turn, exc, index)
             return
+        finally:
+            await self._stop_phrases(starter, audio, upcoming)
         audio_ms = round(1000 * samples_out / self.sample_rate_hz)
         await self._emit(done=orpheus_pb2.SynthesisDone(turn_id=turn.turn_id, audio_ms=audio_ms))
         log.info(
@@ -298,6 +323,38 @@ class SynthesisSession:
             ),
         )
         self._close(turn, "done")
+
+    async def _start_phrases(
+        self,
+        turn: Turn,
+        upcoming: asyncio.Queue[PhraseAudio | VoxmeshError | None],
+        may_start: asyncio.Event,
+    ) -> None:
+        """Start each phrase of the turn as the gate opens; end with None or the turn's error."""
+        index = 0
+        while isinstance(phrase := await turn.phrases.get(), str):
+            await may_start.wait()
+            may_start.clear()
+            chunks = self.engine.synthesize(phrase, self.voice, first_in_turn=index == 0)
+            name = f"orpheus-phrase-{turn.turn_id}-{index}"
+            upcoming.put_nowait(PhraseAudio(phrase, index, chunks, name))
+            index += 1
+        upcoming.put_nowait(phrase)
+
+    @staticmethod
+    async def _stop_phrases(
+        starter: asyncio.Task[None],
+        playing: PhraseAudio | None,
+        upcoming: asyncio.Queue[PhraseAudio | VoxmeshError | None],
+    ) -> None:
+        """Stop the starter and every phrase still under way (safe to run twice)."""
+        starter.cancel()
+        await asyncio.gather(starter, return_exceptions=True)
+        if playing is not None:
+            await playing.close()
+        while not upcoming.empty():
+            if isinstance(item := upcoming.get_nowait(), PhraseAudio):
+                await item.close()
 
     async def _emit(self, **event: object) -> None:
         await self.out.put(orpheus_pb2.SynthesizeResponse(**event))  # type: ignore[arg-type]
