@@ -27,6 +27,7 @@ from prometheus_client import Counter, Histogram
 from voxmesh import logs
 from voxmesh.metrics import LATENCY_BUCKETS_S
 from voxmesh.services.vad.segmenter import Segmenter, SegmentEvent, SpeechStarted
+from voxmesh.services.vad.voice_edge import VoiceEdge
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class Endpointer:
             raise ValueError("a model needs a policy and a policy a model")
         self.segmenter = segmenter
         self.rate = sample_rate_hz
+        #: Where in a voiced frame the voice really ends: pauses count from there.
+        self.edge = VoiceEdge(sample_rate_hz)
         self.model = model
         self.policy = policy
         #: The latest pause's verdict, for logs and tests.
@@ -108,10 +111,11 @@ class Endpointer:
     async def feed(self, frame: bytes, voiced: bool) -> SegmentEvent | None:
         segmenter = self.segmenter
         frame_samples = len(frame) // 2
+        voice_end = self.edge.voice_end(frame, voiced)
         policy = self.policy
         if policy is not None:
             self._history.append((segmenter.position, frame))
-            if voiced:
+            if voice_end is not None:
                 # A new pause will come, judged afresh; until then the maximum holds.
                 self._judged = False
                 segmenter.hangover = policy.incomplete_hangover
@@ -123,7 +127,7 @@ class Endpointer:
                     segmenter.hangover = (
                         policy.complete_hangover if verdict.complete else policy.incomplete_hangover
                     )
-        event = segmenter.feed(voiced, frame_samples)
+        event = segmenter.feed(voiced, frame_samples, voice_end)
         if isinstance(event, SpeechStarted):
             self._utterance_start = event.utterance_start_sample
         return event

@@ -7,8 +7,11 @@ events up with the audio it sent without trusting wall clocks.
 - Speech *starts* once ``min_speech`` samples of consecutive voiced frames
   are seen (clicks and coughs are shorter). The utterance reaches back
   ``pre_roll`` samples before the onset so no word onset is lost.
-- Speech *ends* once ``hangover`` samples of unvoiced frames follow the last
-  voiced one; that frame boundary is the endpoint decision. ``hangover`` may
+- Speech *ends* once ``hangover`` samples of silence follow the last voiced
+  sample; that frame boundary is the endpoint decision. Where in a voiced frame
+  the voice ends is the caller's to say (``voice_end``, :mod:`.voice_edge`): a
+  frame the detector calls speech but that holds no voice (its overhang after
+  a word) counts as silence, so the hangover is real silence. ``hangover`` may
   change between frames (:mod:`.end_of_turn` sets it per pause).
 - Speech is *confirmed* once the utterance holds ``confirm_speech`` voiced
   samples (0: never), at most once per utterance: a cough or an "mm-hm" ends
@@ -22,6 +25,9 @@ events up with the audio it sent without trusting wall clocks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+#: ``Segmenter.feed``'s default: a voiced frame is voice to its last sample.
+WHOLE_FRAME = -1
 
 
 @dataclass(frozen=True)
@@ -82,9 +88,16 @@ class Segmenter:
         """One past the last voiced sample of the current utterance."""
         return self._last_voiced
 
-    def feed(self, voiced: bool, frame_samples: int) -> SegmentEvent | None:
+    def feed(
+        self, voiced: bool, frame_samples: int, voice_end: int | None = WHOLE_FRAME
+    ) -> SegmentEvent | None:
+        """``voiced``: the detector's call; ``voice_end``: samples into the frame where
+        its voice ends, None if it holds none (default: the whole frame when voiced).
+        """
         start, end = self.position, self.position + frame_samples
         self.position = end
+        if voice_end == WHOLE_FRAME:
+            voice_end = frame_samples if voiced else None
         if not self.speaking:
             if not voiced:
                 self._run_start = None
@@ -94,14 +107,14 @@ class Segmenter:
             if end - self._run_start < self.min_speech:
                 return None
             self.speaking = True
-            self._last_voiced = end
+            self._last_voiced = start + voice_end if voice_end is not None else end
             self._voiced = end - self._run_start
             self._confirmed = False
             self._paused = False
             onset, self._run_start = self._run_start, None
             return SpeechStarted(max(0, onset - self.pre_roll), onset, end)
-        if voiced:
-            self._last_voiced = end
+        if voiced and voice_end is not None:
+            self._last_voiced = start + voice_end
             self._voiced += frame_samples
             if self._paused:
                 self._paused = False
