@@ -190,13 +190,34 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    # SIGTERM during start-up stops the service at once instead of after the load (a
+    # real-weights vLLM load takes minutes; engines load off the loop: voxmesh.engine_loading).
+    starting = asyncio.create_task(_start_up(spec), name=f"{spec.name}-start-up")
+    stopping = asyncio.create_task(stop.wait(), name="stop-signal")
     try:
-        await _start_up(spec)
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            log.info("stopping during start-up: the engine load is abandoned")
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+        else:
+            starting.result()
     except BaseException:
+        starting.cancel()
         # Stopped here, not left to the garbage collector: a grpc server
         # collected after its loop closed prints "Event loop is closed".
         await server.stop(0)
         raise
+    finally:
+        stopping.cancel()
+    if starting.cancelled():
+        await server.stop(0)
+        if spec.shutdown:
+            await spec.shutdown()  # what had loaded before the signal (e.g. one of two models)
+        tracing.shutdown()
+        log.info("stopped")
+        return
     metrics_port = start_metrics(settings)
     for name in ("", *spec.service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

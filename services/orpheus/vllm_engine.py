@@ -1,6 +1,8 @@
 """The ``vllm`` engine: Orpheus on vLLM's in-process async engine + the streaming SNAC decoder.
 
-One ``AsyncLLM`` lives for the whole process on the service's own event loop;
+One ``AsyncLLM`` lives for the whole process, built on a thread of its own
+(the service answers NOT_SERVING and honours SIGTERM while it loads) and
+driven from the service's event loop;
 every phrase is a request with a unique id whose token ids arrive as DELTA
 outputs (vLLM's V1 engine may merge several steps into one output: each id
 of every output goes to the decoder, nothing is parsed back from text).
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from voxmesh.engine_info import EngineInfo
+from voxmesh.engine_loading import start_async_llm
 from voxmesh.errors import EngineNotInstalled, EngineUnavailable
 from voxmesh.services.orpheus.engine import SpeechEngine
 from voxmesh.services.orpheus.generation_outcome import StopReason, report_stopped, stop_reason
@@ -80,7 +83,6 @@ class VllmEngine(SpeechEngine):
         import torch
         from transformers import AutoTokenizer
         from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
 
         from voxmesh.services.orpheus.snac_decoder import SnacDecoder, load_snac
 
@@ -98,7 +100,9 @@ class VllmEngine(SpeechEngine):
             disable_log_stats=True,
             scheduling_policy="priority" if settings.first_audio_priority else "fcfs",
         )
-        self.llm = AsyncLLM.from_engine_args(args)
+        # Off the event loop: from_engine_args polls the engine core synchronously for the whole
+        # load (see voxmesh.engine_loading); its output handler starts here at the first request.
+        self.llm = await start_async_llm("orpheus", args)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         snac = await asyncio.to_thread(load_snac, settings.snac_model, device)
         self.batcher = SnacBatcher(

@@ -1,9 +1,11 @@
 """The ``vllm`` engine: Voxtral on vLLM's in-process async engine (production, GPU).
 
 One ``AsyncLLM`` lives for the whole process, created in :meth:`VllmEngine.start`
-on the service's own event loop, loading the checkpoint in Mistral's own format
-(``params.json`` + ``consolidated.safetensors`` + ``tekken.json``, the layout of
-the hub's ``mistralai/Voxtral-*`` repositories) with ``tokenizer_mode=mistral``,
+on a thread of its own (:mod:`voxmesh.engine_loading`: the service answers
+health checks with NOT_SERVING and honours SIGTERM while it loads), loading
+the checkpoint in Mistral's own format (``params.json`` +
+``consolidated.safetensors`` + ``tekken.json``, the layout of the hub's
+``mistralai/Voxtral-*`` repositories) with ``tokenizer_mode=mistral``,
 ``config_format=mistral`` and ``load_format=mistral``.
 
 Prompts are built with mistral-common (see :mod:`voxtral_prompt`) using vLLM's
@@ -24,7 +26,8 @@ merge several steps into one output, so every id of every output goes to
 :class:`TextDeltas`, which turns ids into text the moment a character is whole.
 Continuous batching across sessions is vLLM's (``max_num_seqs`` = the
 service's session limit). Cancelling or closing the consumer (barge-in,
-client gone) aborts the request in vLLM, which frees its KV cache at once.
+client gone) aborts the request in vLLM, which frees its KV cache at once;
+a request that finished is never aborted (vLLM's generator is read to its end).
 
 Transcription (``stream``/``transcribe`` modes) runs on Voxtral Realtime
 (``--realtime-model``, see :mod:`vllm_realtime`) when it is set, loads and
@@ -57,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 from voxmesh import logs
 from voxmesh.engine_info import EngineInfo
+from voxmesh.engine_loading import start_async_llm
 from voxmesh.errors import EngineNotInstalled, EngineUnavailable, InvalidArgument
 from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Sampling
 from voxmesh.services.voxtral.mistral_engine import MistralPromptEngine
@@ -158,11 +162,10 @@ class VllmEngine(MistralPromptEngine):
             await self._start()
 
     async def _start(self) -> None:
-        from vllm.v1.engine.async_llm import AsyncLLM
-
         log.info("loading Voxtral on vLLM", extra=logs.fields(model=self.settings.model))
-        # Built on the service's event loop: its output handler task lives there.
-        self.llm = AsyncLLM.from_engine_args(self.engine_args())
+        # Off the event loop: from_engine_args polls the engine core synchronously for the whole
+        # load; its output handler task starts on this loop at the first request.
+        self.llm = await start_async_llm("voxtral", self.engine_args())
         tokenizer = self.llm.get_tokenizer()
         mistral = getattr(tokenizer, "mistral", None)
         if mistral is None:
@@ -266,24 +269,29 @@ class VllmEngine(MistralPromptEngine):
             deltas = TextDeltas(self._decode)
             finish_reason: str | None = None
             submitted = True
+            last = ""
             async with contextlib.aclosing(llm.generate(prepared.prompt, params, request_id)) as outputs:
+                # Read to the generator's own end, never `break`: closing vLLM's generator aborts
+                # the request, even one that has finished (an extra engine round trip per reply).
                 async for output in outputs:
                     completion = output.outputs[0] if output.outputs else None
                     if completion is not None:
                         new = list(completion.token_ids)
                         tokens += len(new)
                         text = deltas.push(new) if new else ""
-                        if text:
-                            yield Delta(text)
                         finish_reason = completion.finish_reason or finish_reason
-                    if output.finished:
-                        finished = True
-                        break
+                        if output.finished:
+                            # Held back until vLLM's generator has returned: a consumer that
+                            # closes us at this yield would abort a request that has ended.
+                            last = text
+                        elif text:
+                            yield Delta(text)
+                    finished = finished or output.finished
             if not finished:
                 raise EngineUnavailable(f"vllm ended request {request_id} without finishing it")
             reason = "length" if finish_reason == "length" else "stop"
             yield Delta(
-                deltas.flush(),
+                last + deltas.flush(),
                 finish_reason=reason,
                 prompt_tokens=prompt_tokens,
                 generated_tokens=tokens,

@@ -42,6 +42,7 @@ import numpy as np
 
 from voxmesh import logs
 from voxmesh.audio import PIPELINE_SAMPLE_RATE_HZ
+from voxmesh.engine_loading import start_async_llm
 from voxmesh.errors import EngineUnavailable
 from voxmesh.services.voxtral.realtime_transcriber import BackgroundTranscriber, decode_transcript
 from voxmesh.services.voxtral.vllm_engine import mistral_format_engine_args
@@ -93,11 +94,11 @@ class VllmRealtime:
         from vllm.model_executor.model_loader import get_model_cls
         from vllm.renderers.inputs.preprocess import parse_model_prompt
         from vllm.sampling_params import RequestOutputKind
-        from vllm.v1.engine.async_llm import AsyncLLM
 
         self._streaming_input, self._parse_model_prompt = StreamingInput, parse_model_prompt
         self._sampling_params_cls, self._delta_outputs = SamplingParams, RequestOutputKind.DELTA
-        self.llm = AsyncLLM.from_engine_args(self.engine_args())
+        # Off the event loop, as the reply model's (see voxmesh.engine_loading).
+        self.llm = await start_async_llm("voxtral-realtime", self.engine_args())
         try:
             self.model_cls = get_model_cls(self.llm.model_config)
             if not hasattr(self.model_cls, "buffer_realtime_audio"):
@@ -210,6 +211,8 @@ class VllmRealtimeTranscriber(BackgroundTranscriber):
             inputs = self.rt.streaming_inputs(self._audio_stream(), self._sampled)
             outputs = llm.generate(inputs, self.rt.sampling_params(), self.request_id)
             async with contextlib.aclosing(outputs):
+                # Read to the generator's own end (it returns after the finished output), never
+                # `break`: closing vLLM's generator aborts the request, even one that has ended.
                 async for output in outputs:
                     chunks += 1
                     ids = list(output.outputs[0].token_ids) if output.outputs else []
@@ -218,8 +221,6 @@ class VllmRealtimeTranscriber(BackgroundTranscriber):
                         self._sampled.put_nowait(ids)
                         self._ids.extend(ids)
                         self._text = decode_transcript(self.rt.tokenizer, self._ids)
-                    if output.finished:
-                        break
             # The outputs end once the input stream ended and its last chunk ran.
             finished = True
             reason = "end_of_audio"
