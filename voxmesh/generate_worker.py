@@ -60,11 +60,12 @@ class GenerateWorker:
 
     def size_cache(self, model: Any, tokens: int) -> None:
         """Allocate (lazily, on first use) the one static cache every call reuses."""
+        if not self.static_cache:
+            return
         from transformers import StaticCache
 
-        if self.static_cache:
-            self._cache = StaticCache(config=model.config.get_text_config(decoder=True), max_cache_len=tokens)
-            self.cache_tokens = tokens
+        self._cache = StaticCache(config=model.config.get_text_config(decoder=True), max_cache_len=tokens)
+        self.cache_tokens = tokens
 
     def cache_args(self) -> dict[str, Any]:
         """``generate``'s cache arguments for one call; on the worker thread, right before it."""
