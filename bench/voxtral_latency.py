@@ -11,7 +11,12 @@ decode tokens/s per session after the first token.
     python bench/voxtral_latency.py                             # tiny random models on CPU: a smoke run
 
 The per-turn mechanics (realtime transcription at real-time pace, the reply)
-are bench/voxtral_modes.py's; run from the repository root.
+are bench/voxtral_modes.py's; run from the repository root. The engine runs its
+default path for the device (on CUDA the static cache and its compiled decode
+step, warmed up in ``start()``; concurrent sessions take turns on it). The JSON
+is rewritten after every cell (a run cut by a time limit keeps what it
+measured), and a cell whose cost, extrapolated from the one before, would pass
+``--budget-s`` is recorded as skipped, never started.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -63,15 +69,41 @@ async def one_turn(
     }
 
 
-async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+def save(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    with open(args.json, "w") as f:
+        json.dump(report, f, indent=2)
+
+
+async def run(args: argparse.Namespace, report: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = report["rows"]
     sampling = Sampling(args.reply_tokens, 1.0, 0.95)
     with tempfile.TemporaryDirectory() as tmp:
+        built = time.perf_counter()
         engine = await build_engine(args, tmp, max_sessions=max(args.sessions))
+        report["static_cache"] = bool(getattr(engine, "static_cache", False))
         await one_turn(engine, "audio", 1.0, sampling)  # warm-up
+        report["start_s"] = round(time.perf_counter() - built, 1)
+        save(args, report)
+        last: tuple[float, int] | None = None  # (wall s, sessions) of the last cell
         for sessions in args.sessions:
             for seconds in args.utterances:
                 for mode in ("audio", "stream"):
+                    left = args.budget_s - (time.perf_counter() - args.started)
+                    # Sessions take turns on the model: a cell costs about sessions × one turn.
+                    estimate = last[0] * sessions / last[1] if last else 0.0
+                    if last and estimate > left:
+                        rows.append(
+                            {
+                                "sessions": sessions,
+                                "utterance_s": seconds,
+                                "mode": mode,
+                                "skipped": f"estimated {estimate:.0f} s > {left:.0f} s left",
+                            }
+                        )
+                        print(json.dumps(rows[-1]), flush=True)
+                        save(args, report)
+                        continue
+                    cell_started = time.perf_counter()
                     runs: list[dict[str, float]] = []
                     for _ in range(args.turns):
                         runs += await asyncio.gather(
@@ -89,7 +121,9 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                         ),
                     }
                     rows.append(row)
+                    last = (time.perf_counter() - cell_started, sessions)
                     print(json.dumps(row), flush=True)
+                    save(args, report)
         await engine.close()
     return rows
 
@@ -110,18 +144,30 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=2, help="rounds per cell")
     parser.add_argument("--reply-tokens", type=int, default=32)
     parser.add_argument("--delay-ms", type=int, default=480)
+    limit = os.environ.get("GPU_SUITE_PART_LIMIT_S")  # set by bench/gpu_suite.sh
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=float(limit) - 15 if limit else float("inf"),
+        help="no cell starts that would end past this many seconds from the start "
+        "(default: bench/gpu_suite.sh's limit for the part less 15 s, else none)",
+    )
     parser.add_argument("--json", default="bench/results/voxtral-latency.json")
     args = parser.parse_args()
-    rows = asyncio.run(run(args))
+    args.started = time.perf_counter()
+    report: dict[str, Any] = {"args": {k: v for k, v in vars(args).items() if k != "started"}, "rows": []}
+    save(args, report)
+    rows = asyncio.run(run(args, report))
     print("\n| sessions | utterance | mode | first token p50 / max (ms) | decode tok/s p50 |")
     print("| ---: | ---: | --- | --- | ---: |")
     for r in rows:
+        if "skipped" in r:
+            continue
         print(
             f"| {r['sessions']} | {r['utterance_s']:g} s | {r['mode']} | "
             f"{r['first_token_ms_p50']} / {r['first_token_ms_max']} | {r['decode_tokens_per_s_p50']} |"
         )
-    with open(args.json, "w") as f:
-        json.dump({"args": vars(args), "rows": rows}, f, indent=2)
+    save(args, report)
     print(f"wrote {args.json}")
 
 

@@ -238,31 +238,42 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     with tempfile.TemporaryDirectory() as tmp:
+        built = time.perf_counter()
         engine = await build_engine(args, tmp)
-        transcriber = "realtime" if engine.realtime is not None else "finish-time (fallback)"
+        device = str(engine.device)
+        if engine.device.type == "cuda":
+            device += f" ({torch.cuda.get_device_name(engine.device)})"
+        results: dict[str, list[dict[str, float]]] = {"audio": [], "stream": []}
+        report = {
+            "size": "custom" if args.model else args.size,
+            "device": device,
+            "dtype": str(engine.dtype),
+            "static_cache": bool(getattr(engine, "static_cache", False)),
+            "start_s": round(time.perf_counter() - built, 1),
+            "utterance_s": args.seconds,
+            "turns": args.turns,
+            "delay_ms": args.delay_ms,
+            "transcriber": "realtime" if engine.realtime is not None else "finish-time (fallback)",
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "results": results,
+        }
         sampling = Sampling(args.reply_tokens, 1.0, 0.95)
         audio = utterance(args.seconds)
-        results: dict[str, list[dict[str, float]]] = {"audio": [], "stream": []}
         for mode, turn in (("audio", audio_turn), ("stream", stream_turn)):
             await turn(engine, audio, sampling)  # warm-up
             for _ in range(args.turns):
                 results[mode].append(await turn(engine, audio, sampling))
+                # After every turn: a run cut by a time limit keeps what it measured.
+                if args.json:
+                    save(args.json, report)
         await engine.close()
-    device = str(engine.device)
-    if engine.device.type == "cuda":
-        device += f" ({torch.cuda.get_device_name(engine.device)})"
-    return {
-        "size": "custom" if args.model else args.size,
-        "device": device,
-        "dtype": str(engine.dtype),
-        "utterance_s": args.seconds,
-        "turns": args.turns,
-        "delay_ms": args.delay_ms,
-        "transcriber": transcriber,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "results": results,
-    }
+    return report
+
+
+def save(path: str, report: dict[str, Any]) -> None:
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2)
 
 
 def table(report: dict[str, Any]) -> str:

@@ -54,10 +54,19 @@ def test_tiny_suite_runs_every_part_and_writes_json(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     assert outcomes(summary) == {"install": "skipped", **{p: "ok" for p in PARTS[1:]}}, run.stdout
     orpheus = json.loads((tmp_path / "orpheus.json").read_text())
-    assert orpheus["single"]["tokens_per_s"] > 0
-    assert [level["streams"] for level in orpheus["concurrent"]] == [1, 2]
+    # The streams sweep first, through the service's own session, then one stream's speed.
+    levels = orpheus["streams"]["levels"]
+    assert [level["streams"] for level in levels] == [1, 2]
+    for level in levels:
+        assert level["first_audio_ms_p95"] >= level["first_audio_ms_p50"] > 0
+        assert level["real_time_factor_min"] > 0 and level["largest_gap_ms_max"] >= 0
+        assert level["audio_s_per_stream"] > 0
+    assert [single["static_cache"] for single in orpheus["single"]] == [False]  # CPU: eager only
+    assert orpheus["single"][0]["tokens_per_s"] > 0
+    assert orpheus["dtype"] == "float32"  # bfloat16 on CUDA
     latency = json.loads((tmp_path / "voxtral-latency.json").read_text())
     assert {row["mode"] for row in latency["rows"]} == {"audio", "stream"}
+    assert latency["start_s"] > 0
     assert all(row["first_token_ms_p50"] > 0 for row in latency["rows"])
     modes = json.loads((tmp_path / "voxtral-modes.json").read_text())
     assert set(modes["results"]) == {"audio", "stream"}
@@ -78,6 +87,52 @@ def test_a_part_that_cannot_run_is_one_line_and_the_suite_fails(tmp_path: Path) 
         f"gpu_suite: orpheus: failed — {orpheus['why']}"
     ]
     assert not (tmp_path / "voxtral-latency.log").exists()  # --only: the other parts did not run
+
+
+#: A stand-in for a `gpu` test that starts a service and hangs: the service runs in a session of
+#: its own, as ServiceProcess starts them, so timeout(1)'s process-group kill cannot reach it.
+HANGING_TEST = """
+import subprocess, sys, time
+import pytest
+
+pytestmark = pytest.mark.gpu
+
+def test_hangs_with_a_service_in_its_own_session():
+    service = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(900)"], start_new_session=True)
+    with open({pid_file!r}, "w") as f:
+        f.write(str(service.pid))
+    time.sleep(900)
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_part_past_its_limit_is_stopped_with_the_services_it_started(tmp_path: Path) -> None:
+    pid_file = tmp_path / "service.pid"
+    test_file = tmp_path / "test_hanging.py"
+    test_file.write_text(HANGING_TEST.format(pid_file=str(pid_file)))
+    run, summary = suite(
+        tmp_path / "out",
+        "--tiny",
+        "--only",
+        "gpu-tests",
+        "--limits",
+        "gpu-tests=40",
+        "--pytest-args",
+        str(test_file),
+        timeout=240,
+    )
+    assert run.returncode == 1
+    (part,) = [p for p in summary["parts"] if p["part"] == "gpu-tests"]
+    assert part["outcome"] == "failed" and part["why"].startswith("timed out after 40 s"), part
+    assert pid_file.exists(), "the stand-in test did not start its service within the limit"
+    pid = int(pid_file.read_text())
+    # Gone (or a zombie of its dead parent, until init reaps it): it was killed, not left running.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        state = "gone"
+    assert state in ("gone", "Z"), f"the part's service (pid {pid}) is still running"
+    assert "of its processes were left and killed" in part["why"]
 
 
 def test_without_cuda_each_gpu_part_says_so_in_one_line(tmp_path: Path) -> None:
