@@ -261,7 +261,7 @@ class SynthesisSession:
         # played, once that one's first chunk is out: the first phrase's time
         # to first audio is never shared with the second, and at most two
         # phrases are under way.
-        upcoming: asyncio.Queue[PhraseAudio | VoxmeshError | None] = asyncio.Queue()
+        upcoming: asyncio.Queue[PhraseAudio | Exception | None] = asyncio.Queue()
         may_start = asyncio.Event()
         may_start.set()
         starter = asyncio.create_task(
@@ -270,7 +270,7 @@ class SynthesisSession:
         audio: PhraseAudio | None = None
         try:
             while (item := await upcoming.get()) is not None:
-                if isinstance(item, VoxmeshError):
+                if isinstance(item, Exception):
                     raise item
                 audio, index = item, item.index
                 await self._emit(
@@ -327,25 +327,30 @@ class SynthesisSession:
     async def _start_phrases(
         self,
         turn: Turn,
-        upcoming: asyncio.Queue[PhraseAudio | VoxmeshError | None],
+        upcoming: asyncio.Queue[PhraseAudio | Exception | None],
         may_start: asyncio.Event,
     ) -> None:
         """Start each phrase of the turn as the gate opens; end with None or the turn's error."""
         index = 0
-        while isinstance(phrase := await turn.phrases.get(), str):
-            await may_start.wait()
-            may_start.clear()
-            chunks = self.engine.synthesize(phrase, self.voice, first_in_turn=index == 0)
-            name = f"orpheus-phrase-{turn.turn_id}-{index}"
-            upcoming.put_nowait(PhraseAudio(phrase, index, chunks, name))
-            index += 1
+        try:
+            while isinstance(phrase := await turn.phrases.get(), str):
+                await may_start.wait()
+                may_start.clear()
+                chunks = self.engine.synthesize(phrase, self.voice, first_in_turn=index == 0)
+                name = f"orpheus-phrase-{turn.turn_id}-{index}"
+                upcoming.put_nowait(PhraseAudio(phrase, index, chunks, name))
+                index += 1
+        except Exception as exc:
+            # Never left unsaid: the speaker waits on this queue.
+            upcoming.put_nowait(exc)
+            return
         upcoming.put_nowait(phrase)
 
     @staticmethod
     async def _stop_phrases(
         starter: asyncio.Task[None],
         playing: PhraseAudio | None,
-        upcoming: asyncio.Queue[PhraseAudio | VoxmeshError | None],
+        upcoming: asyncio.Queue[PhraseAudio | Exception | None],
     ) -> None:
         """Stop the starter and every phrase still under way (safe to run twice)."""
         starter.cancel()

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 import numpy as np
 
 from voxmesh.engine_info import EngineInfo
+from voxmesh.errors import EngineUnavailable
 from voxmesh.services.orpheus.engine import SpeechEngine
 from voxmesh.services.orpheus.orpheus_tokens import SAMPLES_PER_FRAME
 from voxmesh.services.orpheus.session import SynthesisSession
@@ -31,9 +32,11 @@ class ReleasedChunks(SpeechEngine):
 
     sample_rate_hz = 24_000
 
-    def __init__(self) -> None:
+    def __init__(self, failing: str = "") -> None:
         self.submitted: list[str] = []
         self.closed: list[str] = []
+        #: A phrase whose synthesis fails at once.
+        self.failing = failing
         self._gates: dict[str, asyncio.Queue[None]] = defaultdict(asyncio.Queue)
 
     @property
@@ -48,6 +51,8 @@ class ReleasedChunks(SpeechEngine):
         self, text: str, voice: str, first_in_turn: bool = False
     ) -> AsyncIterator[np.ndarray]:
         self.submitted.append(text)
+        if text == self.failing:
+            raise EngineUnavailable("the model went away")
         try:
             for _ in range(CHUNKS_PER_PHRASE):
                 await self._gates[text].get()
@@ -142,3 +147,27 @@ async def test_a_cancel_stops_the_playing_phrase_and_the_one_started_ahead() -> 
     await asyncio.wait_for(stream.task, 10)
     assert engine.submitted == PHRASES[:2]
     assert "done" not in stream.kinds()
+
+
+async def test_a_phrase_that_fails_ahead_fails_the_turn_only_after_the_phrase_before_it_played() -> None:
+    engine = ReleasedChunks(failing=PHRASES[1])
+    stream = Stream(engine)
+    stream.send(text=orpheus_pb2.TextDelta(turn_id=1, text=TEXT))
+    stream.send(end_of_text=orpheus_pb2.EndOfText(turn_id=1))
+    await until(lambda: engine.submitted == PHRASES[:1])
+    engine.release(PHRASES[0])
+    await until(lambda: len(engine.submitted) == 2)  # failed already, while the first plays
+    engine.release(PHRASES[0], CHUNKS_PER_PHRASE - 1)
+    await until(lambda: "failed" in stream.kinds())
+    stream.requests.put_nowait(None)
+    await asyncio.wait_for(stream.task, 10)
+    assert stream.kinds() == [
+        "phrase_started",
+        *["audio"] * CHUNKS_PER_PHRASE,
+        "phrase_done",
+        "phrase_started",
+        "failed",
+    ]
+    failed = stream.events[-1].failed
+    assert failed.turn_id == 1 and failed.code == "UNAVAILABLE" and "went away" in failed.message
+    assert engine.submitted == PHRASES[:2]  # the third is never started
