@@ -18,7 +18,9 @@ from voxmesh.gateway.placement import StagePool
 from voxmesh.gateway.servicer import ConversationServicer
 from voxmesh.gateway.session import Upstreams
 from voxmesh.gateway.settings import GatewaySettings
-from voxmesh.gateway.stage_credentials import stage_channel_factory
+from voxmesh.gateway.stage_check import StageChecks
+from voxmesh.gateway.stage_credentials import StageToken, stage_channel_factory
+from voxmesh.gateway.stage_diagnosis import StageDiagnosis
 from voxmesh.server import ServiceSpec
 from voxmesh.v1 import (
     common_pb2,
@@ -44,7 +46,8 @@ CHANNEL_OPTIONS = [
 
 def build_spec(settings: GatewaySettings) -> ServiceSpec:
     # TLS and the stage token, as configured (voxmesh.gateway.stage_credentials).
-    channel = stage_channel_factory(settings, CHANNEL_OPTIONS)
+    token = StageToken(settings)
+    channel = stage_channel_factory(settings, CHANNEL_OPTIONS, token)
 
     def pool(stage: int, target: str, method_of: Callable[[grpc.aio.Channel], Any]) -> StagePool:
         return StagePool(stage, target, channel, method_of, settings.stage_resolve_interval_s)
@@ -63,10 +66,14 @@ def build_spec(settings: GatewaySettings) -> ServiceSpec:
         ),
     )
     pools = (upstreams.detect, upstreams.respond, upstreams.synthesize)
-    servicer = ConversationServicer(settings, upstreams)
+    # Every stage reachable with the gateway's credentials, or NOT_SERVING and new
+    # sessions refused saying which stage and why (voxmesh.gateway.stage_check).
+    checks = StageChecks(pools, StageDiagnosis.of(settings, token), settings.connect_timeout_s)
+    servicer = ConversationServicer(settings, upstreams, checks)
 
     async def startup() -> None:
         await asyncio.gather(*(p.start() for p in pools))
+        await checks.start()
 
     async def drain() -> None:
         servicer.drain()
@@ -75,6 +82,7 @@ def build_spec(settings: GatewaySettings) -> ServiceSpec:
             await asyncio.sleep(0.05)
 
     async def shutdown() -> None:
+        await checks.close()
         await asyncio.gather(*(p.close() for p in pools))
 
     return ServiceSpec(
@@ -85,4 +93,5 @@ def build_spec(settings: GatewaySettings) -> ServiceSpec:
         drain=drain,
         slots=servicer.slots,
         shutdown=shutdown,
+        readiness=checks.readiness,
     )

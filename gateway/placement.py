@@ -99,6 +99,9 @@ class StagePool:
         self._turn = itertools.count()
         #: Channels of replicas gone from DNS, being closed (awaited by close()).
         self._closing: set[asyncio.Task[None]] = set()
+        #: Told when a replica refused a stream for want of anything but room or a
+        #: good config (down, or refusing the gateway's token): the stage checks look again.
+        self.on_trouble: Callable[[], None] | None = None
         if self._dns is None:
             self._set_targets(_fixed_targets(target))
 
@@ -175,6 +178,8 @@ class StagePool:
             replica.avoid_until = time.monotonic() + FULL_AVOID_S
         elif code != "INVALID_ARGUMENT":  # a bad config is the client's fault, not the replica's
             replica.avoid_until = time.monotonic() + DOWN_AVOID_S
+            if self.on_trouble is not None:
+                self.on_trouble()
 
     def abandoned(self, replica: Replica) -> None:
         """The open was given up by the gateway (its session went away), not refused."""

@@ -16,14 +16,18 @@ from voxmesh.gateway.input_limits import InputLimits, first_request, idle_limite
 from voxmesh.gateway.session import Session, Upstreams
 from voxmesh.gateway.session_options import session_options
 from voxmesh.gateway.settings import GatewaySettings
+from voxmesh.gateway.stage_check import StageChecks
 from voxmesh.server import SessionSlots
 from voxmesh.v1 import conversation_pb2, conversation_pb2_grpc
 
 
 class ConversationServicer(conversation_pb2_grpc.ConversationServicer):
-    def __init__(self, settings: GatewaySettings, upstreams: Upstreams) -> None:
+    def __init__(
+        self, settings: GatewaySettings, upstreams: Upstreams, stages: StageChecks | None = None
+    ) -> None:
         self._settings = settings
         self._upstreams = upstreams
+        self._stages = stages
         self.slots = SessionSlots.for_service("gateway", settings.max_sessions)
         self.quota = ClientQuota(settings.max_sessions_per_client, settings.max_input_messages_per_client_s)
         self.sessions: set[Session] = set()
@@ -46,6 +50,10 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServicer):
                     "config", f"the first message must be SessionConfig, got {kind or 'nothing'}"
                 )
             options = session_options(first.config, self._settings.default_voice)
+            # A stage the gateway cannot use refuses the session now, saying which and why,
+            # rather than after a SessionStarted with no engines in it.
+            if self._stages is not None and (refusal := self._stages.refusal()) is not None:
+                raise refusal
             session_id = uuid.uuid4().hex[:16]
             logs.session_id_var.set(session_id)
             # Forward the caller's trace context (and nothing else) to the stages.

@@ -716,7 +716,9 @@ class Session:
             # A draining replica let go of the stream between turns: the next turn opens elsewhere.
             log.info("stage stream moved off a draining replica", extra=logs.fields(stage=failure.stage))
             return
-        self._stage_error(failure.stage, failure.code, failure.message, turn if affected else None)
+        self._stage_error(
+            failure.stage, failure.code, failure.message, turn if affected else None, failure.retryable
+        )
         if turn is not None and affected:
             self._cancel_upstream(turn, turn.spoken_text(time.perf_counter()))
             self._end_turn(turn, f"{failure.code} from stage {failure.stage}")

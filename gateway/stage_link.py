@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 
 from voxmesh import logs
-from voxmesh.errors import EngineOverloaded, InvalidArgument
+from voxmesh.errors import EngineOverloaded, EngineUnavailable, InvalidArgument, VoxmeshError
 from voxmesh.gateway.placement import Replica, StagePool
 from voxmesh.gateway.stage_requests import STALL_S, StageRequests
 from voxmesh.idle_drain import DRAINED
@@ -48,6 +48,8 @@ class StageFailure:
     #: The replica is draining and closed the stream between turns (voxmesh.idle_drain):
     #: nothing was lost, the next use opens elsewhere.
     drained: bool = False
+    #: False when the stage refused the gateway's own credentials: no retry by the client helps.
+    retryable: bool = True
 
 
 class StageRejected(InvalidArgument):
@@ -72,6 +74,26 @@ class StageFull(EngineOverloaded):
         super().__init__(
             f"{stage_name}: no replica has room for another session ({tried} tried); retry later"
         )
+
+
+class StageUnreachable(EngineUnavailable):
+    """A stage the new session needs is down: UNAVAILABLE before SessionStarted; retry later."""
+
+    def __init__(self, stage_name: str, cause: str) -> None:
+        super().__init__(f"{stage_name} is unavailable: {cause}; retry later")
+
+
+class StageMisconfigured(VoxmeshError):
+    """The gateway's own credentials for a stage are wrong (token, TLS): permanent until fixed.
+
+    FAILED_PRECONDITION, not UNAUTHENTICATED: the SDKs and the Realtime edge
+    read UNAUTHENTICATED as the *client's* token being wrong ("invalid_api_key").
+    """
+
+    status = "FAILED_PRECONDITION"
+
+    def __init__(self, stage_name: str, cause: str) -> None:
+        super().__init__(f"the gateway cannot use stage {stage_name}: {cause}")
 
 
 #: Status codes that send the stream on to the stage's next replica.
@@ -122,7 +144,9 @@ class StageLink:
 
         ``admission``: a session being admitted; a stage with no room raises
         :class:`StageFull` (the client gets RESOURCE_EXHAUSTED before
-        SessionStarted). Later, no room is one turn's error.
+        SessionStarted), one that cannot be reached :class:`StageUnreachable`,
+        one that refuses the gateway's token :class:`StageMisconfigured`: every
+        SessionStarted names the three engines. Later, each is one turn's error.
         """
         if self.up:
             return True
@@ -150,7 +174,19 @@ class StageLink:
                     code, details = "DEADLINE_EXCEEDED", "no answer"
                 else:
                     code, details = "UNAVAILABLE", str(exc)
-                await self._on_failure(StageFailure(self.stage, code, f"{self.name} unreachable: {details}"))
+                refused = code == "UNAUTHENTICATED"
+                if admission:
+                    if refused:
+                        raise StageMisconfigured(
+                            self.name, f"it refused the gateway's token: {details}"
+                        ) from exc
+                    raise StageUnreachable(self.name, f"{code}: {details}") from exc
+                message = (
+                    f"{self.name} refused the gateway's token" if refused else f"{self.name} unreachable"
+                )
+                await self._on_failure(
+                    StageFailure(self.stage, code, f"{message}: {details}", retryable=not refused)
+                )
                 return False
             self._backoff = _RETRY_MIN_S
             return True

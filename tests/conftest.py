@@ -23,14 +23,21 @@ def start_service() -> Iterator[Callable[..., ServiceProcess]]:
     started: list[ServiceProcess] = []
 
     def start(
-        name: str, *args: str, env: dict[str, str] | None = None, timeout_s: float = 120.0
+        name: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout_s: float = 120.0,
+        serving: bool = True,
     ) -> ServiceProcess:
+        """``serving=False``: started only (a gateway whose stage is down reports NOT_SERVING)."""
         extra = list(args)
         if "--metrics-port" not in extra:
             extra += ["--metrics-port", "-1"]
         svc = ServiceProcess(name, free_port(), extra, env or {})
         started.append(svc)
-        svc.start().wait_serving(timeout_s)
+        svc.start()
+        if serving:
+            svc.wait_serving(timeout_s)
         return svc
 
     yield start

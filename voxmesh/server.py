@@ -115,6 +115,15 @@ class ServiceSpec:
     extra_interceptors: list[grpc.aio.ServerInterceptor] = field(default_factory=list)
     #: The servicer's session slots: on SIGTERM they refuse new streams at once.
     slots: SessionSlots | None = None
+    #: Whether the service can take work once started, now and on every change: called
+    #: once with the function that sets its health status (the gateway reports
+    #: NOT_SERVING while a stage is unusable). None: SERVING once started.
+    readiness: Callable[[Callable[[bool], Awaitable[None]]], Awaitable[None]] | None = None
+
+
+#: The health name that answers SERVING from start-up until SIGTERM, whatever the
+#: service's readiness ("" and its service names): for liveness probes.
+LIVENESS = "liveness"
 
 
 def _server_credentials(settings: ServiceSettings) -> grpc.ServerCredentials | None:
@@ -219,8 +228,21 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
         log.info("stopped")
         return
     metrics_port = start_metrics(settings)
-    for name in ("", *spec.service_names):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def report(serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *spec.service_names):
+            await health_servicer.set(name, status)
+
+    if spec.readiness is None:
+        await report(True)
+    else:
+        await spec.readiness(report)
+    # Alive, whatever readiness says: a liveness probe asks for this name, so a gateway
+    # waiting for a stage is not restarted (which would not bring the stage back).
+    await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "serving",
         extra=logs.fields(service=spec.name, port=port, metrics_port=metrics_port, tls=creds is not None),

@@ -27,7 +27,8 @@ def start_mesh(start_service: Callable[..., ServiceProcess]) -> Iterator[Callabl
     """``start_mesh(gateway_args=[...], skip=("orpheus",))``: stages first, then the gateway.
 
     A skipped stage gets a reserved port with nothing listening, so the
-    gateway sees it as down (tests start it later with ``start_stage``).
+    gateway sees it as down (tests start it later with ``start_stage``); the
+    gateway is then only started, not waited for: it reports NOT_SERVING.
     """
 
     def start(
@@ -50,6 +51,7 @@ def start_mesh(start_service: Callable[..., ServiceProcess]) -> Iterator[Callabl
             "--voxtral-addr", stages["voxtral"].address,
             "--orpheus-addr", stages["orpheus"].address,
             *gateway_args,
+            serving=not skip,
         )  # fmt: skip
         return Mesh(stages["vad"], stages["voxtral"], stages["orpheus"], gateway)
 

@@ -300,10 +300,14 @@ async def test_a_replica_added_to_dns_takes_new_sessions_within_the_resolve_inte
     try:
         for host in ("127.0.0.2", "127.0.0.3"):
             await add_replica(host)
-        gateway = start_service(
+        vad, orpheus = start_service("vad"), start_service("orpheus", "--engine", "espeak")
+        # In a thread too: the gateway serves only once its voxtral replicas resolve
+        # and pass its stage check, and the DNS server answers on this loop.
+        gateway = await asyncio.to_thread(
+            start_service,
             "gateway",
-            "--vad-addr", start_service("vad").address,
-            "--orpheus-addr", start_service("orpheus", "--engine", "espeak").address,
+            "--vad-addr", vad.address,
+            "--orpheus-addr", orpheus.address,
             "--voxtral-addr", f"dns://127.0.0.1:{dns.port}/voxtral-replicas:{port}",
             "--stage-resolve-interval-s", str(resolve_interval_s),
         )  # fmt: skip

@@ -114,5 +114,10 @@ exec:
 {{- else -}}
 grpc:
   port: {{ $s.port }}
+{{- if and .liveness (eq .stage "gateway") }}
+  # Alive is not ready: "" says NOT_SERVING while a stage is unusable
+  # (voxmesh.gateway.stage_check), and a restart would not bring the stage back.
+  service: liveness
+{{- end -}}
 {{- end -}}
 {{- end -}}
