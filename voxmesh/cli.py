@@ -50,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = serve_sub.add_parser(service, help=f"run the {service} service")
         add_settings_flags(p, settings_class(service))
         p.set_defaults(func=_serve)
-    # The WebSocket edge is not a gRPC service: it has its own serve loop.
-    importlib.import_module("voxmesh.realtime.cli").add_parser(serve_sub)
+    # The WebSocket edges are not gRPC services: each has its own serve loop.
+    for edge in ("realtime", "telephony"):
+        importlib.import_module(f"voxmesh.{edge}.cli").add_parser(serve_sub)
 
     for module in ("mesh_cli", "talk_cli", "bench_cli", "health_cli"):
         importlib.import_module(f"voxmesh.{module}").add_parser(sub)

@@ -19,7 +19,17 @@ STAGES = ("vad", "voxtral", "orpheus")
 #: The Realtime edge (``voxmesh serve realtime``) and its WebSocket/HTTP port (DESIGN.md).
 EDGE = "realtime"
 EDGE_PORT = 8080
-DEFAULT_METRICS_PORTS = {"gateway": 9400, "vad": 9401, "voxtral": 9402, "orpheus": 9403, EDGE: 9404}
+#: The phone edge (``voxmesh serve telephony``), run by ``voxmesh up --telephony``.
+PHONE = "telephony"
+PHONE_PORT = 8081
+DEFAULT_METRICS_PORTS = {
+    "gateway": 9400,
+    "vad": 9401,
+    "voxtral": 9402,
+    "orpheus": 9403,
+    EDGE: 9404,
+    PHONE: 9405,
+}
 
 
 @dataclass
@@ -28,11 +38,14 @@ class Mesh:
     gateway: ServiceProcess
     #: ``voxmesh serve realtime`` in front of the gateway; None when not run.
     edge: ServiceProcess | None = None
+    #: ``voxmesh serve telephony`` in front of the gateway; None when not run.
+    phone: ServiceProcess | None = None
 
     @property
     def services(self) -> list[ServiceProcess]:
-        """Every process in start order (the edge last)."""
-        return [*self.stages, self.gateway, *([self.edge] if self.edge else [])]
+        """Every process in start order (the edges last)."""
+        edges = [svc for svc in (self.edge, self.phone) if svc is not None]
+        return [*self.stages, self.gateway, *edges]
 
     @classmethod
     def build(
@@ -43,11 +56,13 @@ class Mesh:
         host: str = "127.0.0.1",
         extra_args: dict[str, list[str]] | None = None,
         edge_port: int | None = None,
+        phone_port: int | None = None,
     ) -> Mesh:
         """``engines``: service → ``--engine`` value; ``ports``: None picks free ports.
 
         Stages listen on loopback; only the gateway (and the edge) listen on ``host``.
         ``edge_port``: run the Realtime edge there (its metrics port is ``metrics_ports["realtime"]``).
+        ``phone_port``: run the phone edge there (its metrics port is ``metrics_ports["telephony"]``).
         """
         ports = ports or {name: free_port() for name in DEFAULT_PORTS}
         extra_args = extra_args or {}
@@ -62,17 +77,16 @@ class Mesh:
         gateway = ServiceProcess(
             "gateway", ports["gateway"], ["--host", host, *addresses, *args("gateway")], host=host
         )
-        edge = None
-        if edge_port is not None:
-            # A wildcard address is not one to dial: the edge reaches the gateway on loopback.
-            dial = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-            edge = ServiceProcess(
-                EDGE,
-                edge_port,
-                ["--host", host, f"--gateway={dial}:{gateway.port}", *args(EDGE)],
-                host=host,
+        # A wildcard address is not one to dial: the edges reach the gateway on loopback.
+        dial = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        edges = {
+            name: ServiceProcess(
+                name, port, ["--host", host, f"--gateway={dial}:{gateway.port}", *args(name)], host=host
             )
-        return cls(stages, gateway, edge)
+            for name, port in ((EDGE, edge_port), (PHONE, phone_port))
+            if port is not None
+        }
+        return cls(stages, gateway, edges.get(EDGE), edges.get(PHONE))
 
     def start(self, timeout_s: float, progress: Callable[[str], None] = lambda _: None) -> None:
         """Start the stages together, then the gateway; raise if one fails to serve."""
@@ -83,9 +97,10 @@ class Mesh:
                 progress(f"waiting for {svc.name} ({svc.address}) ...")
                 svc.wait_serving(timeout_s)
             self.gateway.start().wait_serving(timeout_s)
-            if self.edge is not None:
-                # The edge answers HTTP /healthz, not gRPC health.
-                wait_edge_serving(self.edge.start(), timeout_s)
+            for edge in (self.edge, self.phone):
+                if edge is not None:
+                    # The edges answer HTTP /healthz, not gRPC health.
+                    wait_edge_serving(edge.start(), timeout_s)
         except BaseException:
             self.stop()
             raise

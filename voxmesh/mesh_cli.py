@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 from voxmesh.exit_status import PERMANENT, ExitStatus
-from voxmesh.mesh import DEFAULT_METRICS_PORTS, DEFAULT_PORTS, EDGE, EDGE_PORT, Mesh
+from voxmesh.mesh import DEFAULT_METRICS_PORTS, DEFAULT_PORTS, EDGE, EDGE_PORT, PHONE_PORT, Mesh
 from voxmesh.processes import ServiceDied
 from voxmesh.supervision import RestartPolicy, Supervisor
 
@@ -83,6 +83,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--no-realtime", action="store_true", help="do not run the WebSocket edge (gRPC gateway only)"
     )
+    p.add_argument(
+        "--telephony",
+        type=int,
+        nargs="?",
+        const=PHONE_PORT,
+        default=None,
+        metavar="PORT",
+        help=f"also run the phone edge (Twilio Media Streams at ws://HOST:PORT/twilio; default port {PHONE_PORT}; "
+        "with --base-port, BASE+5)",
+    )
     p.add_argument("--no-metrics", action="store_true", help="do not open the /metrics ports")
     p.add_argument(
         "--startup-timeout", type=float, default=600.0, help="seconds each service may take to load"
@@ -130,9 +140,11 @@ def build_mesh(args: argparse.Namespace, profile: Profile) -> Mesh:
     """The processes ``voxmesh up ARGS`` runs (not started)."""
     ports = dict(DEFAULT_PORTS)
     edge_port = args.realtime_port
+    phone_port = args.telephony
     if args.base_port:
         ports = {name: args.base_port + i for i, name in enumerate(DEFAULT_PORTS)}
         edge_port = args.base_port + len(DEFAULT_PORTS)
+        phone_port = None if phone_port is None else args.base_port + len(DEFAULT_PORTS) + 1
     elif args.gateway_port:
         ports["gateway"] = args.gateway_port
     return Mesh.build(
@@ -141,6 +153,7 @@ def build_mesh(args: argparse.Namespace, profile: Profile) -> Mesh:
         metrics_ports=None if args.no_metrics else DEFAULT_METRICS_PORTS,
         host=args.host,
         edge_port=None if args.no_realtime else edge_port,
+        phone_port=phone_port,
     )
 
 
@@ -178,6 +191,8 @@ def _run(args: argparse.Namespace) -> int:
         )
         pid = svc.process.pid if svc.process else "?"
         where = f"ws://{svc.address}/v1/realtime" if svc is mesh.edge else f"grpc {svc.address}"
+        if svc is mesh.phone:
+            where = f"ws://{svc.address}/twilio"
         print(f"  {svc.name:8s} {where}{metrics_note}  pid {pid}  log {svc.log_path}")
     if mesh.edge is not None:
         print(

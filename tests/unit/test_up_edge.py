@@ -39,3 +39,16 @@ def test_no_realtime_runs_the_four_grpc_services_only() -> None:
     mesh = up("--no-realtime")
     assert mesh.edge is None
     assert [svc.name for svc in mesh.services] == ["vad", "voxtral", "orpheus", "gateway"]
+
+
+def test_telephony_adds_the_phone_edge_last_on_8081_with_metrics_on_9405() -> None:
+    assert up().phone is None  # off unless asked for
+    mesh = up("--telephony")
+    assert mesh.phone is not None
+    assert [svc.name for svc in mesh.services][-2:] == ["realtime", "telephony"]
+    assert mesh.phone.port == 8081
+    assert "--gateway=127.0.0.1:50051" in mesh.phone.args
+    assert mesh.phone.args[mesh.phone.args.index("--metrics-port") + 1] == "9405"
+    moved = up("--telephony", "9100", "--base-port", "7000")
+    assert moved.phone is not None and moved.phone.port == 7005
+    assert up("--telephony", "9100").phone.port == 9100  # type: ignore[union-attr]

@@ -1,0 +1,307 @@
+"""The phone edge's WebSocket server: one route per protocol, auth before audio, one CallBridge per call.
+
+Routes: ``/twilio`` (Twilio Media Streams; Telnyx and Fonoster too) and
+``/healthz``. Auth (when ``--auth-token``/``--auth-tokens-file`` is set): the
+token comes in the stream URL's query (``?token=``), an ``Authorization:
+Bearer`` header, or the ``token`` custom parameter of ``start`` (Twilio's
+``<Parameter name="token">``: Twilio drops a ``<Stream url>``'s query string). A
+wrong token in the URL or header is refused at the handshake (401); otherwise
+nothing after ``start`` is read until the token has been checked. The token is
+also the bearer token the call presents to the gateway, so the gateway's own
+``--auth-token`` guards this door too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import logging
+import signal
+import ssl
+import sys
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from voxmesh import logs
+from voxmesh.bearer_tokens import BearerTokens
+from voxmesh.client import AsyncSession, Overloaded, Unauthenticated, Unavailable, VoxmeshClientError
+from voxmesh.metrics_server import start_metrics
+from voxmesh.telephony import metrics
+from voxmesh.telephony.call_bridge import CALL_RATE_HZ, CallBridge
+from voxmesh.telephony.call_frames import (
+    CallerAudio,
+    CallRefused,
+    CallStart,
+    CallStopped,
+    KeyPressed,
+    MarkPlayed,
+)
+from voxmesh.telephony.settings import TelephonySettings
+from voxmesh.telephony.twilio import TwilioStream
+
+log = logging.getLogger("voxmesh.telephony")
+
+TWILIO_PATH = "/twilio"
+#: The ``start`` custom parameter (TwiML ``<Parameter>``) that carries the token.
+TOKEN_PARAMETER = "token"
+
+
+class TwilioLine:
+    """The PhoneLine of a Media Streams socket; a phone side that stops reading is cut off after ``timeout_s``."""
+
+    def __init__(self, websocket: ServerConnection, stream: TwilioStream, timeout_s: float) -> None:
+        self._websocket = websocket
+        self._stream = stream
+        self._timeout_s = timeout_s
+
+    async def _send(self, message: str) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self._websocket.send(message)
+        except TimeoutError:
+            raise CallRefused("the phone side stopped reading", outcome="hangup") from None
+
+    async def play(self, ulaw: bytes) -> None:
+        await self._send(self._stream.media(ulaw))
+
+    async def mark(self, name: str) -> None:
+        await self._send(self._stream.mark(name))
+
+    async def clear(self) -> None:
+        await self._send(self._stream.clear())
+
+
+def url_token(request: Request) -> str | None:
+    """The token of a handshake: ``?token=`` in the URL, else an ``Authorization: Bearer`` header."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query)
+    if values := query.get(TOKEN_PARAMETER):
+        return values[0]
+    auth = request.headers.get("Authorization", "")
+    return auth[7:].strip() or None if auth.lower().startswith("bearer ") else None
+
+
+class TelephonyEdge:
+    """The phone edge's WebSocket server."""
+
+    def __init__(self, settings: TelephonySettings) -> None:
+        self.settings = settings
+        token = settings.auth_token.get_secret_value() if settings.auth_token else None
+        self._tokens = BearerTokens(token, settings.auth_tokens_file)
+        self._open = 0
+
+    def _accepts(self, token: str | None) -> bool:
+        return not self._tokens.required or (token is not None and self._tokens.accepts(f"Bearer {token}"))
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urllib.parse.urlsplit(request.path).path
+        if path == "/healthz":
+            return connection.respond(http.HTTPStatus.OK, "ok\n")
+        if path != TWILIO_PATH:
+            return connection.respond(
+                http.HTTPStatus.NOT_FOUND, f"no such path; Twilio Media Streams are at {TWILIO_PATH}\n"
+            )
+        token = url_token(request)
+        if token is not None and not self._accepts(token):
+            return connection.respond(http.HTTPStatus.UNAUTHORIZED, "wrong token\n")
+        if self._open >= self.settings.max_sessions:
+            return connection.respond(http.HTTPStatus.TOO_MANY_REQUESTS, "too many calls\n")
+        return None
+
+    async def handle(self, websocket: ServerConnection) -> None:
+        protocol = "twilio"
+        self._open += 1
+        metrics.CALLS.labels(protocol).inc()
+        outcome = "hangup"
+        stream = TwilioStream(self.settings.max_media_ms * CALL_RATE_HZ // 1000)
+        try:
+            outcome = await self._call(websocket, stream)
+        except CallRefused as exc:
+            outcome = exc.outcome
+            log.warning(
+                "call closed",
+                extra=logs.fields(
+                    protocol=protocol, stream_sid=stream.stream_sid, outcome=outcome, reason=exc.reason
+                ),
+            )
+            with contextlib.suppress(ConnectionClosed):
+                await websocket.close(exc.close_code, exc.reason[:120])
+        except ConnectionClosed as exc:
+            if exc.sent is not None and exc.sent.code == 1009:
+                outcome = "protocol_error"
+                reason = f"a message over {self.settings.max_message_bytes} bytes"
+                log.warning(
+                    "call closed",
+                    extra=logs.fields(
+                        protocol=protocol, stream_sid=stream.stream_sid, outcome=outcome, reason=reason
+                    ),
+                )
+            else:
+                log.info(
+                    "call closed",
+                    extra=logs.fields(
+                        protocol=protocol, stream_sid=stream.stream_sid, outcome=outcome, reason="hung up"
+                    ),
+                )
+        finally:
+            self._open -= 1
+            metrics.CALLS.labels(protocol).dec()
+            metrics.CALLS_ENDED.labels(protocol, outcome).inc()
+
+    async def _call(self, websocket: ServerConnection, stream: TwilioStream) -> str:
+        """One call to its end; returns the outcome, raises CallRefused or ConnectionClosed."""
+        assert websocket.request is not None
+        token = url_token(websocket.request)
+        start = await self._await_start(websocket, stream)
+        if token is None:
+            token = start.parameters.get(TOKEN_PARAMETER)
+            if not self._accepts(token):
+                raise CallRefused("missing or wrong token (the start's 'token' parameter)", outcome="refused")
+        session = await self._open_session(token)
+        started = session.started
+        if started is not None:
+            logs.session_id_var.set(started.session_id)
+        log.info(
+            "call started",
+            extra=logs.fields(stream_sid=start.stream_id, call_sid=start.call_id, protocol="twilio"),
+        )
+        bridge = CallBridge(
+            TwilioLine(websocket, stream, self.settings.send_timeout_s),
+            session,
+            self.settings.mark_interval_ms,
+        )
+        pump = asyncio.create_task(bridge.run(), name="call-pump")
+        reader = asyncio.create_task(self._read(websocket, stream, bridge), name="call-reader")
+        try:
+            await asyncio.wait({pump, reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pump, reader):
+                task.cancel()
+            results = await asyncio.gather(pump, reader, return_exceptions=True)
+            await session.close()
+        pump_result, reader_result = results
+        for result in (reader_result, pump_result):
+            if isinstance(result, VoxmeshClientError):
+                raise CallRefused(f"gateway: {result.code}: {result.message}", 1011, "gateway_error")
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
+        if reader.done() and reader_result == "stop":
+            log.info("call ended", extra=logs.fields(outcome="stop"))
+            return "stop"
+        raise CallRefused("the gateway ended the session", 1011, "gateway_error")
+
+    async def _await_start(self, websocket: ServerConnection, stream: TwilioStream) -> CallStart:
+        try:
+            async with asyncio.timeout(self.settings.start_timeout_s):
+                async for message in websocket:
+                    frame = stream.parse(message)
+                    if isinstance(frame, CallStart):
+                        return frame
+                    if isinstance(frame, CallStopped):
+                        raise CallRefused("stop before start", outcome="hangup")
+        except TimeoutError:
+            raise CallRefused(
+                f"no start within {self.settings.start_timeout_s:g} s", outcome="refused"
+            ) from None
+        raise ConnectionClosed(None, None)
+
+    async def _open_session(self, token: str | None) -> AsyncSession:
+        try:
+            return await AsyncSession.connect(
+                self.settings.gateway,
+                token=token,
+                sample_rate_hz=CALL_RATE_HZ,
+                output_sample_rate_hz=CALL_RATE_HZ,
+                voice=self.settings.voice,
+                language=self.settings.language,
+                system_prompt=self.settings.system_prompt,
+                **self._tls(),
+            )
+        except Unauthenticated as exc:
+            raise CallRefused(f"the gateway refused the token: {exc.message}", outcome="refused") from None
+        except (Overloaded, Unavailable) as exc:
+            raise CallRefused(f"gateway: {exc.code}: {exc.message}", 1013, "gateway_error") from None
+        except VoxmeshClientError as exc:
+            raise CallRefused(f"gateway: {exc.code}: {exc.message}", 1011, "gateway_error") from None
+
+    async def _read(self, websocket: ServerConnection, stream: TwilioStream, bridge: CallBridge) -> str:
+        async for message in websocket:
+            frame = stream.parse(message)
+            if isinstance(frame, CallerAudio):
+                await bridge.caller_audio(frame.ulaw)
+            elif isinstance(frame, MarkPlayed):
+                await bridge.mark_played(frame.name)
+            elif isinstance(frame, KeyPressed):
+                await bridge.key_pressed(frame.digit)
+            elif isinstance(frame, CallStopped):
+                return "stop"
+        raise ConnectionClosed(None, None)
+
+    def _tls(self) -> dict[str, Any]:
+        if not self.settings.gateway_tls:
+            return {}
+        ca = Path(self.settings.gateway_ca).read_bytes() if self.settings.gateway_ca else None
+        return {"tls": True, "root_certificates": ca}
+
+    async def serve_forever(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        tls = None
+        if self.settings.tls_cert:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
+        async with serve(
+            self.handle,
+            self.settings.host,
+            self.settings.port,
+            process_request=self._process_request,
+            max_size=self.settings.max_message_bytes,
+            ssl=tls,
+            server_header="voxmesh-telephony",
+        ) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            metrics_port = start_metrics(self.settings)
+            log.info(
+                "serving",
+                extra=logs.fields(
+                    service="telephony",
+                    port=port,
+                    twilio=TWILIO_PATH,
+                    gateway=self.settings.gateway,
+                    metrics_port=metrics_port,
+                    tls=tls is not None,
+                ),
+            )
+            await stop.wait()
+            log.info("stopping", extra=logs.fields(grace_s=self.settings.grace_s))
+            server.close(close_connections=False)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.grace_s):
+                    await server.wait_closed()
+
+
+def run(settings: TelephonySettings) -> int:
+    """``voxmesh serve telephony``: logs, event loop, serve until SIGTERM."""
+    logs.configure("telephony", settings.log_level)
+    log.info("settings", extra=logs.fields(**settings.masked()))
+    if settings.uvloop:
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            uvloop.install()
+    try:
+        asyncio.run(TelephonyEdge(settings).serve_forever())
+    except OSError as exc:
+        print(
+            f"voxmesh serve telephony: cannot listen on {settings.host}:{settings.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
