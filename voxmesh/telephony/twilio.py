@@ -120,16 +120,19 @@ class TwilioStream:
         payload = media.get("payload")
         if not isinstance(payload, str):
             raise CallRefused("media.payload must be a base64 string")
+        too_big = CallRefused(
+            f"media.payload holds more than {self.max_media_bytes} bytes "
+            f"({1000 * self.max_media_bytes // G711_RATE_HZ} ms)",
+            close_code=1009,
+        )
         if len(payload) > (self.max_media_bytes + 2) // 3 * 4:
-            raise CallRefused(
-                f"media.payload holds more than {self.max_media_bytes} bytes "
-                f"({1000 * self.max_media_bytes // G711_RATE_HZ} ms)",
-                close_code=1009,
-            )
+            raise too_big  # before decoding it
         try:
             ulaw = base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise CallRefused(f"media.payload is not base64 ({exc})") from None
+        if len(ulaw) > self.max_media_bytes:
+            raise too_big
         return CallerAudio(ulaw)
 
     # ------------------------------------------------------------------ out
