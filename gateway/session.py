@@ -14,7 +14,9 @@ events held until speech_ended confirms the turn, or dropped if the user
 speaks on (speech_resumed): see gateway.speculation.
 An endpoint whose words so far end unfinished ("… book a") is held: the turn
 keeps listening until the pause reaches --hold-unfinished-ms, and speech in
-that time continues it (gateway.unfinished_words).
+that time continues it (gateway.unfinished_words). Both live in the turn's
+listening phase, which owns their transitions (gateway.endpointing): the
+session hands it vad's events and carries out what it decides.
 
 All state is touched from the one event loop, so there are no locks: the
 client reader, the three stage readers and the watchdog each run as a task
@@ -42,13 +44,14 @@ from voxmesh.errors import EngineOverloaded, InvalidArgument, VoxmeshError
 from voxmesh.gateway.audio_clock import AudioClock
 from voxmesh.gateway.barge_in import DEFAULT_MIN_SPEECH_MS, BargeInGate
 from voxmesh.gateway.conversation import ConversationHistory
+from voxmesh.gateway.endpointing import Endpoint, Listening
 from voxmesh.gateway.input_limits import InputLimits
 from voxmesh.gateway.placement import StagePool
 from voxmesh.gateway.playback_position import estimated_played_ms
 from voxmesh.gateway.session_options import SessionOptions
-from voxmesh.gateway.speculation import Speculation
+from voxmesh.gateway.speculation import Speculation, TentativeReply
 from voxmesh.gateway.stage_link import StageFailure, StageLink
-from voxmesh.gateway.turn import HeldEndpoint, SpokenPhrase, Turn, TurnState
+from voxmesh.gateway.turn import SpokenPhrase, Turn, TurnState
 from voxmesh.gateway.unfinished_words import EndpointHold
 from voxmesh.v1 import common_pb2, conversation_pb2, orpheus_pb2, vad_pb2, voxtral_pb2
 
@@ -336,9 +339,8 @@ class Session:
         turn = self._turn
         if turn is not None and turn.state is TurnState.LISTENING:
             self._send_utterance(turn, pcm16k)
-            held = turn.held_endpoint
-            if held is not None and self._clock.head >= held.release_at:
-                await self._release_hold(turn)
+            if (endpoint := turn.listening.due(self._clock.head, time.perf_counter())) is not None:
+                await self._endpoint(turn, endpoint)
 
     def _send_utterance(self, turn: Turn, pcm16k: bytes) -> None:
         """Utterance audio to voxtral; kept too while a speculative attempt may be discarded.
@@ -348,7 +350,7 @@ class Session:
         """
         if self._speculation.enabled:
             turn.utterance_pcm += pcm16k
-        if turn.tentative is None:
+        if turn.listening.utterance_at_voxtral:
             self._utterance_to_voxtral(turn, pcm16k)
 
     def _utterance_to_voxtral(self, turn: Turn, pcm16k: bytes) -> None:
@@ -402,9 +404,7 @@ class Session:
             # endpoint's pause: that is the endpoint, at the last sample
             # received (or the held one's last voiced sample), and the
             # utterance is answered.
-            last = self._clock.head
-            held = turn.held_endpoint
-            await self._endpoint(turn, held.last_voiced if held is not None else last, last)
+            await self._endpoint(turn, turn.listening.end_of_input(self._clock.head))
         await self._idle.wait()
         await asyncio.gather(self.voxtral.close(), self.orpheus.close())
         self._enqueue(_CLOSE)
@@ -432,9 +432,11 @@ class Session:
         if (
             previous is not None
             and previous.state is TurnState.LISTENING
-            and previous.held_endpoint is not None
+            and previous.listening.held is not None
         ):
-            self._continue_held(previous)
+            # Speech inside a held endpoint's pause: the same turn goes on.
+            if (dropped := previous.listening.spoke_in_hold()) is not None:
+                self._restart_utterance(previous, dropped)
             return
         if previous is not None and (previous.active or previous.state is TurnState.LISTENING):
             self._interrupt(previous)
@@ -456,33 +458,21 @@ class Session:
             self._send_utterance(turn, float_to_pcm16(pre_roll[start : start + _FORWARD_SAMPLES]))
 
     def _on_speech_paused(self) -> None:
-        """A pause inside the utterance: end it at voxtral now, and hold what comes back."""
+        """A pause inside the utterance: a tentative reply may start (end it at voxtral now)."""
         turn = self._turn
-        if not self._speculation.enabled or turn is None or turn.state is not TurnState.LISTENING:
-            return
-        if turn.tentative is not None:
-            return
-        turn.tentative = self._speculation.start()
-        self._end_utterance(turn)
+        if turn is not None and turn.state is TurnState.LISTENING and turn.listening.paused():
+            self._end_utterance(turn)
 
     def _on_speech_resumed(self) -> None:
         turn = self._turn
-        if turn is None or turn.state is not TurnState.LISTENING or turn.tentative is None:
+        if turn is None or turn.state is not TurnState.LISTENING:
             return
-        self._restart_utterance(turn)
+        if (dropped := turn.listening.resumed()) is not None:
+            self._restart_utterance(turn, dropped)
 
-    def _restart_utterance(self, turn: Turn) -> None:
-        """The user went on: drop the tentative reply, unseen, and send the utterance again."""
-        assert turn.tentative is not None
-        self._cancel_upstream(turn, "")
-        seconds = self._speculation.discarded(turn.tentative)
-        log.info(
-            "tentative reply discarded: the user went on",
-            extra=logs.fields(
-                turn_id=turn.turn_id, stage_turn_id=turn.stage_turn_id, seconds=round(seconds, 3)
-            ),
-        )
-        turn.tentative = None
+    def _restart_utterance(self, turn: Turn, dropped: TentativeReply) -> None:
+        """The user went on: the tentative reply's stage work is cancelled, the utterance sent again."""
+        self._cancel_upstream(turn, "", dropped)
         turn.first_token = turn.first_phrase = turn.orpheus_first_audio = None
         turn.stage_turn_id = self._take_stage_turn_id()
         for start in range(0, len(turn.utterance_pcm), 2 * _FORWARD_SAMPLES):
@@ -496,48 +486,22 @@ class Session:
         if turn is None or turn.state is not TurnState.LISTENING:
             return
         last_voiced = self._vad_base + event.last_voiced_sample
-        decided_at = self._vad_base + event.decided_at_sample
-        release_at = last_voiced + self._hold.hold_ms * PIPELINE_SAMPLE_RATE_HZ // 1000
-        if release_at > decided_at and self._hold.should_hold(
-            self._words_so_far(turn), self.options.language
-        ):
-            turn.held_endpoint = HeldEndpoint(
-                last_voiced=last_voiced,
-                release_at=release_at,
-                release_by=(self._clock.wall_time_of(last_voiced) or time.perf_counter())
-                + self._hold.hold_ms / 1000,
-            )
-            self._hold.held()
-            log.info(
-                "endpoint held: the words so far end unfinished",
-                # What the user said stays out of the logs (nothing else here logs it either).
-                extra=logs.fields(turn_id=turn.turn_id, hold_ms=self._hold.hold_ms),
-            )
-            return
-        await self._endpoint(turn, last_voiced, decided_at)
+        endpoint = turn.listening.at_vad_endpoint(
+            last_voiced,
+            self._vad_base + event.decided_at_sample,
+            turn.listening.words_so_far(turn.transcript),
+            self.options.language,
+            self._clock.wall_time_of(last_voiced),
+        )
+        if endpoint is not None:
+            await self._endpoint(turn, endpoint)
 
-    def _continue_held(self, turn: Turn) -> None:
-        """Speech inside a held endpoint's pause: the same turn goes on."""
-        turn.held_endpoint = None
-        self._hold.continued()
-        log.info("held endpoint: the user went on, one turn", extra=logs.fields(turn_id=turn.turn_id))
-        if turn.tentative is not None:
-            self._restart_utterance(turn)
+    async def _endpoint(self, turn: Turn, endpoint: Endpoint) -> None:
+        """The turn is over (its listening phase decided so): ask for the reply, or release the tentative one.
 
-    async def _release_hold(self, turn: Turn) -> None:
-        """The held endpoint's pause ran out in silence: the turn ends where vad said."""
-        held = turn.held_endpoint
-        if held is not None and turn.state is TurnState.LISTENING:
-            await self._endpoint(turn, held.last_voiced, self._clock.head)
-
-    async def _endpoint(self, turn: Turn, last_voiced: int, decided_at: int) -> None:
-        """The turn is over: ask for the reply, or release the tentative one.
-
-        ``last_voiced``, ``decided_at``: samples of the session's audio clock.
+        ``endpoint``'s positions are samples of the session's audio clock.
         """
-        if turn.held_endpoint is not None:
-            turn.held_endpoint = None
-            self._hold.released()
+        last_voiced, decided_at = endpoint.last_voiced, endpoint.decided_at
         turn.utterance_pcm = bytearray()  # no attempt will need it again
         turn.endpoint = time.perf_counter()
         turn.t_end = self._clock.wall_time_of(last_voiced)
@@ -552,13 +516,12 @@ class Session:
                 )
             )
         )
-        tentative = turn.tentative
-        if tentative is None:
+        if not endpoint.speculative:
             self._end_utterance(turn)
             return
         # Confirmed: what the stages sent in the pause goes out now, in order.
-        turn.tentative, turn.speculative = None, True
-        for source, message in self._speculation.confirmed(tentative):
+        turn.speculative = True
+        for source, message in endpoint.replay:
             if turn.state is TurnState.ENDED:
                 break
             if source == "voxtral":
@@ -726,7 +689,11 @@ class Session:
     # --------------------------------------------------------------- turns
 
     def _new_turn(self) -> Turn:
-        turn = Turn(turn_id=self._next_turn_id, stage_turn_id=self._take_stage_turn_id())
+        turn = Turn(
+            turn_id=self._next_turn_id,
+            stage_turn_id=self._take_stage_turn_id(),
+            listening=Listening(self._next_turn_id, self._speculation, self._hold),
+        )
         self._next_turn_id += 1
         self._turn = turn
         logs.turn_id_var.set(turn.turn_id)
@@ -739,12 +706,6 @@ class Session:
         stage_turn_id = self._next_stage_turn_id
         self._next_stage_turn_id += 1
         return stage_turn_id
-
-    def _words_so_far(self, turn: Turn) -> str:
-        """The latest transcript of the utterance: a tentative reply's, else the live one."""
-        if turn.tentative is not None and turn.tentative.transcript:
-            return turn.tentative.transcript
-        return turn.transcript
 
     def _user_words(self, turn: Turn) -> str:
         return turn.transcript or self._typed.get(turn.turn_id, "")
@@ -762,9 +723,7 @@ class Session:
         spoken = turn.playback.heard_text(played_ms, rate)  # to the word (gateway.playback_position)
         was_replying = turn.state is TurnState.REPLYING or (turn.state is TurnState.DONE and turn.active)
         self._cancel_upstream(turn, spoken)
-        if turn.tentative is not None:
-            self._speculation.discarded(turn.tentative)
-            turn.tentative = None
+        turn.listening.abandon()
         self._cancelled.add(turn.turn_id)
         if was_replying:
             self.conversation.record(turn.turn_id, self._user_words(turn), spoken)
@@ -784,12 +743,14 @@ class Session:
         # Nothing is in progress now; a barge-in's new turn clears this at once.
         self._idle.set()
 
-    def _cancel_upstream(self, turn: Turn, spoken_text: str) -> None:
+    def _cancel_upstream(self, turn: Turn, spoken_text: str, dropped: TentativeReply | None = None) -> None:
+        """``dropped``: a tentative reply the listening phase just let go of (else the turn's own)."""
+        tentative = dropped or turn.tentative
         # A tentative reply was never heard: voxtral forgets it, user side included.
-        discard = turn.tentative is not None
+        discard = tentative is not None
         cancel = common_pb2.CancelTurn(turn_id=turn.stage_turn_id, spoken_text=spoken_text, discard=discard)
         self.voxtral.send(voxtral_pb2.RespondRequest(cancel=cancel))
-        if turn.state is TurnState.REPLYING or (turn.tentative is not None and turn.tentative.fed_orpheus):
+        if turn.state is TurnState.REPLYING or (tentative is not None and tentative.fed_orpheus):
             self.orpheus.send(
                 orpheus_pb2.SynthesizeRequest(cancel=common_pb2.CancelTurn(turn_id=turn.stage_turn_id))
             )
@@ -885,10 +846,10 @@ class Session:
             for link in (self.vad, self.voxtral, self.orpheus):
                 link.drop_if_stuck()
             turn = self._turn
-            held = turn.held_endpoint if turn is not None else None
-            if turn is not None and held is not None and time.perf_counter() >= held.release_by:
-                # The client stopped sending audio inside the hold: the audio clock never gets there.
-                await self._release_hold(turn)
+            if turn is not None and turn.state is TurnState.LISTENING:
+                # A client that stopped sending audio inside a hold: the audio clock never gets there.
+                if (endpoint := turn.listening.due(self._clock.head, time.perf_counter())) is not None:
+                    await self._endpoint(turn, endpoint)
             if turn is None or turn.state is not TurnState.REPLYING:
                 continue
             if time.perf_counter() - self._last_progress > self._stage_timeout_s:

@@ -6,8 +6,10 @@ import enum
 import time
 from dataclasses import dataclass, field
 
+from voxmesh.gateway.endpointing import Listening
 from voxmesh.gateway.playback_position import ReplyPlayback
-from voxmesh.gateway.speculation import TentativeReply
+from voxmesh.gateway.speculation import Speculation, TentativeReply
+from voxmesh.gateway.unfinished_words import EndpointHold
 from voxmesh.v1 import conversation_pb2
 
 
@@ -29,31 +31,15 @@ class SpokenPhrase:
     playout_end: float
 
 
-@dataclass(frozen=True)
-class HeldEndpoint:
-    """vad's endpoint, held while the words end unfinished (gateway.unfinished_words).
-
-    Positions are samples of the session's 16 kHz audio clock (not of one vad
-    stream's), so a vad reconnect during the hold moves nothing.
-    """
-
-    last_voiced: int
-    #: The pause's end, if silence lasts: the endpoint is released there.
-    release_at: int
-    #: The same on the wall clock, for a client that stopped sending audio.
-    release_by: float
-
-
 @dataclass
 class Turn:
     turn_id: int
     #: The id voxtral and orpheus know the turn by: the client's, unless a
     #: speculative attempt was discarded (each attempt takes a new one).
     stage_turn_id: int = 0
-    #: A reply being written in the user's pause, held until the endpoint (gateway.speculation).
-    tentative: TentativeReply | None = None
-    #: vad's endpoint, held because the words so far end unfinished.
-    held_endpoint: HeldEndpoint | None = None
+    #: Until the endpoint: the tentative reply and the held endpoint, and their
+    #: transitions (gateway.endpointing).
+    listening: Listening = field(default_factory=lambda: Listening(0, Speculation(0), EndpointHold(0)))
     #: The reply was made speculatively and released at the endpoint.
     speculative: bool = False
     #: The utterance's audio as sent to voxtral (16 kHz PCM16), to send again if
@@ -83,6 +69,11 @@ class Turn:
     playout_end: float = 0.0
     #: Phrase spans in the reply audio and the client's playback reports (a barge-in's cut).
     playback: ReplyPlayback = field(default_factory=ReplyPlayback)
+
+    @property
+    def tentative(self) -> TentativeReply | None:
+        """A reply being written in the user's pause, held until the endpoint (gateway.speculation)."""
+        return self.listening.tentative
 
     @property
     def active(self) -> bool:

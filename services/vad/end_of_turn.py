@@ -8,6 +8,12 @@ grow to ``incomplete_hangover``, the hard maximum, before the turn is called
 ended whatever was said. Speech inside the pause starts a new pause (and a new
 judgement) later.
 
+A third, *doubtful* band (``doubtful_hangover``, ``doubtful_threshold``) sits
+between the two: a pause the model gives some chance of being final, but not
+enough to end at once, ends at a middle length instead of the maximum (measured
+on recorded speech, Smart Turn leaves a quarter of complete sentences below
+0.5: bench/end_of_turn_curve.py). The model is called once per pause either way.
+
 Every position is on the audio clock, and the frame that reaches the judging
 point waits for the verdict before the next one is classified, so the events do
 not depend on how fast the model runs, only on the audio.
@@ -88,9 +94,21 @@ class Endpointer:
         frame_samples: int,
         model: TurnModel | None = None,
         policy: EndOfTurnPolicy | None = None,
+        doubtful_hangover: int = 0,
+        doubtful_threshold: float = 0.0,
     ) -> None:
+        """``doubtful_hangover``: the pause (samples) at which a turn judged with
+        ``doubtful_threshold`` <= P < ``policy.threshold`` ends; 0: none (the maximum).
+        """
         if (model is None) != (policy is None):
             raise ValueError("a model needs a policy and a policy a model")
+        if doubtful_hangover and policy is not None:
+            # Kept inside the policy's band whatever scaling the policy had (e.g. a session's eagerness).
+            doubtful_hangover = min(
+                max(doubtful_hangover, policy.complete_hangover), policy.incomplete_hangover
+            )
+        self.doubtful_hangover = doubtful_hangover
+        self.doubtful_threshold = doubtful_threshold
         self.segmenter = segmenter
         self.rate = sample_rate_hz
         #: Where in a voiced frame the voice really ends: pauses count from there.
@@ -124,13 +142,18 @@ class Endpointer:
                 if pause >= policy.complete_hangover:
                     self._judged = True
                     verdict = await self._judge(segmenter.position + frame_samples)
-                    segmenter.hangover = (
-                        policy.complete_hangover if verdict.complete else policy.incomplete_hangover
-                    )
+                    segmenter.hangover = self._hangover_for(verdict.probability, policy)
         event = segmenter.feed(voiced, frame_samples, voice_end)
         if isinstance(event, SpeechStarted):
             self._utterance_start = event.utterance_start_sample
         return event
+
+    def _hangover_for(self, probability: float, policy: EndOfTurnPolicy) -> int:
+        if probability >= policy.threshold:
+            return policy.complete_hangover
+        if self.doubtful_hangover and probability >= self.doubtful_threshold:
+            return self.doubtful_hangover
+        return policy.incomplete_hangover
 
     async def _judge(self, at_sample: int) -> PauseVerdict:
         assert self.model is not None and self.policy is not None

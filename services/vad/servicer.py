@@ -93,7 +93,15 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
             s.turn_incomplete_hangover_ms * per_ms,
             s.turn_complete_threshold,
         )
-        return classifier, Endpointer(segmenter, rate, classifier.frame_samples, self.turn_model, policy)
+        return classifier, Endpointer(
+            segmenter,
+            rate,
+            classifier.frame_samples,
+            self.turn_model,
+            policy,
+            doubtful_hangover=s.turn_doubtful_hangover_ms * per_ms,
+            doubtful_threshold=s.turn_doubtful_threshold,
+        )
 
     async def Detect(
         self,

@@ -36,6 +36,15 @@ class VadSettings(ServiceSettings):
     turn_complete_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="smart-turn: P(complete) at or above which the turn ends"
     )
+    turn_doubtful_hangover_ms: int = Field(
+        0,
+        ge=0,
+        description="smart-turn: pause at which a doubtful turn ends (--turn-doubtful-threshold <= P < "
+        "--turn-complete-threshold), ms; 0: such a turn waits the maximum",
+    )
+    turn_doubtful_threshold: float = Field(
+        0.1, ge=0.0, le=1.0, description="smart-turn: P(complete) at or above which a turn is doubtful"
+    )
 
     @model_validator(mode="after")
     def _pauses_in_order(self) -> Self:
@@ -43,5 +52,14 @@ class VadSettings(ServiceSettings):
             raise ValueError(
                 "turn_complete_hangover_ms must be > 0 and <= turn_incomplete_hangover_ms "
                 f"(got {self.turn_complete_hangover_ms} and {self.turn_incomplete_hangover_ms})"
+            )
+        if self.turn_doubtful_hangover_ms and not (
+            self.turn_complete_hangover_ms
+            <= self.turn_doubtful_hangover_ms
+            <= self.turn_incomplete_hangover_ms
+        ):
+            raise ValueError(
+                "turn_doubtful_hangover_ms must lie between turn_complete_hangover_ms and "
+                f"turn_incomplete_hangover_ms (got {self.turn_doubtful_hangover_ms})"
             )
         return self

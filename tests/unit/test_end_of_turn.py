@@ -6,6 +6,7 @@ pipecat-ai wheel); frames are classified by the real webrtcvad engine.
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import numpy as np
@@ -129,3 +130,41 @@ async def test_silence_only_endpointing_keeps_the_fixed_hangover() -> None:
 def test_the_policy_refuses_pauses_out_of_order() -> None:
     with pytest.raises(ValueError, match="complete_hangover"):
         EndOfTurnPolicy(complete_hangover=16_000, incomplete_hangover=8_000)
+
+
+class _FixedModel:
+    """A stand-in model that always gives ``p``: the hangover per band is what is tested."""
+
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def timed_probability(self, audio: np.ndarray, sample_rate_hz: int) -> tuple[float, float]:
+        return self.p, 0.0
+
+
+@pytest.mark.parametrize(("p", "pause_ms"), [(0.95, 150), (0.3, 400), (0.05, 1000)])
+def test_a_doubtful_pause_ends_between_the_judged_pause_and_the_maximum(p: float, pause_ms: int) -> None:
+    engine = WebRtcVadEngine()
+    classifier = engine.classifier(RATE, common_pb2.VAD_SENSITIVITY_MEDIUM)
+    per_ms = RATE // 1000
+    endpointer = Endpointer(
+        Segmenter(300 * per_ms, 500 * per_ms, 90 * per_ms),
+        RATE,
+        classifier.frame_samples,
+        _FixedModel(p),
+        EndOfTurnPolicy(150 * per_ms, 1000 * per_ms, 0.9),
+        doubtful_hangover=400 * per_ms,
+        doubtful_threshold=0.1,
+    )
+    pcm = float_to_pcm16(np.concatenate([silence(0.3), _voiced("What time is it?"), silence(1.5)]))
+    size = 2 * classifier.frame_samples
+    ended = []
+    for offset in range(0, len(pcm) - size + 1, size):
+        frame = pcm[offset : offset + size]
+        event = asyncio.run(endpointer.feed(frame, classifier.is_speech(frame)))
+        if isinstance(event, SpeechEnded):
+            ended.append(event)
+    assert len(ended) == 1
+    pause = (ended[0].decided_at_sample - ended[0].last_voiced_sample) / per_ms
+    # Decided on the first 30 ms frame boundary at or past the band's pause.
+    assert pause_ms <= pause < pause_ms + 30
