@@ -110,13 +110,12 @@ class StageChecks:
         The gateway's own misconfiguration first: it is what an operator must fix,
         and no retry helps while it lasts.
         """
-        states = list(self.states.values())
-        for state in states:
-            if state.finding.verdict is Verdict.MISCONFIGURED:
-                return StageMisconfigured(f"{state.stage} at {state.where}", state.finding.cause)
-        for state in states:
-            if state.finding.verdict is Verdict.DOWN:
-                return StageUnreachable(f"{state.stage} at {state.where}", state.finding.cause)
+        for verdict, error in ((Verdict.MISCONFIGURED, StageMisconfigured), (Verdict.DOWN, StageUnreachable)):
+            failing = [s for s in self.states.values() if s.finding.verdict is verdict]
+            if failing:
+                first, others = failing[0], [s.stage for s in failing[1:]]
+                also = f" (and {', '.join(others)})" if others else ""
+                return error(f"{first.stage} at {first.where}{also}", first.finding.cause)
         return None
 
     # ------------------------------------------------------------ checking

@@ -26,7 +26,7 @@ from tests.integration.test_stage_auth import (
     typed_turn,
 )
 from voxmesh.client import AsyncSession, VoxmeshClientError
-from voxmesh.processes import ServiceProcess, check_health
+from voxmesh.processes import ServiceProcess, check_health, free_port
 
 
 async def refusal(address: str) -> VoxmeshClientError:
@@ -70,7 +70,8 @@ async def test_wrong_token_is_named_and_a_rotated_token_file_recovers(
         # client's own token being wrong. Not retryable: no retry helps until it is fixed.
         assert refused.code == "FAILED_PRECONDITION", refused
         assert not refused.retryable
-        assert "vad" in refused.message and "wrong token" in refused.message, refused.message
+        assert "wrong token" in refused.message, refused.message
+        assert all(name in refused.message for name in STAGE_NAMES), refused.message
         assert "--stage-auth-token-file" in refused.message
 
         # Rotated the way a Secret is: the file changes, the gateway is not restarted.
@@ -85,6 +86,61 @@ async def test_wrong_token_is_named_and_a_rotated_token_file_recovers(
             assert "wrong token" in str(entry["cause"]) and entry["stage"] in str(entry["msg"]), entry
     finally:
         gateway.stop()
+
+
+async def test_stages_that_stop_taking_the_token_while_serving_are_noticed(tmp_path: Path) -> None:
+    """The stages' tokens file rotated under a SERVING gateway (their side first)."""
+    tokens = tmp_path / "stage-tokens"
+    tokens.write_text(f"{STAGE_TOKEN}\n")
+    processes = stages(f"--auth-tokens-file={tokens}")
+    try:
+        for svc in processes:
+            svc.start()
+        for svc in processes:
+            svc.wait_serving(120)
+        gateway = gateway_over(processes, f"--stage-auth-token={STAGE_TOKEN}").start()
+        processes.append(gateway)
+        gateway.wait_serving(60)
+        assert (await typed_turn(gateway.address)).reply_text
+
+        tokens.write_text("rotated-on-the-stages\n")
+        # Whether the gateway's check or the session's own stage open sees it first,
+        # the session is refused before SessionStarted, saying so.
+        refused = await refusal(gateway.address)
+        assert refused.code == "FAILED_PRECONDITION", refused
+        assert "token" in refused.message, refused.message
+        wait_for_verdict(gateway)
+        assert check_health(gateway.address) == "NOT_SERVING"
+
+        tokens.write_text(f"rotated-on-the-stages\n{STAGE_TOKEN}\n")
+        gateway.wait_serving(60)
+        assert (await typed_turn(gateway.address)).reply_text
+    finally:
+        for svc in reversed(processes):
+            svc.stop()
+
+
+async def test_no_token_and_an_address_of_another_stage_are_named(token_stages: list[ServiceProcess]) -> None:
+    _vad, voxtral, orpheus = token_stages
+    no_token = gateway_over(token_stages).start()
+    # --vad-addr given voxtral's address: its health has no VoiceActivity service.
+    crossed = ServiceProcess(
+        "gateway",
+        free_port(),
+        [f"--vad-addr={voxtral.address}", f"--voxtral-addr={voxtral.address}",
+         f"--orpheus-addr={orpheus.address}", f"--stage-auth-token={STAGE_TOKEN}", "--metrics-port=-1"],
+    ).start()  # fmt: skip
+    try:
+        for entry in wait_for_verdict(no_token):
+            assert "missing token" in str(entry["cause"]), entry
+        assert (await refusal(no_token.address)).code == "FAILED_PRECONDITION"
+        (line,) = wait_for_verdict(crossed, ["vad"])
+        assert "serves no voxmesh.v1.VoiceActivity" in str(line["cause"]), line
+        refused = await refusal(crossed.address)
+        assert refused.code == "FAILED_PRECONDITION" and "--vad-addr" in refused.message, refused
+    finally:
+        no_token.stop()
+        crossed.stop()
 
 
 async def test_tls_against_plaintext_stages_is_named(token_stages: list[ServiceProcess], pki: Pki) -> None:  # noqa: F811
