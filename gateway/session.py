@@ -52,6 +52,7 @@ from voxmesh.gateway.session_options import SessionOptions
 from voxmesh.gateway.speculation import Speculation, TentativeReply
 from voxmesh.gateway.stage_link import StageFailure, StageLink
 from voxmesh.gateway.turn import SpokenPhrase, Turn, TurnState
+from voxmesh.gateway.turn_instructions import TurnInstructions
 from voxmesh.gateway.unfinished_words import EndpointHold
 from voxmesh.v1 import common_pb2, conversation_pb2, orpheus_pb2, vad_pb2, voxtral_pb2
 
@@ -129,6 +130,7 @@ class Session:
         #: Kept here, not only by voxtral, so the conversation outlives its replica.
         self.conversation = ConversationHistory()
         self._typed: dict[int, str] = {}
+        self._instructions = TurnInstructions(options.system_prompt)
         # Speech during a reply pauses it; only confirmed speech interrupts it.
         self._barge_in = BargeInGate(barge_in_min_speech_ms, max_held=out_queue_size)
         # perf_counter → epoch ns, for spans recorded after the fact.
@@ -144,6 +146,10 @@ class Session:
                     sensitivity=options.vad_sensitivity,  # type: ignore[arg-type]
                     confirm_speech_ms=barge_in_min_speech_ms,
                     pause_ms=speculate_after_ms,
+                    hangover_ms=options.hangover_ms,
+                    pre_roll_ms=options.pre_roll_ms,
+                    end_of_turn=options.end_of_turn,  # type: ignore[arg-type]
+                    eagerness=options.eagerness,  # type: ignore[arg-type]
                 )
             ),
             self._on_vad,
@@ -282,7 +288,13 @@ class Session:
                 if kind == "audio":
                     await self._on_audio(request.audio.pcm)
                 elif kind == "text":
-                    await self._on_text(request.text.text)
+                    await self._on_text(request.text.text, request.text.instructions)
+                elif kind == "reply":
+                    await self._on_text("", request.reply.instructions, reply_only=True)
+                elif kind == "context":
+                    self._instructions.add_context(request.context.text)
+                elif kind == "instructions":
+                    self._instructions.replace(request.instructions.system_prompt)
                 elif kind == "control":
                     action = request.control.action
                     if action == conversation_pb2.Control.ACTION_INTERRUPT:
@@ -300,7 +312,7 @@ class Session:
                     raise InvalidArgument("config", "SessionConfig sent twice; send it once, first")
                 else:
                     raise InvalidArgument(
-                        "request", "empty ConverseRequest: set config, audio, text or control"
+                        "request", "empty ConverseRequest: set config, audio, text, control, reply, context or instructions"
                     )
             await self._finish_input()
         except VoxmeshError as exc:
@@ -360,11 +372,15 @@ class Session:
             )
         )
 
-    async def _on_text(self, text: str) -> None:
-        if not text.strip():
+    async def _on_text(self, text: str, instructions: str = "", reply_only: bool = False) -> None:
+        """A typed turn; ``reply_only``: a ReplyRequest, the assistant speaks with no user input."""
+        if not reply_only and not text.strip():
             raise InvalidArgument("text.text", "empty text")
         if len(text) > MAX_TEXT_CHARS:
             raise InvalidArgument("text.text", f"longer than {MAX_TEXT_CHARS} characters")
+        turn_instructions = self._instructions.for_turn(
+            instructions, "reply.instructions" if reply_only else "text.instructions"
+        )
         self._touch()
         previous = self._turn
         if previous is not None and (previous.active or previous.state is TurnState.LISTENING):
@@ -380,7 +396,11 @@ class Session:
         self.voxtral.send(
             voxtral_pb2.RespondRequest(
                 text=voxtral_pb2.TextTurn(
-                    turn_id=turn.stage_turn_id, text=text, trace_context=self._trace_context(turn)
+                    turn_id=turn.stage_turn_id,
+                    text=text,
+                    instructions=turn_instructions,
+                    reply_only=reply_only,
+                    trace_context=self._trace_context(turn),
                 )
             )
         )
@@ -535,7 +555,9 @@ class Session:
         sent = self.voxtral.send(
             voxtral_pb2.RespondRequest(
                 end_of_turn=voxtral_pb2.EndOfTurn(
-                    turn_id=turn.stage_turn_id, trace_context=self._trace_context(turn)
+                    turn_id=turn.stage_turn_id,
+                    instructions=self._instructions.for_turn("", "context"),
+                    trace_context=self._trace_context(turn),
                 )
             )
         )

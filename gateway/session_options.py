@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from voxmesh.audio import DEFAULT_OUTPUT_SAMPLE_RATE_HZ, PIPELINE_SAMPLE_RATE_HZ, check_sample_rate
 from voxmesh.errors import InvalidArgument
 from voxmesh.language import DEFAULT_LANGUAGE, language_code
+from voxmesh.turn_detection import PREFIX_PADDING_RANGE_MS, SILENCE_DURATION_RANGE_MS
 from voxmesh.v1 import common_pb2, conversation_pb2
 
 #: Longest system prompt accepted, in characters (it rides along every prompt).
@@ -23,6 +24,11 @@ class SessionOptions:
     system_prompt: str
     vad_sensitivity: int
     turn_mode: int
+    #: config.turn_detection, checked; 0 / UNSPECIFIED mean the vad service's own settings.
+    end_of_turn: int = common_pb2.END_OF_TURN_MODE_UNSPECIFIED
+    eagerness: int = common_pb2.EAGERNESS_UNSPECIFIED
+    hangover_ms: int = 0
+    pre_roll_ms: int = 0
 
 
 def _check_enum(value: int, enum: object, field: str) -> int:
@@ -58,6 +64,15 @@ def session_options(config: conversation_pb2.SessionConfig, default_voice: str =
     # stream's config (INVALID_ARGUMENT naming config.language) when it opens,
     # which the gateway does before SessionStarted.
     language_code(config.language)
+    turn = config.turn_detection
+    for name, value, (low, high) in (
+        ("silence_duration_ms", turn.silence_duration_ms, SILENCE_DURATION_RANGE_MS),
+        ("prefix_padding_ms", turn.prefix_padding_ms, PREFIX_PADDING_RANGE_MS),
+    ):
+        if value and not low <= value <= high:
+            raise InvalidArgument(
+                f"config.turn_detection.{name}", f"{value} ms is outside {low}..{high} ms (0: the vad default)"
+            )
     return SessionOptions(
         input_sample_rate_hz=input_rate,
         output_sample_rate_hz=output_rate,
@@ -68,4 +83,8 @@ def session_options(config: conversation_pb2.SessionConfig, default_voice: str =
             config.vad_sensitivity, common_pb2.VadSensitivity, "config.vad_sensitivity"
         ),
         turn_mode=_check_enum(config.turn_mode, common_pb2.TurnMode, "config.turn_mode"),
+        end_of_turn=_check_enum(turn.mode, common_pb2.EndOfTurnMode, "config.turn_detection.mode"),
+        eagerness=_check_enum(turn.eagerness, common_pb2.Eagerness, "config.turn_detection.eagerness"),
+        hangover_ms=turn.silence_duration_ms,
+        pre_roll_ms=turn.prefix_padding_ms,
     )

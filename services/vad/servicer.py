@@ -19,6 +19,7 @@ from voxmesh import logs
 from voxmesh.audio import MAX_CHUNK_BYTES
 from voxmesh.errors import InvalidArgument, InvalidAudio
 from voxmesh.server import SessionSlots
+from voxmesh.services.vad.eagerness import policy_for
 from voxmesh.services.vad.end_of_turn import EndOfTurnPolicy, Endpointer
 from voxmesh.services.vad.engine import FrameClassifier, VadEngine
 from voxmesh.services.vad.segmenter import (
@@ -81,17 +82,26 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
         sensitivity = config.sensitivity or common_pb2.VAD_SENSITIVITY_MEDIUM
         if sensitivity not in common_pb2.VadSensitivity.values():
             raise InvalidArgument("config.sensitivity", f"unknown value {sensitivity}")
+        if config.end_of_turn not in common_pb2.EndOfTurnMode.values():
+            raise InvalidArgument("config.end_of_turn", f"unknown value {config.end_of_turn}")
+        if config.eagerness not in common_pb2.Eagerness.values():
+            raise InvalidArgument("config.eagerness", f"unknown value {config.eagerness}")
         classifier = self.engine.classifier(rate, sensitivity)
         per_ms = rate // 1000
         segmenter = Segmenter(
             pre_roll * per_ms, hangover * per_ms, min_speech * per_ms, confirm_speech * per_ms, pause * per_ms
         )
-        if self.turn_model is None:
+        # SEMANTIC with no model loaded is silence endpointing, not a refusal: the
+        # stream's EngineInfo.end_of_turn tells the client which one it got.
+        if self.turn_model is None or config.end_of_turn == common_pb2.END_OF_TURN_MODE_SILENCE:
             return classifier, Endpointer(segmenter, rate, classifier.frame_samples)
-        policy = EndOfTurnPolicy(
-            s.turn_complete_hangover_ms * per_ms,
-            s.turn_incomplete_hangover_ms * per_ms,
-            s.turn_complete_threshold,
+        policy = policy_for(
+            EndOfTurnPolicy(
+                s.turn_complete_hangover_ms * per_ms,
+                s.turn_incomplete_hangover_ms * per_ms,
+                s.turn_complete_threshold,
+            ),
+            config.eagerness,
         )
         return classifier, Endpointer(
             segmenter,
@@ -125,6 +135,7 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
                     # Load, for the gateway's placement of its next sessions.
                     sessions_in_use=self.slots.active,
                     max_sessions=self.slots.limit,
+                    end_of_turn="silence" if endpointer.model is None else "smart-turn",
                 )
             )
             frame_bytes = 2 * classifier.frame_samples

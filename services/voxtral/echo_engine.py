@@ -86,7 +86,13 @@ class EchoEngine(ReplyEngine):
             finally:
                 transcriber.close()
         heard = heard.strip()
-        reply = f"You said: {heard}." if heard else NOTHING_HEARD
+        if not heard and user.audio is None:
+            # A reply asked for with no user input (a greeting): the loop-back
+            # repeats the instructions it was given for it, so they can be checked.
+            told = next((m.text.strip() for m in reversed(messages) if m.role == "system"), "")
+            reply = f"I was told: {told}" if told else NOTHING_HEARD
+        else:
+            reply = f"You said: {heard}." if heard else NOTHING_HEARD
         words = re.findall(r"\S+\s*", reply)[: sampling.max_tokens]
         prompt_tokens = sum(self.count_tokens(m.text) for m in messages)
         for i, word in enumerate(words):

@@ -61,9 +61,15 @@ class History:
         """Tokens past turns may use: their cap, or what the context leaves after the instructions."""
         return max(0, min(self.history_tokens, self.context_tokens - self.system_tokens))
 
-    def messages(self, user: Message) -> list[Message]:
-        """The prompt for a new user turn: instructions, kept exchanges, the turn."""
-        out = [Message("system", self.system_prompt)] if self.system_prompt else []
+    def messages(self, user: Message, instructions: str = "") -> list[Message]:
+        """The prompt for a new user turn: instructions, kept exchanges, the turn.
+
+        ``instructions``: the turn's own, in place of the session's for this
+        turn only (OpenAI's response.instructions); never recorded. Any
+        non-empty value overrides, a blank one with no instructions at all.
+        """
+        prompt = instructions.strip() if instructions else self.system_prompt
+        out = [Message("system", prompt)] if prompt else []
         for exchange in self._exchanges:
             out += [Message("user", exchange.user), Message("assistant", exchange.assistant)]
         return [*out, user]

@@ -54,6 +54,10 @@ class Turn:
     audio: asyncio.Queue[np.ndarray | None] = field(default_factory=asyncio.Queue)
     samples: int = 0
     text: str | None = None
+    #: This turn's own instructions (EndOfTurn/TextTurn.instructions); "" = the session's.
+    instructions: str = ""
+    #: A TextTurn with reply_only: no user input, the assistant speaks first.
+    reply_only: bool = False
     ended: bool = False
     transcript: str = ""
     reply: str = ""
@@ -124,7 +128,11 @@ class RespondSession:
                 if kind == "audio":
                     self._on_audio(request.audio)
                 elif kind == "end_of_turn":
-                    self._on_end(request.end_of_turn.turn_id, request.end_of_turn.trace_context)
+                    self._on_end(
+                        request.end_of_turn.turn_id,
+                        request.end_of_turn.trace_context,
+                        _instructions(request.end_of_turn.instructions, "end_of_turn.instructions"),
+                    )
                 elif kind == "text":
                     self._on_text(request.text)
                 elif kind == "cancel":
@@ -195,19 +203,23 @@ class RespondSession:
             return
         turn.audio.put_nowait(samples)
 
-    def _on_end(self, turn_id: int, trace_context: Mapping[str, str]) -> None:
+    def _on_end(self, turn_id: int, trace_context: Mapping[str, str], instructions: str = "") -> None:
         turn = self._turn(turn_id, "end_of_turn.turn_id")
         if turn is None:
             return
         if turn.ended:
             raise InvalidArgument("end_of_turn.turn_id", f"turn {turn_id} already ended")
         turn.ended = True
+        turn.instructions = instructions
         turn.trace_context = dict(trace_context)
         turn.audio.put_nowait(None)
 
     def _on_text(self, text: voxtral_pb2.TextTurn) -> None:
-        if not text.text.strip():
-            raise InvalidArgument("text.text", "empty: a typed turn needs text")
+        if text.reply_only and text.text:
+            raise InvalidArgument("text.text", "must be empty with reply_only (a reply with no user input)")
+        if not text.reply_only and not text.text.strip():
+            raise InvalidArgument("text.text", "empty: a typed turn needs text (or reply_only)")
+        instructions = _instructions(text.instructions, "text.instructions")
         if len(text.text) > MAX_TEXT_CHARS:
             raise InvalidArgument("text.text", f"{len(text.text)} characters exceeds {MAX_TEXT_CHARS}")
         if text.turn_id in self.turns:
@@ -216,6 +228,8 @@ class RespondSession:
         if turn is None:
             return
         turn.text = text.text
+        turn.instructions = instructions
+        turn.reply_only = text.reply_only
         turn.ended = True
         turn.trace_context = dict(text.trace_context)
         turn.audio.put_nowait(None)
@@ -258,7 +272,7 @@ class RespondSession:
                 )
                 self._close(turn, "done")
                 return
-            if user.audio is None and not user.text:
+            if user.audio is None and not user.text and not turn.reply_only:
                 # A stream-mode utterance with no words (a cough, noise the VAD took for
                 # speech): the model would get an empty [INST][/INST] and answer nothing.
                 log.info("no speech in the utterance: no reply", extra=logs.fields(turn_id=turn.turn_id))
@@ -295,6 +309,9 @@ class RespondSession:
         the transcriber is handed back still open, to finish beside the reply
         (the history keeps what the user said as text).
         """
+        if turn.reply_only:
+            # Nothing was said: no transcript to send, the instructions and history are the prompt.
+            return Message("user", text=""), None
         audio_turn = self.mode == common_pb2.TURN_MODE_AUDIO and turn.text is None
         utterance: list[np.ndarray] = []
         transcriber = self.engine.transcriber(self.language)
@@ -392,7 +409,7 @@ class RespondSession:
         turn.replying = True
         asked = time.perf_counter()
         done = voxtral_pb2.ReplyDone(turn_id=turn.turn_id, finish_reason="stop")
-        generation = self.engine.generate(self.history.messages(user), self.sampling)
+        generation = self.engine.generate(self.history.messages(user, turn.instructions), self.sampling)
         _REPLIES_WAITING.inc()  # until the first token, or the end of a failed or cancelled reply
         try:
             async with contextlib.aclosing(generation) as deltas:
@@ -453,3 +470,9 @@ class RespondSession:
         if self.turns.pop(turn.turn_id, None) is None:
             return
         self.closed.remember(turn.turn_id, outcome)
+
+
+def _instructions(text: str, field_name: str) -> str:
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidArgument(field_name, f"{len(text)} characters exceeds {MAX_TEXT_CHARS}")
+    return text

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
     from voxmesh.services.voxtral.engine import Message
 
+#: The user turn of a reply asked for with no user input and no instructions.
+NO_INPUT_NUDGE = "(The user is listening and has said nothing yet. Go on.)"
 #: Longest run of ids held back while they decode to an incomplete UTF-8 character.
 _MAX_HELD_IDS = 8
 
@@ -90,8 +92,10 @@ def chat_request(messages: Sequence[Message]) -> ChatCompletionRequest:
             chunks.append(TextChunk(text=instructions))
         out.append(UserMessage(content=chunks))
     else:
-        text = last.text.strip()
-        out.append(UserMessage(content=f"{instructions}\n\n{text}" if instructions else text))
+        # An empty text is a reply asked for with no user input (a greeting): the
+        # instructions alone are the turn, or a neutral nudge when there are none.
+        text = "\n\n".join(part for part in (instructions, last.text.strip()) if part)
+        out.append(UserMessage(content=text or NO_INPUT_NUDGE))
     return ChatCompletionRequest(messages=out)
 
 

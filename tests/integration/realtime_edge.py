@@ -26,13 +26,15 @@ class EdgeMesh:
 
 
 @contextmanager
-def edge_mesh(gateway_args: tuple[str, ...] = (), edge_args: tuple[str, ...] = ()) -> Iterator[EdgeMesh]:
+def edge_mesh(
+    gateway_args: tuple[str, ...] = (), edge_args: tuple[str, ...] = (), vad_args: tuple[str, ...] = ()
+) -> Iterator[EdgeMesh]:
     """The CPU mesh (webrtcvad, echo, espeak), a gateway, and the edge in front of it."""
     started: list[ServiceProcess] = []
     try:
         stages = {}
         for name, args in (
-            ("vad", []),
+            ("vad", [*vad_args]),
             ("voxtral", ["--engine", "echo"]),
             ("orpheus", ["--engine", "espeak"]),
         ):

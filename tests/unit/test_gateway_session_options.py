@@ -70,3 +70,45 @@ def test_a_language_that_is_no_tag_is_refused_at_the_gateway(language: str) -> N
 def test_a_language_tag_passes_through_as_given() -> None:
     opts = session_options(conversation_pb2.SessionConfig(input_sample_rate_hz=16_000, language="pt-BR"))
     assert opts.language == "pt-BR"
+
+
+def _turn(**fields: int) -> conversation_pb2.SessionConfig:
+    return conversation_pb2.SessionConfig(
+        input_sample_rate_hz=16_000,
+        turn_detection=conversation_pb2.TurnDetection(**fields),  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        (_turn(silence_duration_ms=99), "config.turn_detection.silence_duration_ms"),
+        (_turn(silence_duration_ms=5_001), "config.turn_detection.silence_duration_ms"),
+        (_turn(prefix_padding_ms=2_001), "config.turn_detection.prefix_padding_ms"),
+        (_turn(mode=7), "config.turn_detection.mode"),
+        (_turn(eagerness=9), "config.turn_detection.eagerness"),
+    ],
+)
+def test_turn_detection_out_of_bounds_is_refused_naming_the_field(
+    config: conversation_pb2.SessionConfig, field: str
+) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        session_options(config)
+    assert err.value.field == field
+
+
+def test_turn_detection_maps_onto_the_vad_settings() -> None:
+    opts = session_options(
+        _turn(
+            mode=common_pb2.END_OF_TURN_MODE_SEMANTIC,
+            eagerness=common_pb2.EAGERNESS_HIGH,
+            silence_duration_ms=300,
+            prefix_padding_ms=200,
+        )
+    )
+    assert opts.end_of_turn == common_pb2.END_OF_TURN_MODE_SEMANTIC
+    assert opts.eagerness == common_pb2.EAGERNESS_HIGH
+    assert (opts.hangover_ms, opts.pre_roll_ms) == (300, 200)
+    # Unset: the vad's own settings (0 / UNSPECIFIED on its DetectConfig).
+    plain = session_options(conversation_pb2.SessionConfig(input_sample_rate_hz=16_000))
+    assert (plain.end_of_turn, plain.eagerness, plain.hangover_ms, plain.pre_roll_ms) == (0, 0, 0, 0)

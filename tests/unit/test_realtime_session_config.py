@@ -17,6 +17,10 @@ def test_defaults_are_openai_pcm_24k_with_server_vad() -> None:
         "language": "",
         "system_prompt": "",
         "vad_sensitivity": "",
+        "end_of_turn": "",
+        "eagerness": "",
+        "silence_duration_ms": 0,
+        "prefix_padding_ms": 0,
     }
     assert config.as_json(None)["audio"]["input"]["turn_detection"]["type"] == "server_vad"
 
@@ -46,6 +50,10 @@ def test_a_full_update_maps_onto_the_gateway_config() -> None:
         "language": "fr",
         "system_prompt": "Be brief.",
         "vad_sensitivity": "low",
+        "end_of_turn": "silence",
+        "eagerness": "",
+        "silence_duration_ms": 0,
+        "prefix_padding_ms": 0,
     }
     manual = config.updated({"audio": {"input": {"turn_detection": None}}})
     assert not manual.server_vad and manual.as_json(None)["audio"]["input"]["turn_detection"] is None
@@ -64,12 +72,20 @@ def test_a_full_update_maps_onto_the_gateway_config() -> None:
             "session.audio.input.noise_reduction",
         ),
         (
-            {"audio": {"input": {"turn_detection": {"type": "semantic_vad"}}}},
+            {"audio": {"input": {"turn_detection": {"type": "vad_of_the_future"}}}},
             "session.audio.input.turn_detection.type",
         ),
         (
-            {"audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 200}}}},
+            {"audio": {"input": {"turn_detection": {"type": "semantic_vad", "eagerness": "eager"}}}},
+            "session.audio.input.turn_detection.eagerness",
+        ),
+        (
+            {"audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": "long"}}}},
             "session.audio.input.turn_detection.silence_duration_ms",
+        ),
+        (
+            {"audio": {"input": {"turn_detection": {"type": "server_vad", "idle_timeout_ms": 5000}}}},
+            "session.audio.input.turn_detection.idle_timeout_ms",
         ),
         (
             {"audio": {"input": {"turn_detection": {"type": "server_vad", "create_response": False}}}},
@@ -90,3 +106,71 @@ def test_unsupported_values_name_the_field(session: object, param: str) -> None:
     with pytest.raises(ProtocolError) as err:
         EdgeSessionConfig().updated(session)
     assert err.value.param == param
+
+
+@pytest.mark.parametrize(
+    ("eagerness", "gateway"), [("low", "low"), ("medium", "medium"), ("high", "high"), ("auto", "medium")]
+)
+def test_semantic_vad_and_its_eagerness_map_onto_the_end_of_turn_model(eagerness: str, gateway: str) -> None:
+    # What LiveKit's RealtimeModel sends by default (eagerness "auto").
+    turn = {
+        "type": "semantic_vad",
+        "eagerness": eagerness,
+        "create_response": True,
+        "interrupt_response": True,
+    }
+    config = EdgeSessionConfig().updated({"audio": {"input": {"turn_detection": turn}}})
+    assert config.gateway_config()["end_of_turn"] == "semantic"
+    assert config.gateway_config()["eagerness"] == gateway
+    shown = config.as_json(None)["audio"]["input"]["turn_detection"]
+    assert shown["type"] == "semantic_vad" and shown["eagerness"] == eagerness
+
+
+def test_server_vad_timings_map_per_session_and_out_of_bounds_values_are_clamped_and_said() -> None:
+    turn = {"type": "server_vad", "threshold": 0.5, "silence_duration_ms": 350, "prefix_padding_ms": 300}
+    config = EdgeSessionConfig().updated({"audio": {"input": {"turn_detection": turn}}})
+    assert config.gateway_config()["silence_duration_ms"] == 350
+    assert config.gateway_config()["prefix_padding_ms"] == 300
+    assert config.gateway_config()["end_of_turn"] == "silence"
+    assert config.adjustments == ()
+
+    extreme = {"type": "server_vad", "silence_duration_ms": 20, "prefix_padding_ms": 0}
+    clamped = config.updated({"audio": {"input": {"turn_detection": extreme}}})
+    assert clamped.gateway_config()["silence_duration_ms"] == 100
+    assert clamped.gateway_config()["prefix_padding_ms"] == 1
+    assert [a.split(":")[0] for a in clamped.adjustments] == [
+        "session.audio.input.turn_detection.silence_duration_ms",
+        "session.audio.input.turn_detection.prefix_padding_ms",
+    ]
+    shown = clamped.as_json(None)["audio"]["input"]["turn_detection"]
+    assert shown["silence_duration_ms"] == 100, "session.updated shows the value in force"
+
+
+def test_openai_voice_names_map_onto_orpheus_voices_and_others_pass_through() -> None:
+    assert (
+        EdgeSessionConfig().updated({"audio": {"output": {"voice": "marin"}}}).gateway_config()["voice"]
+        == "tara"
+    )
+    assert (
+        EdgeSessionConfig().updated({"audio": {"output": {"voice": "cedar"}}}).gateway_config()["voice"]
+        == "leo"
+    )
+    assert (
+        EdgeSessionConfig().updated({"audio": {"output": {"voice": "zac"}}}).gateway_config()["voice"]
+        == "zac"
+    )
+    # Unknown to the edge: the gateway decides (and the connection falls back with a warning).
+    assert (
+        EdgeSessionConfig().updated({"audio": {"output": {"voice": "nova2"}}}).gateway_config()["voice"]
+        == "nova2"
+    )
+
+
+def test_every_openai_voice_maps_onto_a_voice_orpheus_has() -> None:
+    from voxmesh.realtime.voices import OPENAI_VOICES
+    from voxmesh.services.orpheus.voices import VOICES
+
+    assert set(OPENAI_VOICES) == {
+        "alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"
+    }  # fmt: skip
+    assert set(OPENAI_VOICES.values()) <= set(VOICES)

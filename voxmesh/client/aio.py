@@ -45,7 +45,8 @@ class AsyncSession:
         **config: Any,
     ) -> AsyncSession:
         """Open a session. ``config``: sample_rate_hz, output_sample_rate_hz, voice,
-        language, system_prompt, turn_mode ("audio"/"stream"/"transcribe"), vad_sensitivity.
+        language, system_prompt, turn_mode ("audio"/"stream"/"transcribe"), vad_sensitivity,
+        end_of_turn ("silence"/"semantic"), eagerness, silence_duration_ms, prefix_padding_ms.
 
         ``client_cert``/``client_key`` (PEM): for a gateway that requires client
         certificates. ``connect_timeout_s``: no SessionStarted by then raises
@@ -87,9 +88,25 @@ class AsyncSession:
         for request in messages.audio_requests(audio):
             await self._queue.put(request)
 
-    async def send_text(self, text: str) -> None:
-        """A typed turn, answered like a spoken one."""
-        await self._queue.put(messages.text_request(text))
+    async def send_text(self, text: str, instructions: str = "") -> None:
+        """A typed turn, answered like a spoken one; ``instructions``: for this reply only,
+        in place of the session's system prompt (not kept in the history).
+        """
+        await self._queue.put(messages.text_request(text, instructions))
+
+    async def request_reply(self, instructions: str = "") -> None:
+        """Ask for a reply with no user input (the assistant speaks first: a greeting);
+        ``instructions`` as for :meth:`send_text`.
+        """
+        await self._queue.put(messages.reply_request(instructions))
+
+    async def add_context(self, text: str) -> None:
+        """Context the assistant keeps from the next turn on (after the system prompt); no reply."""
+        await self._queue.put(messages.context_request(text))
+
+    async def update_instructions(self, system_prompt: str) -> None:
+        """Replace the session's system prompt from the next turn on."""
+        await self._queue.put(messages.instructions_request(system_prompt))
 
     async def report_playback(self, turn_id: int, played_ms: float) -> None:
         """How much of ``turn_id``'s reply audio has been played, in ms: a barge-in keeps the

@@ -14,6 +14,8 @@ class Engine:
     engine: str
     model: str
     is_fallback: bool
+    #: vad only: "silence" or "smart-turn", the endpointing this session got.
+    end_of_turn: str = ""
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ Event = (
 
 
 def _engine(info: common_pb2.EngineInfo) -> Engine:
-    return Engine(info.engine, info.model, info.is_fallback)
+    return Engine(info.engine, info.model, info.is_fallback, info.end_of_turn)
 
 
 def from_proto(message: conversation_pb2.ConverseResponse) -> Event:

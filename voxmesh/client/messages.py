@@ -15,6 +15,17 @@ TURN_MODES = {
     "stream": common_pb2.TURN_MODE_STREAM,
     "transcribe": common_pb2.TURN_MODE_TRANSCRIBE,
 }
+END_OF_TURN_MODES = {
+    "": common_pb2.END_OF_TURN_MODE_UNSPECIFIED,
+    "silence": common_pb2.END_OF_TURN_MODE_SILENCE,
+    "semantic": common_pb2.END_OF_TURN_MODE_SEMANTIC,
+}
+EAGERNESS = {
+    "": common_pb2.EAGERNESS_UNSPECIFIED,
+    "low": common_pb2.EAGERNESS_LOW,
+    "medium": common_pb2.EAGERNESS_MEDIUM,
+    "high": common_pb2.EAGERNESS_HIGH,
+}
 VAD_SENSITIVITIES = {
     "": common_pb2.VAD_SENSITIVITY_UNSPECIFIED,
     "low": common_pb2.VAD_SENSITIVITY_LOW,
@@ -33,13 +44,25 @@ def config_request(
     system_prompt: str = "",
     turn_mode: str = "",
     vad_sensitivity: str = "",
+    end_of_turn: str = "",
+    eagerness: str = "",
+    silence_duration_ms: int = 0,
+    prefix_padding_ms: int = 0,
 ) -> conversation_pb2.ConverseRequest:
+    """The SessionConfig. ``end_of_turn``: "silence" or "semantic" (the end-of-turn
+    model), "" for the vad's own setting; ``eagerness`` (semantic): low/medium/high;
+    ``silence_duration_ms`` / ``prefix_padding_ms``: 0 for the vad's defaults.
+    """
     if turn_mode not in TURN_MODES:
         raise ValueError(f"turn_mode must be one of {sorted(TURN_MODES)}, got {turn_mode!r}")
     if vad_sensitivity not in VAD_SENSITIVITIES:
         raise ValueError(
             f"vad_sensitivity must be one of {sorted(VAD_SENSITIVITIES)}, got {vad_sensitivity!r}"
         )
+    if end_of_turn not in END_OF_TURN_MODES:
+        raise ValueError(f"end_of_turn must be one of {sorted(END_OF_TURN_MODES)}, got {end_of_turn!r}")
+    if eagerness not in EAGERNESS:
+        raise ValueError(f"eagerness must be one of {sorted(EAGERNESS)}, got {eagerness!r}")
     return conversation_pb2.ConverseRequest(
         config=conversation_pb2.SessionConfig(
             input_sample_rate_hz=sample_rate_hz,
@@ -50,6 +73,12 @@ def config_request(
             system_prompt=system_prompt,
             turn_mode=TURN_MODES[turn_mode],
             vad_sensitivity=VAD_SENSITIVITIES[vad_sensitivity],
+            turn_detection=conversation_pb2.TurnDetection(
+                mode=END_OF_TURN_MODES[end_of_turn],
+                eagerness=EAGERNESS[eagerness],
+                silence_duration_ms=silence_duration_ms,
+                prefix_padding_ms=prefix_padding_ms,
+            ),
         )
     )
 
@@ -66,8 +95,24 @@ def audio_requests(audio: bytes | np.ndarray) -> Iterator[conversation_pb2.Conve
         )
 
 
-def text_request(text: str) -> conversation_pb2.ConverseRequest:
-    return conversation_pb2.ConverseRequest(text=conversation_pb2.TextInput(text=text))
+def text_request(text: str, instructions: str = "") -> conversation_pb2.ConverseRequest:
+    return conversation_pb2.ConverseRequest(
+        text=conversation_pb2.TextInput(text=text, instructions=instructions)
+    )
+
+
+def reply_request(instructions: str = "") -> conversation_pb2.ConverseRequest:
+    return conversation_pb2.ConverseRequest(reply=conversation_pb2.ReplyRequest(instructions=instructions))
+
+
+def context_request(text: str) -> conversation_pb2.ConverseRequest:
+    return conversation_pb2.ConverseRequest(context=conversation_pb2.ContextText(text=text))
+
+
+def instructions_request(system_prompt: str) -> conversation_pb2.ConverseRequest:
+    return conversation_pb2.ConverseRequest(
+        instructions=conversation_pb2.InstructionsUpdate(system_prompt=system_prompt)
+    )
 
 
 def playback_request(turn_id: int, played_ms: float) -> conversation_pb2.ConverseRequest:

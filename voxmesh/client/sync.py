@@ -80,8 +80,20 @@ class Session:
         for request in messages.audio_requests(audio):
             self._requests.put(request)
 
-    def send_text(self, text: str) -> None:
-        self._requests.put(messages.text_request(text))
+    def send_text(self, text: str, instructions: str = "") -> None:
+        self._requests.put(messages.text_request(text, instructions))
+
+    def request_reply(self, instructions: str = "") -> None:
+        """A reply with no user input (see AsyncSession.request_reply)."""
+        self._requests.put(messages.reply_request(instructions))
+
+    def add_context(self, text: str) -> None:
+        """Context for every later turn (see AsyncSession.add_context)."""
+        self._requests.put(messages.context_request(text))
+
+    def update_instructions(self, system_prompt: str) -> None:
+        """Replace the session's system prompt from the next turn on."""
+        self._requests.put(messages.instructions_request(system_prompt))
 
     def report_playback(self, turn_id: int, played_ms: float) -> None:
         """How much of ``turn_id``'s reply audio has been played, in ms (see AsyncSession)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 from collections import deque
@@ -38,6 +39,7 @@ from voxmesh.realtime.protocol_error import ProtocolError, unsupported
 from voxmesh.realtime.server_events import (
     Ids,
     Response,
+    context_item,
     latency_ms,
     part_events,
     user_audio_item,
@@ -55,6 +57,10 @@ _GATEWAY_FIELDS = {
     "language": "session.audio.input.transcription.language",
     "system_prompt": "session.instructions",
     "vad_sensitivity": "session.audio.input.turn_detection.threshold",
+    "end_of_turn": "session.audio.input.turn_detection.type",
+    "eagerness": "session.audio.input.turn_detection.eagerness",
+    "silence_duration_ms": "session.audio.input.turn_detection.silence_duration_ms",
+    "prefix_padding_ms": "session.audio.input.turn_detection.prefix_padding_ms",
 }
 _GATEWAY_MESSAGE_FIELDS = {
     "config.input_sample_rate_hz": "sample_rate_hz",
@@ -63,12 +69,31 @@ _GATEWAY_MESSAGE_FIELDS = {
     "config.language": "language",
     "config.system_prompt": "system_prompt",
     "config.vad_sensitivity": "vad_sensitivity",
+    "config.turn_detection.silence_duration_ms": "silence_duration_ms",
+    "config.turn_detection.prefix_padding_ms": "prefix_padding_ms",
+    "config.turn_detection.eagerness": "eagerness",
+    "config.turn_detection": "end_of_turn",
 }
+#: conversation.item.create roles taken as context for the assistant, not as a turn
+#: (Pipecat sends appended context as system items, and assistant ones as such).
+_CONTEXT_ROLES = {"system": "{}", "assistant": "Earlier in this conversation you said: {}"}
+#: Content part types that carry text in a message item.
+_TEXT_PARTS = {"input_text", "output_text", "text"}
+#: OpenAI's limits on response.metadata: 16 pairs, keys up to 64 characters, values up to 512.
+_METADATA_MAX = (16, 64, 512)
 SendJson = Callable[[dict[str, Any]], Awaitable[None]]
 #: How long a truncate waits for the gateway's Interrupted. It comes within a
 #: round trip when the reply is still playing by the gateway's clock; none
 #: comes when that clock says it was all heard (then history keeps all of it).
 TRUNCATE_WAIT_S = 2.0
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """A gateway session and the config it was opened with (the voice may have fallen back)."""
+
+    session: AsyncSession
+    config: EdgeSessionConfig
 
 
 @dataclass(frozen=True)
@@ -164,6 +189,13 @@ class RealtimeConnection:
         metrics.ERRORS.labels(error.code).inc()
         await self._emit("error", error=error.body(client_event_id))
 
+    async def _warn(self, code: str, message: str, param: str) -> None:
+        """Something served otherwise than asked: a ``voxmesh.warning``, never an ``error``
+        (Pipecat ends its connection on any ``error``; clients ignore event types they do not know).
+        """
+        log.info("warning: %s", message, extra={"code": code, "param": param})
+        await self._emit("voxmesh.warning", warning={"code": code, "message": message, "param": param})
+
     # ---------------------------------------------------------- client events
 
     async def handle_text(self, text: str) -> None:
@@ -196,20 +228,56 @@ class RealtimeConnection:
         old, new = self.config.gateway_config(), config.gateway_config()
         changed = [key for key in new if new[key] != old[key]]
         if changed and self._spoken:
-            raise ProtocolError(
-                f"{_GATEWAY_FIELDS[changed[0]]} cannot change once the conversation has started "
-                "(voxmesh fixes it per conversation); open a new connection",
-                param=_GATEWAY_FIELDS[changed[0]],
-            )
-        if changed:
-            fresh = await open_gateway(self._gateway, self._token, config, self._gateway_options)
+            fixed = [key for key in changed if key != "system_prompt"]
+            if fixed:
+                raise ProtocolError(
+                    f"{_GATEWAY_FIELDS[fixed[0]]} cannot change once the conversation has started "
+                    "(voxmesh fixes it per conversation); open a new connection",
+                    param=_GATEWAY_FIELDS[fixed[0]],
+                )
+            # Instructions can change mid-call (LiveKit's update_instructions, an agent handoff).
+            await self._session.update_instructions(config.instructions)
+        elif changed:
+            fresh = await self._open_with_voice_fallback(config)
+            config = fresh.config
             await self.close()
-            self._session = fresh
-            self._pump = asyncio.create_task(self._pump_events(fresh))
+            self._session = fresh.session
+            self._pump = asyncio.create_task(self._pump_events(fresh.session))
         if self.config.server_vad and not config.server_vad:
             self._buffer.clear()
         self.config = config
-        await self._emit("session.updated", session=config.as_json(self._session.started))
+        for adjustment in config.adjustments:
+            await self._warn("value_adjusted", adjustment, adjustment.split(":", 1)[0])
+        started = self._session.started
+        if config.turn_type == "semantic_vad" and started is not None and started.vad.end_of_turn == "silence":
+            await self._warn(
+                "semantic_vad_unavailable",
+                "semantic_vad is served by silence endpointing: the vad service has no end-of-turn "
+                "model loaded (voxmesh serve vad --end-of-turn smart-turn)",
+                "session.audio.input.turn_detection.type",
+            )
+        await self._emit("session.updated", session=config.as_json(started))
+
+    async def _open_with_voice_fallback(self, config: EdgeSessionConfig) -> _Opened:
+        """Open the gateway stream; a voice the mesh does not have falls back to its default
+        voice with a warning, so the rest of the update (the instructions) is kept.
+        """
+        voice_field = _GATEWAY_FIELDS["voice"]
+        try:
+            return _Opened(await open_gateway(self._gateway, self._token, config, self._gateway_options), config)
+        except ProtocolError as exc:
+            if exc.param != voice_field or not config.voice:
+                raise
+            fallback = dataclasses.replace(config, voice="")
+            session = await open_gateway(self._gateway, self._token, fallback, self._gateway_options)
+            await self._warn(
+                "unknown_voice",
+                f"voice {config.voice!r} is not one voxmesh has (OpenAI's names map onto Orpheus voices, "
+                f"see the README); the default voice {session.started.voice if session.started else ''!r} "
+                "speaks instead",
+                voice_field,
+            )
+            return _Opened(session, fallback)
 
     async def _append(self, event: dict[str, Any]) -> None:
         pcm = self.config.input_format.decode(event.get("audio"), "audio")
@@ -255,28 +323,39 @@ class RealtimeConnection:
         if not isinstance(item, dict):
             raise ProtocolError("item must be an object", param="item")
         if item.get("type", "message") != "message":
-            raise unsupported("item.type", f"{item.get('type')!r} items (only user messages)")
-        if item.get("role") != "user":
-            raise unsupported("item.role", f"{item.get('role')!r} messages (only role 'user')")
+            raise unsupported("item.type", f"{item.get('type')!r} items (only messages)")
+        role = item.get("role")
+        if role != "user" and role not in _CONTEXT_ROLES:
+            raise ProtocolError(
+                f"item.role must be 'user', 'system' or 'assistant', got {role!r}", param="item.role"
+            )
         content = item.get("content")
         if not isinstance(content, list) or not content:
             raise ProtocolError("item.content must be a non-empty list", param="item.content")
+        kinds = {"input_text"} if role == "user" else _TEXT_PARTS
         texts = []
         for i, part in enumerate(content):
-            if not isinstance(part, dict) or part.get("type") != "input_text":
+            if not isinstance(part, dict) or part.get("type") not in kinds:
                 kind = part.get("type") if isinstance(part, dict) else part
-                raise unsupported(f"item.content[{i}].type", f"{kind!r} content (only 'input_text')")
+                raise unsupported(f"item.content[{i}].type", f"{kind!r} content (only {sorted(kinds)})")
             text = part.get("text")
             if not isinstance(text, str) or not text.strip():
                 raise ProtocolError("text must be a non-empty string", param=f"item.content[{i}].text")
             texts.append(text)
         given = item.get("id")
         item_id = given if isinstance(given, str) and given else self._ids.new("item")
-        self._pending_text.append((item_id, "\n".join(texts)))
-        await self._item_added(user_text_item(item_id, "\n".join(texts)))
-        await self._emit(
-            "conversation.item.done", item=user_text_item(item_id, "\n".join(texts)), previous_item_id=None
-        )
+        text = "\n".join(texts)
+        if role == "user":
+            self._pending_text.append((item_id, text))
+            added = user_text_item(item_id, text)
+        else:
+            # Context for every later reply, not a turn: voxtral is told it after the
+            # session's instructions (the history holds only what was said and heard).
+            self._spoken = True
+            await self._session.add_context(_CONTEXT_ROLES[role].format(text))
+            added = context_item(item_id, role, text)
+        await self._item_added(added)
+        await self._emit("conversation.item.done", item=added, previous_item_id=None)
 
     async def _response_create(self, event: dict[str, Any]) -> None:
         params = event.get("response") or {}
@@ -288,11 +367,12 @@ class RealtimeConnection:
                 raise unsupported(param, f"{value!r} (only ['audio'])")
             if key in ("tools", "input") and value not in (None, []):
                 raise unsupported(param, key)
-            if (
-                key in ("instructions", "audio", "prompt", "max_output_tokens", "tool_choice")
-                and value is not None
-            ):
+            if key == "tool_choice" and value not in (None, "auto", "none"):
+                raise unsupported(param, f"tool_choice {value!r}")
+            if key in ("audio", "prompt") and value is not None:
                 raise unsupported(param, f"per-response {key} (set it with session.update)")
+            if key == "max_output_tokens" and value not in (None, "inf"):
+                raise unsupported(param, "a reply length cap (only 'inf')")
             if key == "conversation" and value not in (None, "auto"):
                 raise unsupported(param, f"conversation {value!r} (only 'auto')")
             if key not in {
@@ -308,33 +388,42 @@ class RealtimeConnection:
                 "metadata",
             }:
                 raise ProtocolError(f"unknown parameter {key!r}", param=param, code="unknown_parameter")
+        instructions = params.get("instructions")
+        if instructions is not None and not isinstance(instructions, str):
+            raise ProtocolError("instructions must be a string", param="response.instructions")
+        metadata = _metadata(params.get("metadata"))
         if self._active is not None or self._awaiting:
             raise ProtocolError(
                 "a response is already in progress; cancel it first",
                 code="conversation_already_has_active_response",
             )
+        if self._committed is not None and instructions:
+            # Committed audio becomes a spoken turn at the gateway, which takes no per-turn instructions.
+            raise unsupported(
+                "response.instructions", "per-response instructions for committed audio (send them as text)"
+            )
         if self._pending_text:
             user_item, text = self._pending_text[-1][0], "\n".join(t for _, t in self._pending_text)
             self._pending_text.clear()
-            response = await self._new_response(user_item)
+            response = await self._new_response(user_item, metadata=metadata)
             self._awaiting.append(response)
             self._spoken = True
-            await self._session.send_text(text)
+            await self._session.send_text(text, instructions or "")
         elif self._committed is not None:
             user_item, pcm = self._committed
             self._committed = None
-            response = await self._new_response(user_item)
+            response = await self._new_response(user_item, metadata=metadata)
             self._awaiting.append(response)
             self._spoken = True
             silence = bytes(2 * self.config.input_format.rate_hz * self._limits.commit_silence_ms // 1000)
             await self._session.send_audio(pcm + silence)
         else:
-            raise ProtocolError(
-                "nothing to respond to: voxmesh answers a user turn (conversation.item.create with "
-                "input_text, or committed audio; with server_vad on, speech is answered by itself)",
-                param="response",
-                code="unsupported",
-            )
+            # Nothing new from the user: the assistant speaks (LiveKit's greeting,
+            # generate_reply(instructions=...)), on the instructions and history alone.
+            response = await self._new_response(None, metadata=metadata)
+            self._awaiting.append(response)
+            self._spoken = True
+            await self._session.request_reply(instructions or "")
 
     async def _response_cancel(self, event: dict[str, Any]) -> None:
         response = self._active
@@ -551,8 +640,12 @@ class RealtimeConnection:
             self._turns[turn_id] = response
         return response
 
-    async def _new_response(self, user_item_id: str | None, turn_id: int | None = None) -> Response:
-        response = Response(self._ids.new("resp"), self._ids.new("item"), user_item_id, turn_id)
+    async def _new_response(
+        self, user_item_id: str | None, turn_id: int | None = None, metadata: dict[str, str] | None = None
+    ) -> Response:
+        response = Response(
+            self._ids.new("resp"), self._ids.new("item"), user_item_id, turn_id, metadata=metadata
+        )
         self._active = response
         await self._emit("response.created", response=response.body("in_progress"))
         return response
@@ -602,6 +695,27 @@ class RealtimeConnection:
         metrics.RESPONSES.labels(status).inc()
         if self._active is response:
             self._active = None
+
+
+def _metadata(value: Any) -> dict[str, str] | None:
+    """response.metadata, echoed on response.created/done (LiveKit's generate_reply waits for
+    its ``client_event_id`` there); OpenAI's shape: string keys and values, within its limits.
+    """
+    if value is None:
+        return None
+    pairs, key_chars, value_chars = _METADATA_MAX
+    if not isinstance(value, dict) or len(value) > pairs:
+        raise ProtocolError(
+            f"metadata must be an object of at most {pairs} string pairs", param="response.metadata"
+        )
+    for key, item in value.items():
+        if not isinstance(item, str) or len(key) > key_chars or len(item) > value_chars:
+            raise ProtocolError(
+                f"metadata keys are strings of at most {key_chars} characters and values of at most "
+                f"{value_chars}",
+                param=f"response.metadata.{key}",
+            )
+    return dict(value)
 
 
 _HANDLERS: dict[str, Callable[[RealtimeConnection, dict[str, Any]], Awaitable[None]]] = {

@@ -37,6 +37,8 @@ class Response:
     item_added: bool = False
     #: Why it is being cancelled, once a cancel was asked for: client_cancelled or turn_detected.
     cancel_reason: str = "turn_detected"
+    #: response.create's metadata, echoed on response.created and response.done (as OpenAI does).
+    metadata: dict[str, str] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def item(self, status: str) -> dict[str, Any]:
@@ -61,6 +63,7 @@ class Response:
             else [],
             "output_modalities": ["audio"],
             "conversation_id": "auto",
+            "metadata": self.metadata,
             "usage": None,
             **self.extras,
         }
@@ -85,6 +88,18 @@ def user_text_item(item_id: str, text: str) -> dict[str, Any]:
         "role": "user",
         "status": "completed",
         "content": [{"type": "input_text", "text": text}],
+    }
+
+
+def context_item(item_id: str, role: str, text: str) -> dict[str, Any]:
+    """A system (or assistant) message item the client added as context."""
+    return {
+        "id": item_id,
+        "object": "realtime.item",
+        "type": "message",
+        "role": role,
+        "status": "completed",
+        "content": [{"type": "input_text" if role == "system" else "output_text", "text": text}],
     }
 
 

@@ -1,8 +1,10 @@
 """``session.update`` → what the gateway's SessionConfig can express, and back.
 
 Every field OpenAI's GA session object has is either mapped or refused with a
-``ProtocolError`` naming it: a client that asks for tools, text-only output or
-a VAD silence duration learns it did not get them instead of being ignored.
+``ProtocolError`` naming it: a client that asks for tools or text-only output
+learns it did not get them instead of being ignored. What mainstream clients
+send by default (LiveKit's semantic_vad and "marin", Pipecat's server_vad
+timings) is always served: mapped, or clamped into a documented bound.
 """
 
 from __future__ import annotations
@@ -14,11 +16,17 @@ from typing import Any
 from voxmesh.client import SessionStarted
 from voxmesh.realtime.audio_formats import AudioFormat
 from voxmesh.realtime.protocol_error import ProtocolError, unsupported
+from voxmesh.realtime.voices import orpheus_voice
+from voxmesh.turn_detection import PREFIX_PADDING_RANGE_MS, SILENCE_DURATION_RANGE_MS, clamp
 
 #: Read-only fields a client may echo back from session.created; they change nothing.
 _ECHOED = {"id", "object", "expires_at", "voxmesh"}
 #: OpenAI's server_vad threshold (0..1, higher = needs louder speech) → the gateway's VAD sensitivity.
 _THRESHOLD_STEPS = ((0.25, "very_high"), (0.5, "high"), (0.75, "medium"), (1.0, "low"))
+#: turn_detection.type → the gateway's end_of_turn; semantic_vad is the vad's end-of-turn model.
+_END_OF_TURN = {"server_vad": "silence", "semantic_vad": "semantic"}
+#: semantic_vad eagerness → the gateway's; OpenAI documents auto as medium.
+_EAGERNESS = {"low": "low", "medium": "medium", "high": "high", "auto": "medium"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,14 @@ class EdgeSessionConfig:
     #: server_vad (the gateway's VAD ends turns) or None (the client commits turns).
     server_vad: bool = True
     vad_threshold: float | None = None
+    #: The turn_detection type the client named ("" if it never did: the vad's own settings).
+    turn_type: str = ""
+    eagerness: str = ""
+    #: server_vad timing, clamped into the documented bounds (voxmesh.turn_detection).
+    silence_duration_ms: int | None = None
+    prefix_padding_ms: int | None = None
+    #: What was served otherwise than asked (a clamped value), said in session.updated.
+    adjustments: tuple[str, ...] = ()
 
     @property
     def vad_sensitivity(self) -> str:
@@ -45,10 +61,14 @@ class EdgeSessionConfig:
         return {
             "sample_rate_hz": self.input_format.rate_hz,
             "output_sample_rate_hz": self.output_format.rate_hz,
-            "voice": self.voice,
+            "voice": orpheus_voice(self.voice),
             "language": self.language,
             "system_prompt": self.instructions,
             "vad_sensitivity": self.vad_sensitivity,
+            "end_of_turn": _END_OF_TURN.get(self.turn_type, ""),
+            "eagerness": _EAGERNESS.get(self.eagerness, ""),
+            "silence_duration_ms": self.silence_duration_ms or 0,
+            "prefix_padding_ms": self.prefix_padding_ms or 0,
         }
 
     def updated(self, session: Any) -> EdgeSessionConfig:
@@ -96,16 +116,23 @@ class EdgeSessionConfig:
 
     def as_json(self, started: SessionStarted | None) -> dict[str, Any]:
         """The GA session object of session.created / session.updated."""
-        turn_detection = (
-            {
-                "type": "server_vad",
-                "threshold": self.vad_threshold,
+        turn_detection: dict[str, Any] | None = None
+        if self.server_vad and self.turn_type == "semantic_vad":
+            turn_detection = {
+                "type": "semantic_vad",
+                "eagerness": self.eagerness or "auto",
                 "create_response": True,
                 "interrupt_response": True,
             }
-            if self.server_vad
-            else None
-        )
+        elif self.server_vad:
+            turn_detection = {
+                "type": "server_vad",
+                "threshold": self.vad_threshold,
+                "silence_duration_ms": self.silence_duration_ms,
+                "prefix_padding_ms": self.prefix_padding_ms,
+                "create_response": True,
+                "interrupt_response": True,
+            }
         voice = self.voice or (started.voice if started else "")
         body: dict[str, Any] = {
             "type": "realtime",
@@ -134,12 +161,16 @@ class EdgeSessionConfig:
             "prompt": None,
         }
         if started is not None:
-            # Which engines answer, so a loop-back is never mistaken for a model.
+            # Which engines answer, so a loop-back is never mistaken for a model;
+            # the voice and endpointing actually in force, and what was adjusted.
             body["voxmesh"] = {
                 "engines": {
                     stage: dataclasses.asdict(getattr(started, stage))
                     for stage in ("vad", "voxtral", "orpheus")
-                }
+                },
+                "voice": started.voice,
+                "end_of_turn": started.vad.end_of_turn,
+                "adjustments": list(self.adjustments),
             }
         return body
 
@@ -193,8 +224,14 @@ def _audio(value: Any, param: str) -> dict[str, Any]:
 
 
 def _turn_detection(value: Any, param: str) -> dict[str, Any]:
+    """server_vad and semantic_vad map onto the vad's end-of-turn settings for this session.
+
+    Timing values a mainstream client sends by default are never refused:
+    outside voxmesh's bounds they are clamped to the nearest bound and the
+    clamp is said in session.updated (``voxmesh.adjustments``).
+    """
     if value is None:
-        return {"server_vad": False}
+        return {"server_vad": False, "turn_type": "", "adjustments": ()}
     td = _object(
         value,
         param,
@@ -209,18 +246,23 @@ def _turn_detection(value: Any, param: str) -> dict[str, Any]:
             "eagerness",
         },
     )
-    if td.get("type") != "server_vad":
-        raise unsupported(f"{param}.type", f"turn detection {td.get('type')!r} (only 'server_vad' or null)")
-    for key in ("prefix_padding_ms", "silence_duration_ms", "idle_timeout_ms", "eagerness"):
-        if td.get(key) is not None:
-            raise unsupported(
-                f"{param}.{key}", f"setting {key} per session (the vad service's own settings apply)"
-            )
+    kind = td.get("type")
+    if kind not in _END_OF_TURN:
+        raise unsupported(
+            f"{param}.type", f"turn detection {kind!r} (only 'server_vad', 'semantic_vad' or null)"
+        )
+    if td.get("idle_timeout_ms") is not None:
+        raise unsupported(f"{param}.idle_timeout_ms", "an idle timeout (no reply is made to silence)")
     for key in ("create_response", "interrupt_response"):
         if td.get(key, True) is not True:
             raise unsupported(
                 f"{param}.{key}", f"{key}=false (the gateway always answers and always lets a user barge in)"
             )
+    eagerness = td.get("eagerness")
+    if eagerness is not None and eagerness not in _EAGERNESS:
+        raise ProtocolError(
+            f"eagerness must be one of {sorted(_EAGERNESS)}, got {eagerness!r}", param=f"{param}.eagerness"
+        )
     threshold = td.get("threshold")
     if threshold is not None and (
         isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.0
@@ -228,4 +270,31 @@ def _turn_detection(value: Any, param: str) -> dict[str, Any]:
         raise ProtocolError(
             f"threshold must be a number in 0..1, got {threshold!r}", param=f"{param}.threshold"
         )
-    return {"server_vad": True, "vad_threshold": None if threshold is None else float(threshold)}
+    adjustments: list[str] = []
+    timing: dict[str, int | None] = {}
+    for key, bounds in (
+        ("silence_duration_ms", SILENCE_DURATION_RANGE_MS),
+        ("prefix_padding_ms", PREFIX_PADDING_RANGE_MS),
+    ):
+        asked = td.get(key)
+        if asked is None:
+            timing[key] = None
+            continue
+        if isinstance(asked, bool) or not isinstance(asked, int | float) or asked < 0:
+            raise ProtocolError(
+                f"{key} must be a non-negative number of ms, got {asked!r}", param=f"{param}.{key}"
+            )
+        timing[key] = clamp(round(asked), bounds)
+        if timing[key] != asked:
+            adjustments.append(
+                f"{param}.{key}: {asked} ms served as {timing[key]} ms (voxmesh takes {bounds[0]}..{bounds[1]})"
+            )
+    return {
+        "server_vad": True,
+        "turn_type": kind,
+        "eagerness": eagerness or "",
+        "vad_threshold": None if threshold is None else float(threshold),
+        "silence_duration_ms": timing["silence_duration_ms"],
+        "prefix_padding_ms": timing["prefix_padding_ms"],
+        "adjustments": tuple(adjustments),
+    }
