@@ -124,7 +124,11 @@ class StageChecks:
         while True:
             await self._changed(RECHECK_S if self.usable else RECHECK_FAILING_S)
             await asyncio.sleep(_MIN_GAP_S)
-            await self._check_all()
+            try:
+                await self._check_all()
+            except Exception:
+                # A bug here must not freeze the verdict: the next round decides afresh.
+                log.exception("stage check failed; checking again")
 
     async def _changed(self, timeout_s: float) -> None:
         """Wait for a nudge, a replica connection changing state, or ``timeout_s``."""

@@ -154,7 +154,10 @@ async def _tls_handshake(host: str, port: int, cert: str | None, key: str | None
     context.verify_mode = ssl.CERT_NONE
     context.set_alpn_protocols(["h2"])
     if cert and key:
-        context.load_cert_chain(cert, key)
+        try:
+            context.load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError):
+            return _Handshake.FAILED  # what gRPC said stands: this probe cannot add to it
     try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=context), _PROBE_TIMEOUT_S
