@@ -42,7 +42,8 @@ $(VENV)/.installed-test: pyproject.toml setup.py | $(PY)
 install: $(VENV)/.installed-run
 install-test: $(VENV)/.installed-test
 
-run: install
+# The shipped turn-taking needs the end-of-turn model (mk/smart_turn.mk).
+run: install smart-turn-model
 	$(VENV)/bin/voxmesh up --profile cpu
 
 lint: install-test

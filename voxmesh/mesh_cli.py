@@ -6,6 +6,12 @@ it out), so one container (the all-in-one RunPod image) serves both doors.
 
 It restarts a service that dies (:mod:`voxmesh.supervision`) and exits with a
 status from :mod:`voxmesh.exit_status` when it gives up.
+
+The stages run with the shipped turn-taking (:mod:`voxmesh.turn_taking_defaults`:
+Smart Turn, speculation, the hold on unfinished words); ``--end-of-turn silence``
+goes back to silence-only endpointing. ``--vad-args "…"`` (and ``--gateway-args``,
+``--voxtral-args``, ``--orpheus-args``, ``--realtime-args``) pass any flag of
+``voxmesh serve NAME`` through, after the shipped ones, so they win.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shlex
 import signal
 import sys
 import time
@@ -22,6 +29,12 @@ from voxmesh.exit_status import PERMANENT, ExitStatus
 from voxmesh.mesh import DEFAULT_METRICS_PORTS, DEFAULT_PORTS, EDGE, EDGE_PORT, PHONE_PORT, Mesh
 from voxmesh.processes import ServiceDied
 from voxmesh.supervision import RestartPolicy, Supervisor
+from voxmesh.turn_taking_defaults import model_runtime_missing, stage_flags
+
+#: Services whose flags ``--NAME-args`` passes through.
+SERVICE_ARGS = ("vad", "voxtral", "orpheus", "gateway", EDGE)
+#: With --base-port, the /metrics ports start this far above it.
+METRICS_OFFSET = 10
 
 
 @dataclass(frozen=True)
@@ -72,7 +85,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--base-port",
         type=int,
         default=None,
-        help="use BASE..BASE+4 for gateway, vad, voxtral, orpheus and the Realtime edge",
+        help="use BASE..BASE+4 for gateway, vad, voxtral, orpheus and the Realtime edge, and "
+        f"BASE+{METRICS_OFFSET}.. for their /metrics (so two meshes run side by side)",
     )
     p.add_argument(
         "--realtime-port",
@@ -94,6 +108,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "with --base-port, BASE+5)",
     )
     p.add_argument("--no-metrics", action="store_true", help="do not open the /metrics ports")
+    p.add_argument(
+        "--end-of-turn",
+        choices=["smart-turn", "silence"],
+        default=os.environ.get("VOXMESH_END_OF_TURN", "smart-turn"),
+        help="smart-turn (default: the end-of-turn model, speculation and the hold on unfinished words, "
+        "see voxmesh.turn_taking_defaults) or silence (vad's fixed hangover alone); env VOXMESH_END_OF_TURN",
+    )
+    for name in SERVICE_ARGS:
+        p.add_argument(
+            f"--{name}-args",
+            default="",
+            metavar="FLAGS",
+            help=f'flags for `voxmesh serve {name}`, one string (e.g. "--log-level debug"); they win over the defaults',
+        )
     p.add_argument(
         "--startup-timeout", type=float, default=600.0, help="seconds each service may take to load"
     )
@@ -136,6 +164,25 @@ def _start_failed(exc: Exception) -> int:
     return int(ExitStatus.FAILED)
 
 
+def metrics_ports(args: argparse.Namespace) -> dict[str, int]:
+    """Each process's /metrics port: the defaults, or BASE+10.. with --base-port."""
+    if args.base_port:
+        return {name: args.base_port + METRICS_OFFSET + i for i, name in enumerate(DEFAULT_METRICS_PORTS)}
+    return dict(DEFAULT_METRICS_PORTS)
+
+
+def service_flags(args: argparse.Namespace) -> dict[str, list[str]]:
+    """Service → extra flags: the shipped turn-taking, then the user's --NAME-args."""
+    end_of_turn = args.end_of_turn
+    if end_of_turn == "smart-turn" and (missing := model_runtime_missing()) is not None:
+        _say(f"{missing}: silence-only endpointing")
+        end_of_turn = "silence"
+    flags = stage_flags(end_of_turn)
+    for name in SERVICE_ARGS:
+        flags[name] = flags.get(name, []) + shlex.split(getattr(args, f"{name}_args"))
+    return flags
+
+
 def build_mesh(args: argparse.Namespace, profile: Profile) -> Mesh:
     """The processes ``voxmesh up ARGS`` runs (not started)."""
     ports = dict(DEFAULT_PORTS)
@@ -150,8 +197,9 @@ def build_mesh(args: argparse.Namespace, profile: Profile) -> Mesh:
     return Mesh.build(
         {"voxtral": profile.voxtral_engine, "orpheus": profile.orpheus_engine},
         ports=ports,
-        metrics_ports=None if args.no_metrics else DEFAULT_METRICS_PORTS,
+        metrics_ports=None if args.no_metrics else metrics_ports(args),
         host=args.host,
+        extra_args=service_flags(args),
         edge_port=None if args.no_realtime else edge_port,
         phone_port=phone_port,
     )
@@ -185,10 +233,9 @@ def _run(args: argparse.Namespace) -> int:
         return _start_failed(exc)
 
     print("voxmesh is up:")
+    metrics_at = metrics_ports(args)
     for svc in mesh.services:
-        metrics_note = (
-            "" if args.no_metrics else f"  metrics http://127.0.0.1:{DEFAULT_METRICS_PORTS[svc.name]}/metrics"
-        )
+        metrics_note = "" if args.no_metrics else f"  metrics http://127.0.0.1:{metrics_at[svc.name]}/metrics"
         pid = svc.process.pid if svc.process else "?"
         where = f"ws://{svc.address}/v1/realtime" if svc is mesh.edge else f"grpc {svc.address}"
         if svc is mesh.phone:

@@ -554,15 +554,16 @@ def test_notes_give_the_token_to_voxmesh_talk(helm: Path) -> None:
 
 
 def test_turn_taking_values_reach_the_gateway(helm: Path, default_docs: list[dict[str, Any]]) -> None:
-    from voxmesh.gateway.settings import GatewaySettings
+    from voxmesh.turn_taking_defaults import FAST
 
-    gateway = by_kind(default_docs, "Deployment")
-    (name,) = [n for n in gateway if n.endswith("-gateway")]
-    defaults = env_of(gateway[name])
-    # The chart's defaults are the service's own, so an upgrade changes no behaviour.
-    fields = GatewaySettings.model_fields
-    assert defaults["VOXMESH_GATEWAY_SPECULATE_AFTER_MS"] == str(fields["speculate_after_ms"].default)
-    assert defaults["VOXMESH_GATEWAY_HOLD_UNFINISHED_MS"] == str(fields["hold_unfinished_ms"].default)
+    deployments = by_kind(default_docs, "Deployment")
+    (name,) = [n for n in deployments if n.endswith("-gateway")]
+    # The chart ships the turn-taking `voxmesh up` runs (voxmesh.turn_taking_defaults).
+    for service in ("gateway", "vad"):
+        (deployment,) = [d for n, d in deployments.items() if n.endswith(f"-{service}")]
+        env = env_of(deployment)
+        for field, value in FAST[service]:
+            assert env[f"VOXMESH_{service.upper()}_{field.upper()}"] == value, field
     docs = render(helm, "--set", "gateway.speculateAfterMs=100", "--set", "gateway.holdUnfinishedMs=0")
     env = env_of(by_kind(docs, "Deployment")[name])
     assert env["VOXMESH_GATEWAY_SPECULATE_AFTER_MS"] == "100"
