@@ -96,6 +96,7 @@ class Endpointer:
         policy: EndOfTurnPolicy | None = None,
         doubtful_hangover: int = 0,
         doubtful_threshold: float = 0.0,
+        voice_edge: bool = True,
     ) -> None:
         """``doubtful_hangover``: the pause (samples) at which a turn judged with
         ``doubtful_threshold`` <= P < ``policy.threshold`` ends; 0: none (the maximum).
@@ -111,8 +112,9 @@ class Endpointer:
         self.doubtful_threshold = doubtful_threshold
         self.segmenter = segmenter
         self.rate = sample_rate_hz
-        #: Where in a voiced frame the voice really ends: pauses count from there.
-        self.edge = VoiceEdge(sample_rate_hz)
+        #: Where in a voiced frame the voice really ends: pauses count from there
+        #: (None: the detector's frames, overhang included).
+        self.edge = VoiceEdge(sample_rate_hz) if voice_edge else None
         self.model = model
         self.policy = policy
         #: The latest pause's verdict, for logs and tests.
@@ -129,7 +131,11 @@ class Endpointer:
     async def feed(self, frame: bytes, voiced: bool) -> SegmentEvent | None:
         segmenter = self.segmenter
         frame_samples = len(frame) // 2
-        voice_end = self.edge.voice_end(frame, voiced)
+        voice_end = (
+            self.edge.voice_end(frame, voiced)
+            if self.edge is not None
+            else (frame_samples if voiced else None)
+        )
         policy = self.policy
         if policy is not None:
             self._history.append((segmenter.position, frame))

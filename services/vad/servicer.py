@@ -94,7 +94,7 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
         # SEMANTIC with no model loaded is silence endpointing, not a refusal: the
         # stream's EngineInfo.end_of_turn tells the client which one it got.
         if self.turn_model is None or config.end_of_turn == common_pb2.END_OF_TURN_MODE_SILENCE:
-            return classifier, Endpointer(segmenter, rate, classifier.frame_samples)
+            return classifier, Endpointer(segmenter, rate, classifier.frame_samples, voice_edge=s.voice_edge)
         policy = policy_for(
             EndOfTurnPolicy(
                 s.turn_complete_hangover_ms * per_ms,
@@ -111,6 +111,7 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
             policy,
             doubtful_hangover=s.turn_doubtful_hangover_ms * per_ms,
             doubtful_threshold=s.turn_doubtful_threshold,
+            voice_edge=s.voice_edge,
         )
 
     async def Detect(

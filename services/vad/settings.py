@@ -19,6 +19,11 @@ class VadSettings(ServiceSettings):
     pre_roll_ms: int = Field(300, description="Audio kept before the onset, ms")
     hangover_ms: int = Field(500, description="Silence before speech is called ended, ms")
     min_speech_ms: int = Field(90, description="Voiced audio needed to call speech started, ms")
+    voice_edge: bool = Field(
+        True,
+        description="End speech at the last voiced 10 ms block (services/vad/voice_edge.py); off: at the "
+        "detector's last voiced frame, its overhang included (as before; for comparisons)",
+    )
     end_of_turn: Literal["silence", "smart-turn"] = Field(
         "silence",
         description="Endpointing: a fixed hangover (silence), or a hangover per pause set by Smart Turn v3.2",
