@@ -32,8 +32,8 @@ AUTH_DIR = "/var/lib/voxmesh/auth"
 
 STAGES = {"gateway": (50051, 9400), "vad": (50052, 9401), "voxtral": (50053, 9402), "orpheus": (50054, 9403)}
 OBSERVABILITY = {"prometheus", "otel-collector", "jaeger", "grafana"}
-#: The WebSocket edge (tests/deploy/test_edge_deploy.py checks it).
-EDGE = {"realtime"}
+#: The WebSocket edges (tests/deploy/test_edge_deploy.py and test_telephony_deploy.py check them).
+EDGE = {"realtime", "telephony"}
 
 
 class Reset:
@@ -507,14 +507,14 @@ def test_every_hop_needs_a_token_from_the_auth_volume(compose: dict[str, Any]) -
     init = services["auth-init"]
     assert init["entrypoint"] == ["python", "-m", "voxmesh.auth_files"]
     assert init["command"] == [AUTH_DIR] and f"auth:{AUTH_DIR}" in init["volumes"]
-    for name in ("vad", "voxtral", "orpheus", "gateway", "realtime"):
+    for name in ("vad", "voxtral", "orpheus", "gateway", "realtime", "telephony"):
         service = services[name]
         assert f"auth:{AUTH_DIR}:ro" in service["volumes"], name
         env = service["environment"]
         assert not any(key.endswith("_AUTH_TOKEN") for key in env), (name, "a token in the environment")
         if name in ("vad", "voxtral", "orpheus"):
             assert env[f"VOXMESH_{name.upper()}_AUTH_TOKENS_FILE"] == f"{AUTH_DIR}/stage-token"
-        if name != "realtime":  # the edge waits for the gateway, which waits for auth-init
+        if name not in EDGE:  # the edges wait for the gateway, which waits for auth-init
             condition = service["depends_on"]["auth-init"]["condition"]
             assert condition == "service_completed_successfully", name
     gateway = services["gateway"]["environment"]

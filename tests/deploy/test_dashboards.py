@@ -33,10 +33,11 @@ _KEYWORDS = {
 
 
 def exported_metric_names() -> set[str]:
-    """Every sample name voxmesh.metrics registers, read from the registry (with suffixes)."""
+    """Every sample name voxmesh.metrics and the edges' metrics register, read from the registry (with suffixes)."""
     import prometheus_client
 
     import voxmesh.metrics  # noqa: F401 - registers the collectors
+    import voxmesh.telephony.metrics  # noqa: F401 - the phone edge's (its own /metrics port)
 
     names: set[str] = set()
     for family in prometheus_client.REGISTRY.collect():
@@ -139,6 +140,8 @@ def test_every_queried_metric_is_exported(dashboard: dict[str, Any]) -> None:
         "voxmesh_interruptions_total",
         "voxmesh_errors_total",
         "voxmesh_synthesis_real_time_factor_bucket",
+        "voxmesh_telephony_calls",
+        "voxmesh_telephony_voice_to_voice_seconds_bucket",
     ):
         assert needed in used, needed
 

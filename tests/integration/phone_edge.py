@@ -22,8 +22,8 @@ class PhoneMesh:
     gateway_metrics: int
     edge_metrics: int
 
-    def url(self, query: str = "") -> str:
-        return f"ws://{self.edge.address}/twilio" + (f"?{query}" if query else "")
+    def url(self, query: str = "", path: str = "/twilio") -> str:
+        return f"ws://{self.edge.address}{path}" + (f"?{query}" if query else "")
 
     def gauge(self, name: str, which: str = "gateway", labels: str = "") -> float:
         """A gauge's value from a /metrics page (summed over label sets matching ``labels``)."""

@@ -42,13 +42,23 @@ def dtmf_text(digit: str) -> str:
 
 
 class PhoneLine(Protocol):
-    """What the bridge sends to the phone side (each protocol module's server side implements it)."""
+    """What the bridge sends to the phone side (each protocol module implements it)."""
+
+    @property
+    def held_back(self) -> int:
+        """Audio given to ``play`` but not sent yet (a line that sends whole frames holds a remainder), bytes."""
 
     async def play(self, ulaw: bytes) -> None: ...
 
     async def mark(self, name: str) -> None: ...
 
     async def clear(self) -> None: ...
+
+    async def reply_done(self) -> None:
+        """A turn's reply has all been sent (a line that frames audio sends what it held back)."""
+
+    async def flow(self, paused: bool) -> None:
+        """The phone side asked to pause (or resume) media; marks and clear still go out at once."""
 
 
 class CallBridge:
@@ -100,6 +110,8 @@ class CallBridge:
             elif isinstance(event, Interrupted):
                 await self._barge_in(event)
             elif isinstance(event, TurnComplete):
+                if event.turn_id == self._turn and event.turn_id not in self._cut:
+                    await self._line.reply_done()
                 if event.latency.voice_to_voice_ms > 0:
                     metrics.VOICE_TO_VOICE.observe(event.latency.voice_to_voice_ms / 1000.0)
                 log.info(
@@ -143,7 +155,8 @@ class CallBridge:
         name = f"voxmesh-{self._turn}-{self._mark_count}"
         if len(self._marks) >= MAX_PENDING_MARKS:
             self._marks.pop(next(iter(self._marks)))
-        self._marks[name] = (self._turn, 1000.0 * self._turn_sent / CALL_RATE_HZ)
+        # At the audio the phone side has been sent, not what the line still holds.
+        self._marks[name] = (self._turn, 1000.0 * (self._turn_sent - self._line.held_back) / CALL_RATE_HZ)
         self._since_mark = 0
         await self._line.mark(name)
 

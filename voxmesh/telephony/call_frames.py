@@ -7,6 +7,7 @@ closes that call with the reason logged, and no other call notices.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 
@@ -58,11 +59,20 @@ class CallStopped:
 
 
 @dataclass(frozen=True)
+class MediaFlow:
+    """Flow control from the phone side: ``paused`` until it says resume (Asterisk's MEDIA_XOFF/XON)."""
+
+    paused: bool
+
+
+@dataclass(frozen=True)
 class Ignored:
     """A message the protocol allows and the call has no use for (``connected``, unknown future events)."""
 
     what: str
 
 
-CallFrame = CallStart | CallerAudio | KeyPressed | MarkPlayed | CallStopped | Ignored
+CallFrame = CallStart | CallerAudio | KeyPressed | MarkPlayed | MediaFlow | CallStopped | Ignored
 DTMF_KEYS = frozenset("0123456789*#ABCD")
+#: Sends one WebSocket message (text or binary) to the phone side.
+Send = Callable[[str | bytes], Awaitable[None]]

@@ -1,10 +1,11 @@
 """The phone edge's WebSocket server: one route per protocol, auth before audio, one CallBridge per call.
 
-Routes: ``/twilio`` (Twilio Media Streams; Telnyx and Fonoster too) and
-``/healthz``. Auth (when ``--auth-token``/``--auth-tokens-file`` is set): the
+Routes: ``/twilio`` (Twilio Media Streams; Telnyx and Fonoster too),
+``/asterisk`` (Asterisk's ``chan_websocket``) and ``/healthz``. Auth (when ``--auth-token``/``--auth-tokens-file`` is set): the
 token comes in the stream URL's query (``?token=``), an ``Authorization:
 Bearer`` header, or the ``token`` custom parameter of ``start`` (Twilio's
-``<Parameter name="token">``: Twilio drops a ``<Stream url>``'s query string). A
+``<Parameter name="token">``: Twilio drops a ``<Stream url>``'s query string;
+for Asterisk, the ``token`` channel variable or ``v(token=...)`` in the dial string). A
 wrong token in the URL or header is refused at the handshake (401); otherwise
 nothing after ``start`` is read until the token has been checked. The token is
 also the bearer token the call presents to the gateway, so the gateway's own
@@ -21,8 +22,10 @@ import signal
 import ssl
 import sys
 import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -33,48 +36,47 @@ from voxmesh.bearer_tokens import BearerTokens
 from voxmesh.client import AsyncSession, Overloaded, Unauthenticated, Unavailable, VoxmeshClientError
 from voxmesh.metrics_server import start_metrics
 from voxmesh.telephony import metrics
-from voxmesh.telephony.call_bridge import CALL_RATE_HZ, CallBridge
+from voxmesh.telephony.asterisk import AsteriskLine, AsteriskStream
+from voxmesh.telephony.call_bridge import CALL_RATE_HZ, CallBridge, PhoneLine
 from voxmesh.telephony.call_frames import (
     CallerAudio,
+    CallFrame,
     CallRefused,
     CallStart,
     CallStopped,
     KeyPressed,
     MarkPlayed,
+    MediaFlow,
+    Send,
 )
 from voxmesh.telephony.settings import TelephonySettings
-from voxmesh.telephony.twilio import TwilioStream
+from voxmesh.telephony.twilio import TwilioLine, TwilioStream
 
 log = logging.getLogger("voxmesh.telephony")
 
 TWILIO_PATH = "/twilio"
+ASTERISK_PATH = "/asterisk"
 #: The ``start`` custom parameter (TwiML ``<Parameter>``) that carries the token.
 TOKEN_PARAMETER = "token"
 
 
-class TwilioLine:
-    """The PhoneLine of a Media Streams socket; a phone side that stops reading is cut off after ``timeout_s``."""
+class PhoneStream(Protocol):
+    """A protocol module's parser: one WebSocket message in, one call frame out (or CallRefused)."""
 
-    def __init__(self, websocket: ServerConnection, stream: TwilioStream, timeout_s: float) -> None:
-        self._websocket = websocket
-        self._stream = stream
-        self._timeout_s = timeout_s
+    def parse(self, message: str | bytes) -> CallFrame: ...
 
-    async def _send(self, message: str) -> None:
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                await self._websocket.send(message)
-        except TimeoutError:
-            raise CallRefused("the phone side stopped reading", outcome="hangup") from None
 
-    async def play(self, ulaw: bytes) -> None:
-        await self._send(self._stream.media(ulaw))
+@dataclass(frozen=True)
+class PhoneProtocol:
+    name: str
+    stream: Callable[[int], PhoneStream]  # max_media_bytes → a parser for one call
+    line: Callable[[Any, Send], PhoneLine]  # (that parser, send) → the bridge's line
 
-    async def mark(self, name: str) -> None:
-        await self._send(self._stream.mark(name))
 
-    async def clear(self) -> None:
-        await self._send(self._stream.clear())
+PROTOCOLS = {
+    TWILIO_PATH: PhoneProtocol("twilio", TwilioStream, TwilioLine),
+    ASTERISK_PATH: PhoneProtocol("asterisk", AsteriskStream, AsteriskLine),
+}
 
 
 def url_token(request: Request) -> str | None:
@@ -102,9 +104,10 @@ class TelephonyEdge:
         path = urllib.parse.urlsplit(request.path).path
         if path == "/healthz":
             return connection.respond(http.HTTPStatus.OK, "ok\n")
-        if path != TWILIO_PATH:
+        if path not in PROTOCOLS:
             return connection.respond(
-                http.HTTPStatus.NOT_FOUND, f"no such path; Twilio Media Streams are at {TWILIO_PATH}\n"
+                http.HTTPStatus.NOT_FOUND,
+                f"no such path; Twilio Media Streams are at {TWILIO_PATH}, Asterisk chan_websocket at {ASTERISK_PATH}\n",
             )
         token = url_token(request)
         if token is not None and not self._accepts(token):
@@ -114,20 +117,21 @@ class TelephonyEdge:
         return None
 
     async def handle(self, websocket: ServerConnection) -> None:
-        protocol = "twilio"
+        assert websocket.request is not None
+        phone = PROTOCOLS[urllib.parse.urlsplit(websocket.request.path).path]
+        protocol = phone.name
         self._open += 1
         metrics.CALLS.labels(protocol).inc()
         outcome = "hangup"
-        stream = TwilioStream(self.settings.max_media_ms * CALL_RATE_HZ // 1000)
+        stream = phone.stream(self.settings.max_media_ms * CALL_RATE_HZ // 1000)
+        call = {"protocol": protocol}
         try:
-            outcome = await self._call(websocket, stream)
+            outcome = await self._call(websocket, phone, stream, call)
         except CallRefused as exc:
             outcome = exc.outcome
             log.warning(
                 "call closed",
-                extra=logs.fields(
-                    protocol=protocol, stream_sid=stream.stream_sid, outcome=outcome, reason=exc.reason
-                ),
+                extra=logs.fields(**call, outcome=outcome, reason=exc.reason),
             )
             with contextlib.suppress(ConnectionClosed):
                 await websocket.close(exc.close_code, exc.reason[:120])
@@ -137,27 +141,29 @@ class TelephonyEdge:
                 reason = f"a message over {self.settings.max_message_bytes} bytes"
                 log.warning(
                     "call closed",
-                    extra=logs.fields(
-                        protocol=protocol, stream_sid=stream.stream_sid, outcome=outcome, reason=reason
-                    ),
+                    extra=logs.fields(**call, outcome=outcome, reason=reason),
                 )
             else:
                 log.info(
                     "call closed",
-                    extra=logs.fields(
-                        protocol=protocol, stream_sid=stream.stream_sid, outcome=outcome, reason="hung up"
-                    ),
+                    extra=logs.fields(**call, outcome=outcome, reason="hung up"),
                 )
         finally:
             self._open -= 1
             metrics.CALLS.labels(protocol).dec()
             metrics.CALLS_ENDED.labels(protocol, outcome).inc()
 
-    async def _call(self, websocket: ServerConnection, stream: TwilioStream) -> str:
-        """One call to its end; returns the outcome, raises CallRefused or ConnectionClosed."""
+    async def _call(
+        self, websocket: ServerConnection, phone: PhoneProtocol, stream: PhoneStream, call: dict[str, str]
+    ) -> str:
+        """One call to its end; returns the outcome, raises CallRefused or ConnectionClosed.
+
+        ``call`` gets the call's ids, for the log line of its end.
+        """
         assert websocket.request is not None
         token = url_token(websocket.request)
         start = await self._await_start(websocket, stream)
+        call.update(stream_sid=start.stream_id, call_sid=start.call_id)
         if token is None:
             token = start.parameters.get(TOKEN_PARAMETER)
             if not self._accepts(token):
@@ -168,15 +174,12 @@ class TelephonyEdge:
             logs.session_id_var.set(started.session_id)
         log.info(
             "call started",
-            extra=logs.fields(stream_sid=start.stream_id, call_sid=start.call_id, protocol="twilio"),
+            extra=logs.fields(**call),
         )
-        bridge = CallBridge(
-            TwilioLine(websocket, stream, self.settings.send_timeout_s),
-            session,
-            self.settings.mark_interval_ms,
-        )
+        line = phone.line(stream, self._sender(websocket))
+        bridge = CallBridge(line, session, self.settings.mark_interval_ms)
         pump = asyncio.create_task(bridge.run(), name="call-pump")
-        reader = asyncio.create_task(self._read(websocket, stream, bridge), name="call-reader")
+        reader = asyncio.create_task(self._read(websocket, stream, bridge, line), name="call-reader")
         try:
             await asyncio.wait({pump, reader}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -195,7 +198,20 @@ class TelephonyEdge:
             return "stop"
         raise CallRefused("the gateway ended the session", 1011, "gateway_error")
 
-    async def _await_start(self, websocket: ServerConnection, stream: TwilioStream) -> CallStart:
+    def _sender(self, websocket: ServerConnection) -> Send:
+        """Sends to the phone side; one that stops reading is cut off after ``send_timeout_s``."""
+        timeout_s = self.settings.send_timeout_s
+
+        async def send(message: str | bytes) -> None:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await websocket.send(message)
+            except TimeoutError:
+                raise CallRefused("the phone side stopped reading", outcome="hangup") from None
+
+        return send
+
+    async def _await_start(self, websocket: ServerConnection, stream: PhoneStream) -> CallStart:
         try:
             async with asyncio.timeout(self.settings.start_timeout_s):
                 async for message in websocket:
@@ -229,7 +245,9 @@ class TelephonyEdge:
         except VoxmeshClientError as exc:
             raise CallRefused(f"gateway: {exc.code}: {exc.message}", 1011, "gateway_error") from None
 
-    async def _read(self, websocket: ServerConnection, stream: TwilioStream, bridge: CallBridge) -> str:
+    async def _read(
+        self, websocket: ServerConnection, stream: PhoneStream, bridge: CallBridge, line: PhoneLine
+    ) -> str:
         async for message in websocket:
             frame = stream.parse(message)
             if isinstance(frame, CallerAudio):
@@ -238,6 +256,8 @@ class TelephonyEdge:
                 await bridge.mark_played(frame.name)
             elif isinstance(frame, KeyPressed):
                 await bridge.key_pressed(frame.digit)
+            elif isinstance(frame, MediaFlow):
+                await line.flow(frame.paused)
             elif isinstance(frame, CallStopped):
                 return "stop"
         raise ConnectionClosed(None, None)
@@ -274,6 +294,7 @@ class TelephonyEdge:
                     service="telephony",
                     port=port,
                     twilio=TWILIO_PATH,
+                    asterisk=ASTERISK_PATH,
                     gateway=self.settings.gateway,
                     metrics_port=metrics_port,
                     tls=tls is not None,

@@ -31,6 +31,7 @@ from voxmesh.telephony.call_frames import (
     Ignored,
     KeyPressed,
     MarkPlayed,
+    Send,
 )
 
 #: The only media format Twilio streams (``start.mediaFormat``).
@@ -155,3 +156,28 @@ def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise CallRefused(f"{data.get('event')}.{key} must be an object")
     return value
+
+
+class TwilioLine:
+    """The call bridge's PhoneLine over a Media Streams socket: media, mark and clear messages."""
+
+    held_back = 0  # every byte goes out as it comes
+
+    def __init__(self, stream: TwilioStream, send: Send) -> None:
+        self._stream = stream
+        self._send = send
+
+    async def play(self, ulaw: bytes) -> None:
+        await self._send(self._stream.media(ulaw))
+
+    async def mark(self, name: str) -> None:
+        await self._send(self._stream.mark(name))
+
+    async def clear(self) -> None:
+        await self._send(self._stream.clear())
+
+    async def reply_done(self) -> None:
+        """Twilio plays whatever length it is sent: nothing to finish."""
+
+    async def flow(self, paused: bool) -> None:
+        """Media Streams has no flow control."""
