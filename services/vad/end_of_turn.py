@@ -21,7 +21,6 @@ not depend on how fast the model runs, only on the audio.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -51,8 +50,8 @@ HISTORY_S = 8
 
 
 class TurnModel(Protocol):
-    def timed_probability(self, audio: np.ndarray, sample_rate_hz: int) -> tuple[float, float]:
-        """(P(turn complete) for audio ending at the pause, seconds the call took)."""
+    async def judge(self, audio: np.ndarray, sample_rate_hz: int) -> tuple[float, float]:
+        """(P(turn complete) for audio ending at the pause, seconds the call took), off the event loop."""
         ...
 
 
@@ -166,7 +165,7 @@ class Endpointer:
         utterance = b"".join(frame for start, frame in self._history if start >= self._utterance_start)
         audio = np.frombuffer(utterance, dtype="<i2").astype(np.float32) / 32768.0
         # ~60 ms of CPU: off the event loop, so other streams keep flowing.
-        probability, seconds = await asyncio.to_thread(self.model.timed_probability, audio, self.rate)
+        probability, seconds = await self.model.judge(audio, self.rate)
         verdict = PauseVerdict(
             last_voiced_sample=self.segmenter.last_voiced_sample,
             judged_at_sample=at_sample,

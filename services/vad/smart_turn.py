@@ -14,8 +14,12 @@ the tests (``mk/smart_turn.mk``), without installing pipecat.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import soxr
@@ -24,11 +28,26 @@ from voxmesh.errors import EngineNotInstalled
 from voxmesh.model_source import LOAD_ERRORS, ModelNotLoadable, is_local_path
 from voxmesh.services.vad.whisper_features import compute_whisper_log_mel_features
 
+log = logging.getLogger(__name__)
+
 MODEL_FILE = "smart-turn-v3.2-cpu.onnx"
 HUB_REPO = "pipecat-ai/smart-turn-v3"
 #: The model's input: 8 s at 16 kHz; shorter audio is zero-padded at the start.
 MODEL_RATE_HZ = 16_000
 WINDOW_SAMPLES = 8 * MODEL_RATE_HZ
+#: The model's thread runs this much nicer than the process (Linux: per-thread nice).
+MODEL_THREAD_NICENESS = 5
+
+
+def _below_normal_priority() -> None:
+    """The model's worker thread yields the CPU to the transcriber (voxtral's decoder) on a shared machine."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), MODEL_THREAD_NICENESS)
+    except (
+        AttributeError,
+        OSError,
+    ) as exc:  # not Linux, or not permitted: calls still run, at normal priority
+        log.warning("end-of-turn model thread keeps normal priority: %s", exc)
 
 
 def model_path(model: str) -> str:
@@ -53,7 +72,13 @@ def model_path(model: str) -> str:
 
 
 class SmartTurnModel:
-    """One ONNX session, shared by every stream of the process (calls are thread-safe)."""
+    """One ONNX session, shared by every stream of the process.
+
+    Calls run one at a time on one worker thread below normal priority
+    (:meth:`judge`): they come only at pauses, and on the 2-core CPU profile two
+    at once would take both cores from the transcriber; a queued call waits
+    ~60 ms per call ahead of it instead (BENCHMARKS.md, 4 sessions).
+    """
 
     def __init__(self, path: str) -> None:
         try:
@@ -72,6 +97,9 @@ class SmartTurnModel:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.path = path
         self._session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+        self._worker = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="end-of-turn", initializer=_below_normal_priority
+        )
 
     @classmethod
     def load(cls, model: str) -> SmartTurnModel:
@@ -93,3 +121,8 @@ class SmartTurnModel:
         began = time.perf_counter()
         probability = self.probability(audio, sample_rate_hz)
         return probability, time.perf_counter() - began
+
+    async def judge(self, audio: np.ndarray, sample_rate_hz: int) -> tuple[float, float]:
+        """:meth:`timed_probability` on the model's own thread, off the event loop, one call at a time."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, self.timed_probability, audio, sample_rate_hz)

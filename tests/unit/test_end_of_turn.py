@@ -7,6 +7,7 @@ pipecat-ai wheel); frames are classified by the real webrtcvad engine.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 
 import numpy as np
@@ -138,7 +139,7 @@ class _FixedModel:
     def __init__(self, p: float) -> None:
         self.p = p
 
-    def timed_probability(self, audio: np.ndarray, sample_rate_hz: int) -> tuple[float, float]:
+    async def judge(self, audio: np.ndarray, sample_rate_hz: int) -> tuple[float, float]:
         return self.p, 0.0
 
 
@@ -168,3 +169,36 @@ def test_a_doubtful_pause_ends_between_the_judged_pause_and_the_maximum(p: float
     pause = (ended[0].decided_at_sample - ended[0].last_voiced_sample) / per_ms
     # Decided on the first 30 ms frame boundary at or past the band's pause.
     assert pause_ms <= pause < pause_ms + 30
+
+
+def test_model_calls_run_one_at_a_time_on_a_thread_below_normal_priority(
+    model: SmartTurnModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four sessions pausing together queue their calls instead of taking both cores from the transcriber."""
+    import threading
+    import time
+
+    from voxmesh.services.vad.smart_turn import MODEL_THREAD_NICENESS
+
+    spans: list[tuple[float, float]] = []
+    niceness: list[int] = []
+    original = model.timed_probability
+
+    def recording(audio: np.ndarray, rate: int) -> tuple[float, float]:
+        began = time.perf_counter()
+        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        result = original(audio, rate)
+        spans.append((began, time.perf_counter()))
+        return result
+
+    monkeypatch.setattr(model, "timed_probability", recording)
+    audio = np.concatenate([_voiced("What time is it?"), silence(0.2)])
+
+    async def four_pauses() -> list[tuple[float, float]]:
+        return await asyncio.gather(*(model.judge(audio, RATE) for _ in range(4)))
+
+    results = asyncio.run(four_pauses())
+    assert len(results) == 4 and len({round(p, 6) for p, _ in results}) == 1
+    spans.sort()
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
+    assert niceness == [os.getpriority(os.PRIO_PROCESS, 0) + MODEL_THREAD_NICENESS] * 4
