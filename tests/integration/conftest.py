@@ -42,7 +42,8 @@ def start_mesh(start_service: Callable[..., ServiceProcess]) -> Iterator[Callabl
         stages: dict[str, ServiceProcess] = {}
         for name, args in stage_args.items():
             if name in skip:
-                stages[name] = ServiceProcess(name, free_port(), list(args))
+                # Metrics off, as start_service does: the default port may be taken.
+                stages[name] = ServiceProcess(name, free_port(), [*args, "--metrics-port", "-1"])
             else:
                 stages[name] = start_service(name, *args)
         gateway = start_service(
