@@ -19,6 +19,9 @@ Why not the ``orpheus-speech`` package: its only release (0.1.0) pins an old
 vLLM, builds an engine per call on a fresh event loop, re-parses generated
 text (losing the tokens V1 merges into one output), hard-codes ``cuda`` for
 SNAC and downloads SNAC at import time.
+
+Each phrase's token cap comes from its length (:func:`phrase_token_cap`, as in
+the transformers engine), ``--max-phrase-tokens`` being the ceiling.
 """
 
 from __future__ import annotations
@@ -36,7 +39,12 @@ from voxmesh.engine_loading import start_async_llm
 from voxmesh.errors import EngineNotInstalled, EngineUnavailable
 from voxmesh.services.orpheus.engine import SpeechEngine
 from voxmesh.services.orpheus.generation_outcome import StopReason, report_stopped, stop_reason
-from voxmesh.services.orpheus.orpheus_tokens import END_OF_SPEECH_IDS, SNAC_SAMPLE_RATE_HZ, prompt_ids
+from voxmesh.services.orpheus.orpheus_tokens import (
+    END_OF_SPEECH_IDS,
+    SNAC_SAMPLE_RATE_HZ,
+    phrase_token_cap,
+    prompt_ids,
+)
 from voxmesh.services.orpheus.snac_batcher import SnacBatcher
 from voxmesh.services.orpheus.token_audio import stream_params, tokens_to_audio
 from voxmesh.startup_lock import gpu_startup_lock
@@ -125,12 +133,16 @@ class VllmEngine(SpeechEngine):
     ) -> AsyncIterator[np.ndarray]:
         assert self.batcher is not None, "start() was not awaited"
         ids = prompt_ids(self.tokenizer, voice, text)
-        audio = tokens_to_audio(self._generate(ids, first_in_turn), self.batcher, self.params)
+        # A run that misses end-of-speech speaks noise up to its cap: a short phrase's is short.
+        cap = phrase_token_cap(len(text), self.settings.max_phrase_tokens)
+        audio = tokens_to_audio(self._generate(ids, first_in_turn, cap), self.batcher, self.params)
         async with contextlib.aclosing(audio) as chunks:
             async for chunk in chunks:
                 yield chunk
 
-    async def _generate(self, ids: list[int], first_in_turn: bool) -> AsyncIterator[list[int]]:
+    async def _generate(
+        self, ids: list[int], first_in_turn: bool, max_tokens: int
+    ) -> AsyncIterator[list[int]]:
         from vllm import SamplingParams, TokensPrompt
         from vllm.sampling_params import RequestOutputKind
 
@@ -141,7 +153,7 @@ class VllmEngine(SpeechEngine):
             temperature=settings.temperature,
             top_p=settings.top_p,
             repetition_penalty=settings.repetition_penalty,
-            max_tokens=settings.max_phrase_tokens,
+            max_tokens=max_tokens,
             # Exactly the transformers engine's eos_token_id list; ignore_eos keeps
             # vLLM from adding the checkpoint's own EOS on top (the set is the same
             # for Orpheus, but one list decides, in both engines).
@@ -171,7 +183,7 @@ class VllmEngine(SpeechEngine):
                         # closes us as soon as it sees the end id, and closing vLLM's
                         # generator then would abort a request that has finished.
                         finished = True
-                        reason = stop_reason(new, tokens, settings.max_phrase_tokens)
+                        reason = stop_reason(new, tokens, max_tokens)
                         last = new
                     elif new:
                         yield new

@@ -23,7 +23,7 @@ import pytest
 pytest.importorskip("vllm")
 
 from voxmesh.processes import ServiceProcess, free_port
-from voxmesh.services.orpheus.orpheus_tokens import END_OF_AI, SAMPLES_PER_FRAME
+from voxmesh.services.orpheus.orpheus_tokens import END_OF_AI, SAMPLES_PER_FRAME, phrase_token_cap
 from voxmesh.services.orpheus.random_checkpoint import save_orpheus, save_snac
 from voxmesh.services.orpheus.settings import OrpheusSettings
 from voxmesh.services.orpheus.stream_client import OrpheusStream
@@ -116,32 +116,56 @@ async def test_unknown_voice(orpheus: ServiceProcess) -> None:
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "voice" in (err.value.details() or "")
 
 
+#: The ceiling of long_phrases: each phrase is capped lower, from its length (phrase_token_cap).
+LONG_CEILING = 3000
+#: One phrase (no clause break) of 151 characters: a cap of 1414 tokens, ~30 s of generation
+#: here, so a cancel sent at its first audio lands long before it could end.
+LONG_PHRASE = (
+    "A very long phrase that keeps going on and on without any pause at all because it is "
+    "meant to be spoken for a long time by the speech model under test."
+)
+
+
 @pytest.fixture(scope="module")
 def long_phrases(checkpoint: tuple[str, str]) -> Iterator[ServiceProcess]:
-    yield from _serve(checkpoint, 3000)
+    yield from _serve(checkpoint, LONG_CEILING)
+
+
+async def test_a_phrase_is_capped_by_its_length_under_the_ceiling(long_phrases: ServiceProcess) -> None:
+    # The frame-following checkpoint never ends speech on its own: the phrase runs to its cap,
+    # its length's budget (133 tokens for "Next."), not the 3000-token ceiling.
+    cap = phrase_token_cap(len("Next."), LONG_CEILING)
+    assert cap < LONG_CEILING
+    async with OrpheusStream(long_phrases.address) as stream:
+        await stream.text(1, "Next.")
+        await stream.end_of_text(1)
+        audio = _audio(await stream.until_done(1))
+    assert sum(len(a.pcm) for a in audio) == cap // 7 * 2 * SAMPLES_PER_FRAME
 
 
 async def test_cancel_aborts_the_request(long_phrases: ServiceProcess) -> None:
+    before = len(_log_lines(long_phrases, "generation stopped"))
     async with OrpheusStream(long_phrases.address) as stream:
-        await stream.text(1, "A very long phrase.")
+        await stream.text(1, LONG_PHRASE)
         await stream.end_of_text(1)
         while (await stream.next_event()).WhichOneof("event") != "audio":
             pass
         await stream.cancel(1)
-        await stream.text(2, "Next.")
+        await stream.text(2, LONG_PHRASE)
         await stream.end_of_text(2)
         while (event := await asyncio.wait_for(stream.next_event(), 60)).WhichOneof("event") != "audio":
             pass
         assert event.audio.turn_id == 2
         await stream.cancel(2)
     for _ in range(100):
-        stops = _log_lines(long_phrases, "generation stopped")
+        stops = _log_lines(long_phrases, "generation stopped")[before:]
         if len(stops) >= 2:
             break
         await asyncio.sleep(0.1)
     assert len(stops) == 2
+    cap = phrase_token_cap(len(LONG_PHRASE), LONG_CEILING)
     assert all(
-        json.loads(line)["reason"] == "cancelled" and json.loads(line)["tokens"] < 3000 for line in stops
+        json.loads(line)["reason"] == "cancelled" and json.loads(line)["tokens"] < cap for line in stops
     )
 
 
