@@ -14,19 +14,22 @@ Asterisk dials the edge (``Dial(WebSocket/voxmesh/c(ulaw))`` with a
 
 We send the reply as BINARY frames of whole ``optimal_frame_size`` multiples
 (Asterisk drops a partial frame's bytes, so a remainder is held back for the
-next chunk and padded with silence when the reply ends), ``MARK_MEDIA`` after
-each chunk, and ``FLUSH_MEDIA`` on a barge-in. While Asterisk says XOFF, audio
-and marks wait here (in order, bounded) and are sent on XON; ``FLUSH_MEDIA``
-never waits, and drops what waits here too.
+next chunk and padded with silence when the reply ends), paced a little ahead
+of real time, ``MARK_MEDIA`` after each chunk, and ``FLUSH_MEDIA`` on a
+barge-in. While Asterisk says XOFF, audio and marks wait here (in order,
+bounded) and are sent on XON; ``FLUSH_MEDIA`` never waits, and drops what waits here too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import time
 from collections import deque
 from typing import Any
 
-from voxmesh.g711 import ULAW_SILENCE
+from voxmesh.g711 import G711_RATE_HZ, ULAW_SILENCE
 from voxmesh.telephony.call_frames import (
     DTMF_KEYS,
     CallerAudio,
@@ -42,9 +45,12 @@ from voxmesh.telephony.call_frames import (
 
 #: The codec this edge speaks (``c(ulaw)`` in the dial string).
 ASTERISK_FORMAT = "ulaw"
-#: Asterisk closes a socket (and hangs up) on a message above 65 500 bytes: stay well under.
-MAX_MEDIA_MESSAGE_BYTES = 32_000
-#: Audio held while Asterisk says XOFF, µ-law bytes (60 s): past it the call is closed.
+#: Frames per BINARY message we send (100 ms; Asterisk's limit is 65 500 bytes a message).
+FRAMES_PER_MESSAGE = 5
+#: How far ahead of real time reply audio is sent, s. Asterisk queues ~18 s before MEDIA_XOFF,
+#: so XOFF then only comes when its channel stalls, and a barge-in's FLUSH_MEDIA drops at most this.
+LEAD_S = 1.0
+#: Reply audio waiting here (paced or held by XOFF), µ-law bytes (60 s): past it the call is closed.
 MAX_HELD_BYTES = 60 * 8_000
 
 
@@ -141,15 +147,24 @@ class AsteriskStream:
 
 
 class AsteriskLine:
-    """The call bridge's PhoneLine over a chan_websocket socket: whole frames, marks, flush, XOFF/XON."""
+    """The call bridge's PhoneLine over a chan_websocket socket: whole frames, paced, marks, flush, XOFF/XON.
+
+    Reply audio is queued here and sent by :meth:`run` at most ``LEAD_S`` ahead
+    of real time (the reply comes from the gateway faster than that), so
+    Asterisk's queue stays far below its XOFF level and a ``FLUSH_MEDIA`` has
+    little to discard; while Asterisk says XOFF (its channel stalled), nothing
+    is sent until XON. Marks keep their place among the frames.
+    """
 
     def __init__(self, stream: AsteriskStream, send: Send) -> None:
         self._stream = stream
         self._send = send
         self._partial = b""  # less than one frame, held for the next chunk
         self._paused = False
-        self._held: deque[str | bytes] = deque()  # what waits for XON, in order
-        self._held_bytes = 0
+        self._queue: deque[str | bytes] = deque()  # frames and marks not sent yet, in order
+        self._queued_bytes = 0
+        self._playout_end = 0.0  # perf_counter s when the audio sent so far has played
+        self._wake = asyncio.Event()
 
     @property
     def held_back(self) -> int:
@@ -159,45 +174,59 @@ class AsteriskLine:
         data = self._partial + ulaw
         whole = len(data) - len(data) % self._stream.frame_bytes
         self._partial = data[whole:]
-        for start in range(
-            0, whole, MAX_MEDIA_MESSAGE_BYTES - MAX_MEDIA_MESSAGE_BYTES % self._stream.frame_bytes
-        ):
-            end = min(
-                whole, start + MAX_MEDIA_MESSAGE_BYTES - MAX_MEDIA_MESSAGE_BYTES % self._stream.frame_bytes
-            )
-            await self._out(data[start:end])
+        step = self._stream.frame_bytes * max(1, int(FRAMES_PER_MESSAGE))
+        for start in range(0, whole, step):
+            self._enqueue(data[start : min(whole, start + step)])
 
     async def mark(self, name: str) -> None:
-        await self._out(self._stream.command("MARK_MEDIA", correlation_id=name))
+        self._enqueue(self._stream.command("MARK_MEDIA", correlation_id=name))
 
     async def reply_done(self) -> None:
         if self._partial:
             pad = bytes([ULAW_SILENCE]) * (self._stream.frame_bytes - len(self._partial))
             self._partial, last = b"", self._partial + pad
-            await self._out(last)
+            self._enqueue(last)
 
     async def clear(self) -> None:
-        self._held.clear()
-        self._held_bytes = 0
+        # Never waits behind queued audio (nor XOFF): what is queued here is dropped with it.
+        self._queue.clear()
+        self._queued_bytes = 0
         self._partial = b""
+        self._playout_end = time.perf_counter()
         await self._send(self._stream.command("FLUSH_MEDIA"))
 
     async def flow(self, paused: bool) -> None:
         self._paused = paused
-        while not self._paused and self._held:
-            item = self._held.popleft()
-            if isinstance(item, bytes):
-                self._held_bytes -= len(item)
-            await self._send(item)
+        self._wake.set()
 
-    async def _out(self, item: str | bytes) -> None:
-        if not self._paused:
-            await self._send(item)
-            return
+    def _enqueue(self, item: str | bytes) -> None:
         if isinstance(item, bytes):
-            if self._held_bytes + len(item) > MAX_HELD_BYTES:
+            if self._queued_bytes + len(item) > MAX_HELD_BYTES:
                 raise CallRefused(
-                    f"Asterisk said MEDIA_XOFF and held it past {MAX_HELD_BYTES // 8000} s of reply"
+                    f"more than {MAX_HELD_BYTES // 8000} s of reply waiting for Asterisk (MEDIA_XOFF)"
                 )
-            self._held_bytes += len(item)
-        self._held.append(item)
+            self._queued_bytes += len(item)
+        self._queue.append(item)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Send what is queued, paced and flow-controlled, until cancelled (the call's end)."""
+        while True:
+            if not self._queue or self._paused:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            item = self._queue[0]
+            if isinstance(item, bytes):
+                now = time.perf_counter()
+                ahead = self._playout_end - now
+                if ahead > LEAD_S:
+                    self._wake.clear()
+                    # A clear or an XOFF wakes it early.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), ahead - LEAD_S)
+                    continue
+                self._queued_bytes -= len(item)
+                self._playout_end = max(self._playout_end, now) + len(item) / G711_RATE_HZ
+            self._queue.popleft()
+            await self._send(item)

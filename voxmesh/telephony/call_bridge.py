@@ -58,7 +58,10 @@ class PhoneLine(Protocol):
         """A turn's reply has all been sent (a line that frames audio sends what it held back)."""
 
     async def flow(self, paused: bool) -> None:
-        """The phone side asked to pause (or resume) media; marks and clear still go out at once."""
+        """The phone side asked to pause (or resume) media; clear still goes out at once."""
+
+    async def run(self) -> None:
+        """Send what the line queues (paced, flow-controlled) until cancelled at the call's end."""
 
 
 class CallBridge:

@@ -180,15 +180,16 @@ class TelephonyEdge:
         bridge = CallBridge(line, session, self.settings.mark_interval_ms)
         pump = asyncio.create_task(bridge.run(), name="call-pump")
         reader = asyncio.create_task(self._read(websocket, stream, bridge, line), name="call-reader")
+        sender = asyncio.create_task(line.run(), name="call-sender")
         try:
-            await asyncio.wait({pump, reader}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({pump, reader, sender}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (pump, reader):
+            for task in (pump, reader, sender):
                 task.cancel()
-            results = await asyncio.gather(pump, reader, return_exceptions=True)
+            results = await asyncio.gather(pump, reader, sender, return_exceptions=True)
             await session.close()
-        pump_result, reader_result = results
-        for result in (reader_result, pump_result):
+        pump_result, reader_result, sender_result = results
+        for result in (reader_result, pump_result, sender_result):
             if isinstance(result, VoxmeshClientError):
                 raise CallRefused(f"gateway: {result.code}: {result.message}", 1011, "gateway_error")
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):

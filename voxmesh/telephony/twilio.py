@@ -15,6 +15,7 @@ on an ``outbound`` track is ignored.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -181,3 +182,7 @@ class TwilioLine:
 
     async def flow(self, paused: bool) -> None:
         """Media Streams has no flow control."""
+
+    async def run(self) -> None:
+        """Nothing is queued here (Twilio buffers and paces): wait for the call's end."""
+        await asyncio.Event().wait()
