@@ -70,6 +70,7 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServicer):
                 barge_in_min_speech_ms=self._settings.barge_in_min_speech_ms,
                 speculate_after_ms=self._settings.speculate_after_ms,
                 hold_unfinished_ms=self._settings.hold_unfinished_ms,
+                tool_result_timeout_s=self._settings.tool_result_timeout_s,
                 metadata=metadata,  # type: ignore[arg-type]
                 input_limits=InputLimits(
                     options.input_sample_rate_hz, self._settings.max_input_messages_per_s

@@ -17,6 +17,10 @@ keeps listening until the pause reaches --hold-unfinished-ms, and speech in
 that time continues it (gateway.unfinished_words). Both live in the turn's
 listening phase, which owns their transitions (gateway.endpointing): the
 session hands it vad's events and carries out what it decides.
+Tool calls a reply makes are bound to its turn (gateway.tool_calls owns their
+state): held with a tentative reply, sent only once the turn is confirmed,
+cancelled with the turn, timed out; the session hands it the events and
+carries out its Effects.
 
 All state is touched from the one event loop, so there are no locks: the
 client reader, the three stage readers and the watchdog each run as a task
@@ -51,6 +55,7 @@ from voxmesh.gateway.playback_position import estimated_played_ms
 from voxmesh.gateway.session_options import SessionOptions
 from voxmesh.gateway.speculation import Speculation, TentativeReply
 from voxmesh.gateway.stage_link import StageFailure, StageLink
+from voxmesh.gateway.tool_calls import FAILED, INTERRUPTED, Effects, ToolCalls
 from voxmesh.gateway.turn import SpokenPhrase, Turn, TurnState
 from voxmesh.gateway.turn_instructions import TurnInstructions
 from voxmesh.gateway.unfinished_words import EndpointHold
@@ -100,6 +105,7 @@ class Session:
         barge_in_min_speech_ms: int = DEFAULT_MIN_SPEECH_MS,
         speculate_after_ms: int = 0,
         hold_unfinished_ms: int = 0,
+        tool_result_timeout_s: float = 30.0,
     ) -> None:
         self.session_id = session_id
         # Joins tiny audio chunks and refuses absurd message rates (gateway.input_limits).
@@ -119,6 +125,7 @@ class Session:
         self._next_stage_turn_id = 1
         self._speculation = Speculation(speculate_after_ms)
         self._hold = EndpointHold(hold_unfinished_ms)
+        self._tools = ToolCalls(options.tools, tool_result_timeout_s)
         self._audio_seq = 0
         self._cancelled: set[int] = set()
         self._turn_spans: dict[int, trace.Span] = {}
@@ -168,6 +175,8 @@ class Session:
                     system_prompt=options.system_prompt,
                     sample_rate_hz=PIPELINE_SAMPLE_RATE_HZ,
                     history=self.conversation.exchanges,
+                    tools=options.tools.tools,
+                    tool_choice=options.tools.choice,
                 )
             ),
             self._on_voxtral,
@@ -263,6 +272,7 @@ class Session:
         if turn is not None and turn.state in (TurnState.LISTENING, TurnState.REPLYING):
             self._cancel_upstream(turn, turn.spoken_text(time.perf_counter()))
             self._end_span(turn, "session closed")
+        self._tools.close()  # no call stays in progress past its session
         await asyncio.gather(self.vad.abort(), self.voxtral.abort(), self.orpheus.abort())
 
     @property
@@ -289,8 +299,13 @@ class Session:
                     await self._on_audio(request.audio.pcm)
                 elif kind == "text":
                     await self._on_text(request.text.text, request.text.instructions)
+                elif kind == "reply" and self._tools.waiting_for_reply:
+                    # The turn's calls are answered: its reply goes on (OpenAI's response.create).
+                    self._apply_tools(self._tools.continue_reply())
                 elif kind == "reply":
                     await self._on_text("", request.reply.instructions, reply_only=True)
+                elif kind == "tool_result":
+                    self._apply_tools(self._tools.result(request.tool_result, time.perf_counter()))
                 elif kind == "context":
                     self._instructions.add_context(request.context.text)
                 elif kind == "instructions":
@@ -600,13 +615,19 @@ class Session:
             turn.reply_done = True
             turn.prompt_tokens = event.prompt_tokens
             # As voxtral records it; a barge-in later keeps only what was heard (_interrupt).
-            self.conversation.record(turn.turn_id, self._user_words(turn), turn.reply_text)
+            self.conversation.record(
+                turn.turn_id, self._user_words(turn), turn.reply_text, self._tools.history(turn.turn_id)
+            )
             if not turn.reply_text.strip():
                 # transcribe mode (or an empty reply): the turn ends with no audio.
                 self._complete(turn)
             elif not replayed and not self._end_of_text(turn):
                 self._stage_error(Stage.STAGE_ORPHEUS, "UNAVAILABLE", "orpheus stream is down", turn)
                 self._end_turn(turn, "orpheus down")
+        elif kind == "tool_calls":
+            self._apply_tools(
+                self._tools.made(turn.turn_id, turn.stage_turn_id, event, time.perf_counter()), turn
+            )
         elif kind == "failed":
             self._stage_error(Stage.STAGE_VOXTRAL, event.code, event.message, turn, event.retryable)
             self.orpheus.send(
@@ -618,7 +639,9 @@ class Session:
         """Voxtral's answer to a tentative turn: orpheus gets the text now, the client nothing yet."""
         assert turn.tentative is not None
         turn.tentative.hold("voxtral", message)
-        if kind == "reply":
+        if kind == "tool_calls":
+            self._tools.hold(turn.stage_turn_id, message.tool_calls)  # sent only if the endpoint confirms
+        elif kind == "reply":
             if turn.first_token is None:
                 turn.first_token = time.perf_counter()
             first = not turn.tentative.fed_orpheus
@@ -747,8 +770,12 @@ class Session:
         self._cancel_upstream(turn, spoken)
         turn.listening.abandon()
         self._cancelled.add(turn.turn_id)
+        self._apply_tools(self._tools.cancel_turn(turn.turn_id, INTERRUPTED))
         if was_replying:
-            self.conversation.record(turn.turn_id, self._user_words(turn), spoken)
+            # Calls still open were just cancelled: only answered ones are kept with what was heard.
+            self.conversation.record(
+                turn.turn_id, self._user_words(turn), spoken, self._tools.history(turn.turn_id)
+            )
         if turn.state is not TurnState.LISTENING and was_replying:
             sent_ms = 1000.0 * turn.audio_samples_sent / self.options.output_sample_rate_hz
             self._emit(
@@ -770,6 +797,8 @@ class Session:
         tentative = dropped or turn.tentative
         # A tentative reply was never heard: voxtral forgets it, user side included.
         discard = tentative is not None
+        if discard:
+            self._tools.discard(turn.stage_turn_id)  # its held calls never reach the client
         cancel = common_pb2.CancelTurn(turn_id=turn.stage_turn_id, spoken_text=spoken_text, discard=discard)
         self.voxtral.send(voxtral_pb2.RespondRequest(cancel=cancel))
         if turn.state is TurnState.REPLYING or (tentative is not None and tentative.fed_orpheus):
@@ -791,6 +820,7 @@ class Session:
             return
         turn.state = TurnState.ENDED
         self._cancelled.add(turn.turn_id)
+        self._apply_tools(self._tools.cancel_turn(turn.turn_id, FAILED))
         metrics.TURNS.labels("failed").inc()
         log.info("turn ended early", extra=logs.fields(turn_id=turn.turn_id, reason=reason))
         self._end_span(turn, reason)
@@ -867,12 +897,16 @@ class Session:
             # it hears silence) is dropped and reported as an Error naming it.
             for link in (self.vad, self.voxtral, self.orpheus):
                 link.drop_if_stuck()
+            self._apply_tools(self._tools.expired(time.perf_counter()))
             turn = self._turn
             if turn is not None and turn.state is TurnState.LISTENING:
                 # A client that stopped sending audio inside a hold: the audio clock never gets there.
                 if (endpoint := turn.listening.due(self._clock.head, time.perf_counter())) is not None:
                     await self._endpoint(turn, endpoint)
             if turn is None or turn.state is not TurnState.REPLYING:
+                continue
+            if self._tools.awaiting(turn.stage_turn_id):
+                self._touch()  # the client owes the answer, not a stage: its own timeout applies
                 continue
             if time.perf_counter() - self._last_progress > self._stage_timeout_s:
                 stage = Stage.STAGE_ORPHEUS if turn.reply_done else Stage.STAGE_VOXTRAL
@@ -881,6 +915,21 @@ class Session:
                 )
                 self._cancel_upstream(turn, turn.spoken_text(time.perf_counter()))
                 self._end_turn(turn, "stage timeout")
+
+    # ------------------------------------------------------------- tools
+
+    def _apply_tools(self, effects: Effects, turn: Turn | None = None) -> None:
+        """Carry out what gateway.tool_calls decided: events out, refusals, results on to voxtral."""
+        for message in effects.to_client:
+            self._emit(message)
+        for field_name, reason in effects.refused:
+            stage = Stage.STAGE_VOXTRAL if field_name.startswith("tool_call.") else Stage.STAGE_GATEWAY
+            self._stage_error(
+                stage, "INVALID_ARGUMENT", f"{field_name}: {reason}", turn or self._turn, retryable=True
+            )
+        for results in effects.to_voxtral:
+            self._touch()  # the reply goes on: voxtral owes the next answer from now
+            self.voxtral.send(voxtral_pb2.RespondRequest(tool_results=results))
 
     # ------------------------------------------------------------- output
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from voxmesh.audio import DEFAULT_OUTPUT_SAMPLE_RATE_HZ, PIPELINE_SAMPLE_RATE_HZ, check_sample_rate
 from voxmesh.errors import InvalidArgument
+from voxmesh.gateway.tool_calls import DeclaredTools, declared_tools
 from voxmesh.language import DEFAULT_LANGUAGE, language_code
 from voxmesh.turn_detection import PREFIX_PADDING_RANGE_MS, SILENCE_DURATION_RANGE_MS
 from voxmesh.v1 import common_pb2, conversation_pb2
@@ -29,6 +30,8 @@ class SessionOptions:
     eagerness: int = common_pb2.EAGERNESS_UNSPECIFIED
     hangover_ms: int = 0
     pre_roll_ms: int = 0
+    #: config.tools / tool_choice / tools_wait_for_reply, checked (gateway.tool_calls).
+    tools: DeclaredTools = field(default_factory=DeclaredTools)
 
 
 def _check_enum(value: int, enum: object, field: str) -> int:
@@ -87,4 +90,5 @@ def session_options(config: conversation_pb2.SessionConfig, default_voice: str =
         eagerness=_check_enum(turn.eagerness, common_pb2.Eagerness, "config.turn_detection.eagerness"),
         hangover_ms=turn.silence_duration_ms,
         pre_roll_ms=turn.prefix_padding_ms,
+        tools=declared_tools(config),
     )

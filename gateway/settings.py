@@ -64,6 +64,12 @@ class GatewaySettings(ServiceSettings):
         "is held until the pause reaches this, from the last voiced sample; speech before then "
         "continues the turn (English only); 0: off",
     )
+    tool_result_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="A ToolCall with no ToolResult by then is cancelled at the client and the reply is "
+        "told that the tool failed, so nothing stays in progress",
+    )
     barge_in_min_speech_ms: int = Field(
         350,
         ge=0,

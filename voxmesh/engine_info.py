@@ -11,3 +11,5 @@ class EngineInfo:
     model: str = ""
     #: True for stand-ins that are not the real model (``echo``, ``espeak``).
     is_fallback: bool = False
+    #: voxtral: how tool calls are made ("model", a stand-in's rule); empty: none.
+    tool_calls: str = ""

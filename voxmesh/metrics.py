@@ -62,6 +62,19 @@ HELD_ENDPOINTS = Counter(
     "Endpoints held because the words so far end unfinished, by outcome (held, then continued or released)",
     ["outcome"],
 )
+TOOL_CALLS = Counter(
+    "voxmesh_tool_calls",
+    "Tool calls by outcome: called (sent to the client), held (made in a tentative reply), "
+    "discarded (held, the tentative reply dropped), answered, cancelled (barge-in, failed turn, "
+    "session end), timed_out (no result within --tool-result-timeout-s), invalid_arguments, "
+    "refused_result (a ToolResult for an unknown, cancelled or answered call)",
+    ["outcome"],
+)
+TOOL_RESULT_LATENCY = Histogram(
+    "voxmesh_tool_result_latency_seconds",
+    "ToolCall sent to the client until its ToolResult arrived",
+    buckets=(*LATENCY_BUCKETS_S, 30.0, 60.0),
+)
 INTERRUPTIONS = Counter("voxmesh_interruptions_total", "Replies cut short by barge-in or Control.INTERRUPT")
 ERRORS = Counter(
     "voxmesh_errors_total", "Errors reported to clients, by stage and status code", ["stage", "code"]

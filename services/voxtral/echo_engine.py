@@ -4,6 +4,11 @@ It is not Voxtral and says so (``is_fallback``): pocketsphinx transcribes the
 utterance (its English model ships in its wheel) while the user speaks, and
 the reply repeats what it heard, streamed word by word like a model's
 deltas. It lets the whole mesh run on a laptop with no GPU and no weights.
+
+Tool calls are faked by a documented rule (services.voxtral.tools.ECHO_STAND_IN_RULE,
+sent in EngineInfo.tool_calls): a transcript that names a declared tool calls
+it with the transcript as its argument, and the reply after the results
+repeats them, so the CPU mesh exercises the whole tool-call path.
 """
 
 from __future__ import annotations
@@ -19,6 +24,13 @@ from voxmesh.audio import float_to_pcm16
 from voxmesh.engine_info import EngineInfo
 from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, ReplyEngine, Sampling
 from voxmesh.services.voxtral.pocketsphinx_pool import DecoderWorkers
+from voxmesh.services.voxtral.tools import (
+    ECHO_STAND_IN_RULE,
+    ToolOutcome,
+    Tools,
+    stand_in_calls,
+    stand_in_reply,
+)
 
 #: What the echo says when pocketsphinx heard nothing it could spell.
 NOTHING_HEARD = "Sorry, I did not catch that."
@@ -59,7 +71,9 @@ class EchoEngine(ReplyEngine):
 
     @property
     def info(self) -> EngineInfo:
-        return EngineInfo(engine="echo", model="pocketsphinx en-us", is_fallback=True)
+        return EngineInfo(
+            engine="echo", model="pocketsphinx en-us", is_fallback=True, tool_calls=ECHO_STAND_IN_RULE
+        )
 
     async def start(self) -> None:
         # Start the workers and load a decoder in each before SERVING, so the
@@ -75,7 +89,20 @@ class EchoEngine(ReplyEngine):
     def count_tokens(self, text: str) -> int:
         return len(text.split()) + 1
 
-    async def generate(self, messages: list[Message], sampling: Sampling) -> AsyncIterator[Delta]:
+    async def generate(
+        self, messages: list[Message], sampling: Sampling, tools: Tools | None = None
+    ) -> AsyncIterator[Delta]:
+        prompt_tokens = sum(self._prompt_tokens(m) for m in messages)
+        if messages and messages[-1].role == "tool":
+            # The calls were answered: say what the results say.
+            outcomes: list[ToolOutcome] = []
+            for message in reversed(messages):
+                if message.role != "tool" or message.outcome is None:
+                    break
+                outcomes.insert(0, message.outcome)
+            async for delta in self._speak(stand_in_reply(outcomes), sampling, prompt_tokens):
+                yield delta
+            return
         user = messages[-1]
         heard = user.text
         if user.audio is not None:
@@ -93,8 +120,28 @@ class EchoEngine(ReplyEngine):
             reply = f"I was told: {told}" if told else NOTHING_HEARD
         else:
             reply = f"You said: {heard}." if heard else NOTHING_HEARD
+        calls = stand_in_calls(heard, tools) if tools is not None and heard else []
+        if calls:
+            await asyncio.sleep(0)
+            yield Delta(
+                text="",
+                finish_reason="tool_calls",
+                prompt_tokens=prompt_tokens,
+                generated_tokens=len(calls),
+                tool_calls=tuple(calls),
+            )
+            return
+        async for delta in self._speak(reply, sampling, prompt_tokens):
+            yield delta
+
+    def _prompt_tokens(self, message: Message) -> int:
+        """Words of the message, its calls and its result: what a model would read."""
+        calls = sum(self.count_tokens(f"{c.name} {c.arguments_json}") for c in message.tool_calls)
+        result = self.count_tokens(message.outcome.content) if message.outcome is not None else 0
+        return self.count_tokens(message.text) + calls + result
+
+    async def _speak(self, reply: str, sampling: Sampling, prompt_tokens: int) -> AsyncIterator[Delta]:
         words = re.findall(r"\S+\s*", reply)[: sampling.max_tokens]
-        prompt_tokens = sum(self.count_tokens(m.text) for m in messages)
         for i, word in enumerate(words):
             # Yield to the loop between words, as a model streaming tokens would.
             await asyncio.sleep(0)

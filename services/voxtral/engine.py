@@ -25,6 +25,7 @@ import numpy as np
 
 from voxmesh.engine_info import EngineInfo
 from voxmesh.errors import InvalidArgument
+from voxmesh.services.voxtral.tools import ToolCallOut, ToolOutcome, Tools
 
 if TYPE_CHECKING:
     from voxmesh.services.voxtral.settings import VoxtralSettings
@@ -34,10 +35,14 @@ ENGINES = ("echo", "null", "transformers", "vllm")
 
 @dataclass
 class Message:
-    role: Literal["system", "user", "assistant"]
+    role: Literal["system", "user", "assistant", "tool"]
     text: str = ""
     #: 16 kHz float32 mono; only on the current user turn in ``audio`` mode.
     audio: np.ndarray | None = None
+    #: An assistant message's tool calls (its text, if any, came before them).
+    tool_calls: tuple[ToolCallOut, ...] = ()
+    #: A ``tool`` message: one call's result, following the assistant message that made the call.
+    outcome: ToolOutcome | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,9 @@ class Delta:
     finish_reason: str | None = None
     prompt_tokens: int = 0
     generated_tokens: int = 0
+    #: On the last delta of a reply that ends in calls (finish_reason "tool_calls"):
+    #: the calls, parsed once the model finished writing them.
+    tool_calls: tuple[ToolCallOut, ...] = ()
 
 
 class LiveTranscriber(abc.ABC):
@@ -101,7 +109,10 @@ class ReplyEngine(abc.ABC):
     def transcriber(self, language: str) -> LiveTranscriber: ...
 
     @abc.abstractmethod
-    def generate(self, messages: list[Message], sampling: Sampling) -> AsyncIterator[Delta]: ...
+    def generate(
+        self, messages: list[Message], sampling: Sampling, tools: Tools | None = None
+    ) -> AsyncIterator[Delta]:
+        """Stream the reply; ``tools``: the session's, offered to the model (None or empty: no tools)."""
 
     @abc.abstractmethod
     def count_tokens(self, text: str) -> int:

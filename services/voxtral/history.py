@@ -7,16 +7,23 @@ long system prompt therefore shortens the remembered conversation; it never
 squeezes the reply or fails a turn. After a barge-in the assistant's side
 of a turn is replaced by what the user actually heard, so the model never
 believes it said words that were cut off.
+
+A turn that called tools keeps its answered calls with their results, in
+the order mistral-common's format requires (the user, the assistant's calls,
+one result per call, then what the assistant said); calls cancelled with a
+barge-in are not kept, so a result that came too late never enters it. Calls
+and results count against the same budget as the words.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from voxmesh import logs
 from voxmesh.services.voxtral.engine import Message
+from voxmesh.services.voxtral.tools import ToolOutcome
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +34,7 @@ class _Exchange:
     user: str
     assistant: str
     tokens: int
+    tools: list[ToolOutcome] = field(default_factory=list)
 
 
 class History:
@@ -71,11 +79,15 @@ class History:
         prompt = instructions.strip() if instructions else self.system_prompt
         out = [Message("system", prompt)] if prompt else []
         for exchange in self._exchanges:
-            out += [Message("user", exchange.user), Message("assistant", exchange.assistant)]
+            out.append(Message("user", exchange.user))
+            if exchange.tools:
+                out.append(Message("assistant", tool_calls=tuple(t.call for t in exchange.tools)))
+                out += [Message("tool", outcome=t) for t in exchange.tools]
+            out.append(Message("assistant", exchange.assistant))
         return [*out, user]
 
-    def record(self, turn_id: int, user: str, assistant: str) -> None:
-        """Keep an exchange.
+    def record(self, turn_id: int, user: str, assistant: str, tools: Sequence[ToolOutcome] = ()) -> None:
+        """Keep an exchange (``tools``: its answered calls, in call order).
 
         One whose user side has no words is not kept: its reply would follow
         the previous reply with no user turn between them.
@@ -83,8 +95,8 @@ class History:
         if not user.strip():
             log.info("turn left out of history: no transcript", extra=logs.fields(turn_id=turn_id))
             return
-        tokens = self._count(user) + self._count(assistant)
-        self._exchanges.append(_Exchange(turn_id, user, assistant, tokens))
+        tokens = self._count(user) + self._count(assistant) + self._tool_tokens(tools)
+        self._exchanges.append(_Exchange(turn_id, user, assistant, tokens, list(tools)))
         self._trim()
 
     def amend(self, turn_id: int, heard: str) -> None:
@@ -92,11 +104,18 @@ class History:
         for exchange in self._exchanges:
             if exchange.turn_id == turn_id:
                 exchange.assistant = heard
-                exchange.tokens = self._count(exchange.user) + self._count(heard)
+                exchange.tokens = (
+                    self._count(exchange.user) + self._count(heard) + self._tool_tokens(exchange.tools)
+                )
 
     def forget(self, turn_id: int) -> None:
         """Drop a recorded exchange (a tentative reply the user spoke on past)."""
         self._exchanges = [e for e in self._exchanges if e.turn_id != turn_id]
+
+    def _tool_tokens(self, tools: Sequence[ToolOutcome]) -> int:
+        return sum(
+            self._count(f"{t.call.name} {t.call.arguments_json}") + self._count(t.content) for t in tools
+        )
 
     def _trim(self) -> None:
         budget = self.turn_budget

@@ -13,6 +13,7 @@ import numpy as np
 
 from voxmesh.engine_info import EngineInfo
 from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, ReplyEngine, Sampling
+from voxmesh.services.voxtral.tools import Tools
 
 REPLY = ("Okay. ", "That ", "is ", "noted.")
 #: Not empty: a turn with an empty transcript gets no reply (NO_SPEECH), and this engine hears nothing.
@@ -38,7 +39,9 @@ class NullEngine(ReplyEngine):
     def count_tokens(self, text: str) -> int:
         return len(text.split()) + 1
 
-    async def generate(self, messages: list[Message], sampling: Sampling) -> AsyncIterator[Delta]:
+    async def generate(
+        self, messages: list[Message], sampling: Sampling, tools: Tools | None = None
+    ) -> AsyncIterator[Delta]:
         for i, word in enumerate(REPLY):
             await asyncio.sleep(0)
             last = i == len(REPLY) - 1

@@ -18,6 +18,7 @@ from voxmesh.services.voxtral.engine import ReplyEngine
 from voxmesh.services.voxtral.history import History
 from voxmesh.services.voxtral.session import RespondSession
 from voxmesh.services.voxtral.settings import VoxtralSettings
+from voxmesh.services.voxtral.tool_messages import history_tools, session_tools
 from voxmesh.v1 import common_pb2, voxtral_pb2, voxtral_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,8 @@ class VoxtralServicer(voxtral_pb2_grpc.VoxtralServicer):
         # The conversation so far, kept by the gateway: a stream opened on this
         # replica after another one died or drained goes on where it was.
         for exchange in config.history:
-            history.record(exchange.turn_id, exchange.user, exchange.assistant)
-        return RespondSession(self.engine, self.settings, mode, language, history)
+            history.record(exchange.turn_id, exchange.user, exchange.assistant, history_tools(exchange))
+        return RespondSession(self.engine, self.settings, mode, language, history, session_tools(config))
 
     def _context_budget(self, mode: int) -> int:
         """What the context leaves for the instructions and past turns, after the reply and this turn.
@@ -118,6 +119,7 @@ class VoxtralServicer(voxtral_pb2_grpc.VoxtralServicer):
                     engine=info.engine,
                     model=info.model,
                     is_fallback=info.is_fallback,
+                    tool_calls=info.tool_calls,
                     # Load, for the gateway's placement of its next sessions.
                     sessions_in_use=self.slots.active,
                     max_sessions=self.slots.limit,

@@ -28,6 +28,7 @@ from voxmesh.metrics import REPLY_QUEUE_DEPTH, STAGE_LATENCY
 from voxmesh.services.voxtral.engine import LiveTranscriber, Message, ReplyEngine, Sampling
 from voxmesh.services.voxtral.history import History
 from voxmesh.services.voxtral.settings import VoxtralSettings
+from voxmesh.services.voxtral.tools import MAX_TOOL_ROUNDS, ToolCallOut, ToolOutcome, Tools
 from voxmesh.turn_outcomes import ClosedTurns, turn_failed
 from voxmesh.v1 import common_pb2, voxtral_pb2
 
@@ -65,6 +66,12 @@ class Turn:
     trace_context: Mapping[str, str] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
     started_at: float = field(default_factory=time.perf_counter)
+    #: Calls of the reply still waiting for their ToolResults (by call id).
+    pending_calls: dict[str, ToolCallOut] = field(default_factory=dict)
+    #: The gateway's ToolResults for pending_calls, handed over by the reader.
+    results: asyncio.Queue[list[ToolOutcome]] = field(default_factory=asyncio.Queue)
+    #: Answered calls, in call order: what the history keeps of the turn's tools.
+    outcomes: list[ToolOutcome] = field(default_factory=list)
 
 
 class RespondSession:
@@ -75,8 +82,11 @@ class RespondSession:
         mode: int,
         language: str,
         history: History,
+        tools: Tools | None = None,
     ) -> None:
         self.engine = engine
+        #: The session's tools (RespondConfig.tools), offered on every reply.
+        self.tools = tools or Tools()
         self.settings = settings
         self.mode = mode
         self.language = language
@@ -137,6 +147,8 @@ class RespondSession:
                     self._on_text(request.text)
                 elif kind == "cancel":
                     self._on_cancel(request.cancel)
+                elif kind == "tool_results":
+                    self._on_tool_results(request.tool_results)
                 elif kind == "config":
                     raise InvalidArgument("config", "sent twice: the config is the first message only")
                 else:
@@ -250,6 +262,28 @@ class RespondSession:
             self.last_turn_id = cancel.turn_id
             self.closed.remember(cancel.turn_id, "cancelled")
 
+    def _on_tool_results(self, message: voxtral_pb2.ToolResults) -> None:
+        turn = self.turns.get(message.turn_id)
+        if turn is None:
+            if self.closed.get(message.turn_id) is not None:
+                return  # the turn was cancelled (barge-in) as the results crossed: dropped
+            raise InvalidArgument("tool_results.turn_id", f"turn {message.turn_id} is not open")
+        if not turn.pending_calls:
+            raise InvalidArgument("tool_results.turn_id", f"turn {message.turn_id} has no calls waiting")
+        answered = {r.call_id: r for r in message.results}
+        if set(answered) != set(turn.pending_calls) or len(answered) != len(message.results):
+            raise InvalidArgument(
+                "tool_results.results",
+                f"one result per waiting call of turn {message.turn_id} "
+                f"({', '.join(sorted(turn.pending_calls))}), got {', '.join(r.call_id for r in message.results)}",
+            )
+        outcomes = [
+            ToolOutcome(call, answered[call_id].output, answered[call_id].error)
+            for call_id, call in turn.pending_calls.items()
+        ]
+        turn.pending_calls = {}
+        turn.results.put_nowait(outcomes)
+
     # ---------------------------------------------------------------- turns
 
     async def _run_turn(self, turn: Turn, previous: asyncio.Task[None] | None) -> None:
@@ -290,7 +324,7 @@ class RespondSession:
                 # wait(), not await: the previous turn's cancel must not cancel this one.
                 await asyncio.wait([previous])
             await self._reply(turn, user, span, transcriber)
-            self.history.record(turn.turn_id, turn.transcript, turn.reply)
+            self.history.record(turn.turn_id, turn.transcript, turn.reply, turn.outcomes)
             self._close(turn, "done")
         except asyncio.CancelledError:
             raise
@@ -409,26 +443,49 @@ class RespondSession:
         turn.replying = True
         asked = time.perf_counter()
         done = voxtral_pb2.ReplyDone(turn_id=turn.turn_id, finish_reason="stop")
-        generation = self.engine.generate(self.history.messages(user, turn.instructions), self.sampling)
+        messages = self.history.messages(user, turn.instructions)
+        tools = self.tools
+        generated = 0
         _REPLIES_WAITING.inc()  # until the first token, or the end of a failed or cancelled reply
         try:
-            async with contextlib.aclosing(generation) as deltas:
-                async for delta in deltas:
-                    if not first_token.is_set():
-                        first_token.set()
-                        _REPLIES_WAITING.dec()
-                        STAGE_LATENCY.labels("voxtral_first_token").observe(time.perf_counter() - asked)
-                        span.add_event("first_token")
-                    if delta.text:
-                        turn.reply += delta.text
-                        await self._emit(reply=voxtral_pb2.ReplyDelta(turn_id=turn.turn_id, delta=delta.text))
-                    if delta.finish_reason is not None:
-                        done = voxtral_pb2.ReplyDone(
-                            turn_id=turn.turn_id,
-                            finish_reason=delta.finish_reason,
-                            prompt_tokens=delta.prompt_tokens,
-                            generated_tokens=delta.generated_tokens,
-                        )
+            for round_ in range(1, MAX_TOOL_ROUNDS + 2):
+                calls: tuple[ToolCallOut, ...] = ()
+                said = len(turn.reply)
+                generation = self.engine.generate(messages, self.sampling, tools)
+                async with contextlib.aclosing(generation) as deltas:
+                    async for delta in deltas:
+                        if not first_token.is_set():
+                            first_token.set()
+                            _REPLIES_WAITING.dec()
+                            STAGE_LATENCY.labels("voxtral_first_token").observe(time.perf_counter() - asked)
+                            span.add_event("first_token")
+                        if delta.text:
+                            turn.reply += delta.text
+                            await self._emit(
+                                reply=voxtral_pb2.ReplyDelta(turn_id=turn.turn_id, delta=delta.text)
+                            )
+                        if delta.finish_reason is not None:
+                            calls = delta.tool_calls
+                            generated += delta.generated_tokens
+                            done = voxtral_pb2.ReplyDone(
+                                turn_id=turn.turn_id,
+                                finish_reason="stop" if calls else delta.finish_reason,
+                                prompt_tokens=delta.prompt_tokens,
+                                generated_tokens=generated,
+                            )
+                if not calls:
+                    break
+                # The calls go out whole, once the model finished them; the reply goes on from
+                # their results (the gateway answers a call that never gets one with an error).
+                outcomes = await self._call_tools(turn, calls)
+                turn.outcomes += outcomes
+                messages = [
+                    *messages,
+                    Message("assistant", turn.reply[said:], tool_calls=calls),
+                    *(Message("tool", outcome=o) for o in outcomes),
+                ]
+                if round_ >= MAX_TOOL_ROUNDS:
+                    tools = Tools(self.tools.specs, "none")  # the last round must speak
         finally:
             if not first_token.is_set():
                 first_token.set()
@@ -442,6 +499,20 @@ class RespondSession:
         )
         return done
 
+    async def _call_tools(self, turn: Turn, calls: tuple[ToolCallOut, ...]) -> list[ToolOutcome]:
+        turn.pending_calls = {call.call_id: call for call in calls}
+        log.info("tool calls made", extra=logs.fields(turn_id=turn.turn_id, calls=len(calls)))
+        await self._emit(
+            tool_calls=voxtral_pb2.ReplyToolCalls(
+                turn_id=turn.turn_id,
+                calls=[
+                    voxtral_pb2.ReplyToolCall(call_id=c.call_id, name=c.name, arguments_json=c.arguments_json)
+                    for c in calls
+                ],
+            )
+        )
+        return await turn.results.get()
+
     async def _emit(self, **event: object) -> None:
         await self.out.put(voxtral_pb2.RespondResponse(**event))  # type: ignore[arg-type]
 
@@ -452,7 +523,8 @@ class RespondSession:
         if turn.task is not None:
             turn.task.cancel()
         if turn.replying and spoken_text is not None:
-            self.history.record(turn.turn_id, turn.transcript, spoken_text)
+            # Calls still waiting were cancelled with the turn: only answered ones are kept.
+            self.history.record(turn.turn_id, turn.transcript, spoken_text, turn.outcomes)
         log.info("turn cancelled", extra=logs.fields(turn_id=turn.turn_id, replying=turn.replying))
         self._close(turn, "cancelled")
 
