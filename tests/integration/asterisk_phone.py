@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from voxmesh.g711 import ulaw_encode
 
@@ -64,7 +65,9 @@ class AsteriskCall:
     _stalled_until: float = 0.0
 
     async def dial(self, start: bool = True) -> AsteriskCall:
-        self._ws = await connect(self.url, max_size=None)
+        # websocket_client.conf's `protocols = media`.
+        self._ws = await connect(self.url, max_size=None, subprotocols=[Subprotocol("media")])
+        assert self._ws.subprotocol == "media"
         self._tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._play())]
         if start:
             await self.event(

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -213,3 +217,16 @@ async def test_token_in_the_stream_url_is_accepted(mesh: PhoneMesh) -> None:
     await phone.talk(np.concatenate([quiet(0.3), speech_8k("hello there"), quiet(1.2)]))
     await phone.wait_for("media")
     await phone.hang_up()
+
+
+def test_the_readmes_phone_example_runs_as_written(mesh: PhoneMesh) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (code,) = re.findall(r"<!-- phone-example [^\n]*-->\n```python\n(.*?)\n```", readme, re.DOTALL)
+    assert "ws://127.0.0.1:8081/twilio" in code
+    code = code.replace("ws://127.0.0.1:8081/twilio", mesh.url(f"token={TOKEN}"))
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    seconds = float(re.fullmatch(r"([\d.]+) s of µ-law reply\n", run.stdout).group(1))  # type: ignore[union-attr]
+    assert seconds > 0.5, run.stdout

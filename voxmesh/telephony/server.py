@@ -22,7 +22,7 @@ import signal
 import ssl
 import sys
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from voxmesh import logs
 from voxmesh.bearer_tokens import BearerTokens
@@ -56,6 +57,7 @@ log = logging.getLogger("voxmesh.telephony")
 
 TWILIO_PATH = "/twilio"
 ASTERISK_PATH = "/asterisk"
+ASTERISK_SUBPROTOCOL = "media"
 #: The ``start`` custom parameter (TwiML ``<Parameter>``) that carries the token.
 TOKEN_PARAMETER = "token"
 
@@ -115,6 +117,13 @@ class TelephonyEdge:
         if self._open >= self.settings.max_sessions:
             return connection.respond(http.HTTPStatus.TOO_MANY_REQUESTS, "too many calls\n")
         return None
+
+    @staticmethod
+    def _select_subprotocol(
+        connection: ServerConnection, offered: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
+        # Asterisk's websocket_client offers "media" (protocols = media) and expects it back.
+        return Subprotocol(ASTERISK_SUBPROTOCOL) if ASTERISK_SUBPROTOCOL in offered else None
 
     async def handle(self, websocket: ServerConnection) -> None:
         assert websocket.request is not None
@@ -283,6 +292,7 @@ class TelephonyEdge:
             self.settings.host,
             self.settings.port,
             process_request=self._process_request,
+            select_subprotocol=self._select_subprotocol,
             max_size=self.settings.max_message_bytes,
             ssl=tls,
             server_header="voxmesh-telephony",
