@@ -37,8 +37,9 @@ class TurnInstructions:
         text = text.strip()
         if not text:
             raise InvalidArgument("context.text", "empty text")
-        used = sum(len(c) for c in self._context)
-        if used + len(text) > MAX_SYSTEM_PROMPT_CHARS:
+        # Separators count: voxtral's bound on a turn's instructions is this plus the prompt.
+        used = sum(len(c) + 2 for c in self._context)
+        if used + len(text) + 2 > MAX_SYSTEM_PROMPT_CHARS:
             raise InvalidArgument(
                 "context.text",
                 f"the session's context would exceed {MAX_SYSTEM_PROMPT_CHARS} characters ({used} used)",

@@ -544,7 +544,12 @@ class RespondSession:
         self.closed.remember(turn.turn_id, outcome)
 
 
+#: A turn's instructions: its own or the session's (8000 at most) and the session's
+#: added context (8000 at most, separators included), as the gateway bounds them.
+MAX_INSTRUCTIONS_CHARS = 16_384
+
+
 def _instructions(text: str, field_name: str) -> str:
-    if len(text) > MAX_TEXT_CHARS:
-        raise InvalidArgument(field_name, f"{len(text)} characters exceeds {MAX_TEXT_CHARS}")
+    if len(text) > MAX_INSTRUCTIONS_CHARS:
+        raise InvalidArgument(field_name, f"{len(text)} characters exceeds {MAX_INSTRUCTIONS_CHARS}")
     return text

@@ -215,7 +215,7 @@ async def error_for(ws: Any, frame: str | bytes) -> dict[str, Any]:
         ("[1, 2]", None, "invalid_json"),
         (b"\x00\x01", None, "invalid_json"),
         ('{"type": "voxmesh.teleport"}', "type", "invalid_value"),
-        ('{"type": "conversation.item.delete", "item_id": "x"}', "type", "unsupported"),
+        ('{"type": "conversation.item.delete", "item_id": "x"}', "item_id", "invalid_value"),
         ('{"type": "input_audio_buffer.append", "audio": "***"}', "audio", "invalid_value"),
         ('{"type": "input_audio_buffer.append", "audio": "AAAA"}', "audio", "invalid_value"),  # 3 bytes: odd
         (
@@ -248,6 +248,11 @@ async def error_for(ws: Any, frame: str | bytes) -> dict[str, Any]:
             '{"type": "response.create", "response": {"tools": [{"type": "function", "name": "f"}]}}',
             "response.tools",
             "unsupported",
+        ),
+        (
+            json.dumps({"type": "response.create", "response": {"instructions": "x" * 8_001}}),
+            "response.instructions",
+            "invalid_value",
         ),
         (
             '{"type": "response.create", "response": {"metadata": {"client_event_id": 7}}}',

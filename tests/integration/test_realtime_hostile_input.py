@@ -72,7 +72,12 @@ session_fields = st.fixed_dictionaries(
                         "turn_detection": st.none()
                         | st.fixed_dictionaries(
                             {"type": st.sampled_from(["server_vad", "semantic_vad"])},
-                            optional={"threshold": json_values, "silence_duration_ms": json_values},
+                            optional={
+                                "threshold": json_values,
+                                "silence_duration_ms": json_values,
+                                "prefix_padding_ms": json_values,
+                                "eagerness": st.sampled_from(["low", "auto", "x"]) | json_values,
+                            },
                         ),
                     },
                 ),
@@ -96,6 +101,20 @@ events = st.one_of(
     st.builds(
         lambda item: {"type": "conversation.item.create", "item": item},
         st.dictionaries(st.sampled_from(["type", "role", "content", "id"]), json_values, max_size=4),
+    ),
+    st.builds(
+        lambda role, text: {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]},
+        },
+        st.sampled_from(["system", "assistant", "user", "developer"]) | json_values,
+        st.text(max_size=30) | json_values,
+    ),
+    st.builds(
+        lambda response: {"type": "response.create", "response": response},
+        st.fixed_dictionaries(
+            {}, optional={"instructions": st.text(max_size=30) | json_values, "metadata": json_values}
+        ),
     ),
 )
 frames = st.one_of(

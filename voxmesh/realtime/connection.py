@@ -79,6 +79,9 @@ _GATEWAY_MESSAGE_FIELDS = {
 _CONTEXT_ROLES = {"system": "{}", "assistant": "Earlier in this conversation you said: {}"}
 #: Content part types that carry text in a message item.
 _TEXT_PARTS = {"input_text", "output_text", "text"}
+#: The gateway's bound on instructions, a turn's own and all context together
+#: (conversation.proto): checked here, because over it the gateway ends the whole stream.
+MAX_INSTRUCTIONS_CHARS = 8_000
 #: OpenAI's limits on response.metadata: 16 pairs, keys up to 64 characters, values up to 512.
 _METADATA_MAX = (16, 64, 512)
 SendJson = Callable[[dict[str, Any]], Awaitable[None]]
@@ -156,6 +159,10 @@ class RealtimeConnection:
         self._active: Response | None = None
         self._last_item: str | None = None
         self._done_items: dict[str, str] = {}  # assistant item id → final status
+        #: Every item of the conversation, and those the client deleted (see _delete).
+        self._items: set[str] = set()
+        self._deleted: set[str] = set()
+        self._context_chars = 0
         #: Truncates waiting for the gateway's Interrupted, by turn id.
         self._truncating: dict[int, asyncio.Future[Interrupted]] = {}
 
@@ -236,6 +243,11 @@ class RealtimeConnection:
                     param=_GATEWAY_FIELDS[fixed[0]],
                 )
             # Instructions can change mid-call (LiveKit's update_instructions, an agent handoff).
+            if len(config.instructions) > MAX_INSTRUCTIONS_CHARS:
+                raise ProtocolError(
+                    f"instructions longer than {MAX_INSTRUCTIONS_CHARS} characters",
+                    param="session.instructions",
+                )
             await self._session.update_instructions(config.instructions)
         elif changed:
             fresh = await self._open_with_voice_fallback(config)
@@ -249,7 +261,8 @@ class RealtimeConnection:
         for adjustment in config.adjustments:
             await self._warn("value_adjusted", adjustment, adjustment.split(":", 1)[0])
         started = self._session.started
-        if config.turn_type == "semantic_vad" and started is not None and started.vad.end_of_turn == "silence":
+        semantic_asked = config.turn_type == "semantic_vad" and "end_of_turn" in changed
+        if semantic_asked and started is not None and started.vad.end_of_turn == "silence":
             await self._warn(
                 "semantic_vad_unavailable",
                 "semantic_vad is served by silence endpointing: the vad service has no end-of-turn "
@@ -264,7 +277,9 @@ class RealtimeConnection:
         """
         voice_field = _GATEWAY_FIELDS["voice"]
         try:
-            return _Opened(await open_gateway(self._gateway, self._token, config, self._gateway_options), config)
+            return _Opened(
+                await open_gateway(self._gateway, self._token, config, self._gateway_options), config
+            )
         except ProtocolError as exc:
             if exc.param != voice_field or not config.voice:
                 raise
@@ -325,7 +340,7 @@ class RealtimeConnection:
         if item.get("type", "message") != "message":
             raise unsupported("item.type", f"{item.get('type')!r} items (only messages)")
         role = item.get("role")
-        if role != "user" and role not in _CONTEXT_ROLES:
+        if not isinstance(role, str) or (role != "user" and role not in _CONTEXT_ROLES):
             raise ProtocolError(
                 f"item.role must be 'user', 'system' or 'assistant', got {role!r}", param="item.role"
             )
@@ -335,7 +350,11 @@ class RealtimeConnection:
         kinds = {"input_text"} if role == "user" else _TEXT_PARTS
         texts = []
         for i, part in enumerate(content):
-            if not isinstance(part, dict) or part.get("type") not in kinds:
+            if (
+                not isinstance(part, dict)
+                or not isinstance(part.get("type"), str)
+                or part["type"] not in kinds
+            ):
                 kind = part.get("type") if isinstance(part, dict) else part
                 raise unsupported(f"item.content[{i}].type", f"{kind!r} content (only {sorted(kinds)})")
             text = part.get("text")
@@ -345,14 +364,27 @@ class RealtimeConnection:
         given = item.get("id")
         item_id = given if isinstance(given, str) and given else self._ids.new("item")
         text = "\n".join(texts)
-        if role == "user":
+        if item_id in self._deleted:
+            # An item put back after its delete (how LiveKit updates one): the
+            # history still holds it, so it is no new turn and no new context.
+            self._deleted.discard(item_id)
+            added = user_text_item(item_id, text) if role == "user" else context_item(item_id, role, text)
+        elif role == "user":
             self._pending_text.append((item_id, text))
             added = user_text_item(item_id, text)
         else:
             # Context for every later reply, not a turn: voxtral is told it after the
             # session's instructions (the history holds only what was said and heard).
+            context = _CONTEXT_ROLES[role].format(text).strip()
+            if self._context_chars + len(context) > MAX_INSTRUCTIONS_CHARS:
+                raise ProtocolError(
+                    f"the conversation's system and assistant items hold at most {MAX_INSTRUCTIONS_CHARS} "
+                    f"characters together ({self._context_chars} used)",
+                    param="item.content",
+                )
+            self._context_chars += len(context)
             self._spoken = True
-            await self._session.add_context(_CONTEXT_ROLES[role].format(text))
+            await self._session.add_context(context)
             added = context_item(item_id, role, text)
         await self._item_added(added)
         await self._emit("conversation.item.done", item=added, previous_item_id=None)
@@ -389,8 +421,13 @@ class RealtimeConnection:
             }:
                 raise ProtocolError(f"unknown parameter {key!r}", param=param, code="unknown_parameter")
         instructions = params.get("instructions")
-        if instructions is not None and not isinstance(instructions, str):
-            raise ProtocolError("instructions must be a string", param="response.instructions")
+        if instructions is not None and (
+            not isinstance(instructions, str) or len(instructions) > MAX_INSTRUCTIONS_CHARS
+        ):
+            raise ProtocolError(
+                f"instructions must be a string of at most {MAX_INSTRUCTIONS_CHARS} characters",
+                param="response.instructions",
+            )
         metadata = _metadata(params.get("metadata"))
         if self._active is not None or self._awaiting:
             raise ProtocolError(
@@ -470,6 +507,28 @@ class RealtimeConnection:
             return
         # Already cut (a barge-in, a cancel): the history kept what was heard then.
         await self._emit("conversation.item.truncated", item_id=item_id, content_index=0, audio_end_ms=end_ms)
+
+    async def _delete(self, event: dict[str, Any]) -> None:
+        """Delete an item from the conversation the client sees.
+
+        A user text item not answered yet is dropped for good. Anything already
+        said or heard stays in the gateway's history (a reply as far as it was
+        heard: a barge-in or truncate cut it already); the delete is answered,
+        and a later create under the same id is that item back, not a new turn.
+        LiveKit updates an item by deleting and re-creating it, after every
+        interruption and whenever its copy of an item differs from the server's.
+        """
+        item_id = event.get("item_id")
+        if not isinstance(item_id, str):
+            raise ProtocolError("item_id must be a string", param="item_id")
+        if item_id not in self._items:
+            raise ProtocolError(f"no item {item_id!r} in this conversation", param="item_id")
+        pending = [entry for entry in self._pending_text if entry[0] != item_id]
+        if len(pending) == len(self._pending_text):
+            self._deleted.add(item_id)
+        self._pending_text = pending
+        self._items.discard(item_id)
+        await self._emit("conversation.item.deleted", item_id=item_id)
 
     async def _cut_at(self, response: Response, end_ms: int) -> Interrupted:
         """Interrupt ``response``'s turn with the client's playback position: the gateway keeps
@@ -653,6 +712,7 @@ class RealtimeConnection:
     async def _item_added(self, item: dict[str, Any]) -> None:
         await self._emit("conversation.item.added", item=item, previous_item_id=self._last_item)
         self._last_item = item["id"]
+        self._items.add(item["id"])
 
     async def _ensure_item(self, response: Response) -> None:
         if response.item_added:
@@ -727,10 +787,10 @@ _HANDLERS: dict[str, Callable[[RealtimeConnection, dict[str, Any]], Awaitable[No
     "response.create": RealtimeConnection._response_create,
     "response.cancel": RealtimeConnection._response_cancel,
     "conversation.item.truncate": RealtimeConnection._truncate,
+    "conversation.item.delete": RealtimeConnection._delete,
 }
 #: Client events of the GA protocol voxmesh has no counterpart for.
 _UNSUPPORTED = {
-    "conversation.item.delete",
     "conversation.item.retrieve",
     "output_audio_buffer.clear",
     "transcription_session.update",

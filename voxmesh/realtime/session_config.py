@@ -247,7 +247,7 @@ def _turn_detection(value: Any, param: str) -> dict[str, Any]:
         },
     )
     kind = td.get("type")
-    if kind not in _END_OF_TURN:
+    if not isinstance(kind, str) or kind not in _END_OF_TURN:
         raise unsupported(
             f"{param}.type", f"turn detection {kind!r} (only 'server_vad', 'semantic_vad' or null)"
         )
@@ -259,7 +259,7 @@ def _turn_detection(value: Any, param: str) -> dict[str, Any]:
                 f"{param}.{key}", f"{key}=false (the gateway always answers and always lets a user barge in)"
             )
     eagerness = td.get("eagerness")
-    if eagerness is not None and eagerness not in _EAGERNESS:
+    if eagerness is not None and (not isinstance(eagerness, str) or eagerness not in _EAGERNESS):
         raise ProtocolError(
             f"eagerness must be one of {sorted(_EAGERNESS)}, got {eagerness!r}", param=f"{param}.eagerness"
         )
