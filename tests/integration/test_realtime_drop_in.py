@@ -12,6 +12,7 @@ how these tests see what reached voxtral.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Iterator
 from typing import Any
@@ -248,3 +249,25 @@ async def test_per_turn_instructions_reach_voxtral_for_that_turn_only(edge: Edge
         # hold the instructions again had the history kept them.
         assert prompts[1] - prompts[0] >= len(LONG_INSTRUCTIONS.split()) - len("Be brief.".split())
         assert prompts[0] < prompts[2] < prompts[1]
+
+
+async def test_truncate_at_the_end_of_a_reply_cuts_nothing_and_is_no_error(edge: EdgeMesh) -> None:
+    """Pipecat truncates at min(wall time, audio length) when the user speaks as a reply ends."""
+    async with client(edge).realtime.connect(model="gpt-realtime") as conn:
+        await conn.recv()
+        typed = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "hello there"}],
+        }
+        await conn.conversation.item.create(item=typed)
+        await conn.response.create()
+        done = await until(conn, "response.done")
+        audio_ms = int(len(reply_audio(done)) / 2 / 24)  # PCM16 at 24 kHz: whole ms, rounded down
+        item_id = done[-1].response.output[0].id
+        # Played out by the gateway's clock too: no barge-in left to make, nothing to cut.
+        await asyncio.sleep(audio_ms / 1000 + 0.5)
+        await conn.conversation.item.truncate(item_id=item_id, content_index=0, audio_end_ms=audio_ms)
+        answer = await conn.recv()
+        assert answer.type == "conversation.item.truncated", answer
+        assert answer.item_id == item_id and answer.audio_end_ms == audio_ms

@@ -89,6 +89,9 @@ SendJson = Callable[[dict[str, Any]], Awaitable[None]]
 #: round trip when the reply is still playing by the gateway's clock; none
 #: comes when that clock says it was all heard (then history keeps all of it).
 TRUNCATE_WAIT_S = 2.0
+#: A truncate this close to a reply's end is at its end (clients round their
+#: position down to whole ms, or to the frame they had played).
+_LAST_FRAME_MS = 20
 
 
 @dataclass(frozen=True)
@@ -486,6 +489,14 @@ class RealtimeConnection:
         status = self._done_items.get(item_id)
         if response is None or response.turn_id is None:
             raise ProtocolError(f"no assistant item {item_id!r} in this conversation", param="item_id")
+        sent_ms = response.extras.get("voxmesh", {}).get("reply_audio_ms")
+        if status == "completed" and sent_ms is not None and end_ms >= sent_ms - _LAST_FRAME_MS:
+            # Cut at its end: nothing to cut, the history holds what was all heard.
+            # Pipecat sends this when the user speaks just as a reply finished playing.
+            await self._emit(
+                "conversation.item.truncated", item_id=item_id, content_index=0, audio_end_ms=end_ms
+            )
+            return
         if status != "incomplete":
             # The gateway cuts only its latest turn: an older reply is in the history in full.
             if response.turn_id != max([*self._turns, *self._speech_items]):
