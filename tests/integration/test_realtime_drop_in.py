@@ -17,13 +17,16 @@ import base64
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 from openai import AsyncOpenAI
 
 from tests.integration.realtime_edge import EdgeMesh, edge_mesh
 from tests.integration.test_mesh_turn_taking import SMART_TURN
 from tests.integration.test_realtime_edge import reply_audio, spoken, types, until
+from voxmesh.audio import float_to_pcm16
 from voxmesh.client import AsyncSession, TurnComplete
+from voxmesh.synthetic_speech import silence
 
 #: LiveKit RealtimeModel()'s session.update, as it sends it (voice "marin", semantic_vad).
 LIVEKIT_SESSION = {
@@ -271,3 +274,23 @@ async def test_truncate_at_the_end_of_a_reply_cuts_nothing_and_is_no_error(edge:
         answer = await conn.recv()
         assert answer.type == "conversation.item.truncated", answer
         assert answer.item_id == item_id and answer.audio_end_ms == audio_ms
+
+
+async def test_a_turn_with_no_words_is_a_warning_and_an_incomplete_response_not_an_error(
+    edge: EdgeMesh,
+) -> None:
+    """A cough or a tone taken for speech: nothing to answer, and nothing the client did wrong."""
+    tone = np.concatenate([silence(0.3, 24_000), 0.5 * np.sin(2 * np.pi * 440 * np.arange(24_000) / 24_000)])
+    pcm = float_to_pcm16(np.concatenate([tone.astype(np.float32), silence(1.5, 24_000)]))
+    async with client(edge).realtime.connect(model="gpt-realtime") as conn:
+        await conn.recv()
+        for start in range(0, len(pcm), 9600):
+            await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[start : start + 9600]).decode())
+        events = await until(conn, "response.done")
+        assert "error" not in types(events), [e for e in events if e.type == "error"]
+        assert [e.warning["code"] for e in events if e.type == "voxmesh.warning"] == ["no_speech"]
+        assert events[-1].response.status == "incomplete"
+        assert events[-1].response.status_details.reason == "no_speech"
+        # The conversation goes on: speech is answered.
+        done = await speak_turn(conn, "hello world")
+        assert done[-1].response.status == "completed"

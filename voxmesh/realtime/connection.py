@@ -675,6 +675,14 @@ class RealtimeConnection:
 
     async def _on_stage_error(self, event: StageError) -> None:
         code = event.code.lower()
+        if code == "no_speech":
+            # A cough or noise taken for speech: no words, so no reply. Nothing the
+            # client did wrong, and Pipecat ends its connection on any error event.
+            await self._warn(code, f"{event.stage}: {event.message}", "audio")
+            unheard = self._turns.get(event.turn_id)
+            if unheard is not None and unheard is self._active:
+                await self._finish(unheard, "incomplete", {"type": "incomplete", "reason": "no_speech"})
+            return
         await self.send_error(
             ProtocolError(f"{event.stage}: {event.message}", code=code, error_type="server_error"), None
         )
