@@ -120,7 +120,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             f"--{name}-args",
             default="",
             metavar="FLAGS",
-            help=f'flags for `voxmesh serve {name}`, one string (e.g. "--log-level debug"); they win over the defaults',
+            help=f'flags for `voxmesh serve {name}`, one string (e.g. --{name}-args="--log-level debug"); '
+            "they win over the shipped ones",
         )
     p.add_argument(
         "--startup-timeout", type=float, default=600.0, help="seconds each service may take to load"
