@@ -11,7 +11,8 @@ utterances, as Twilio streams a call.
 
 - voice-to-voice (client clock): the last voiced frame of the utterance sent →
   the first reply audio received (``media`` / ``AudioOut``). The VAD's hangover
-  is in both.
+  is in all. A third session sends the phone's 8 kHz audio over gRPC (PCM16,
+  8 kHz both ways), which separates what the edge adds from what 8 kHz costs.
 - barge-in → clear (cpu engines): while a long reply plays, the caller talks
   over it; the first voiced frame sent → ``clear`` received. The gateway waits
   for ``--barge-in-min-speech-ms`` (350) of voiced audio before it calls it a
@@ -134,6 +135,38 @@ class Phone:
         return next((m for m in self.media if m > t), None)
 
 
+class GrpcSide:
+    """A gRPC session with a live microphone at its rate: one spoken turn at a time."""
+
+    def __init__(self, session: AsyncSession, rate_hz: int) -> None:
+        self.session = session
+        self.first: list[float] = []
+        self.done = asyncio.Event()
+        self.mic = Microphone(rate_hz, session.send_audio)
+        #: The gateway's own figures of each turn (TurnComplete.latency), ms.
+        self.vad_decision_ms: list[float] = []
+        self.gateway_v2v_ms: list[float] = []
+
+    async def events(self) -> None:
+        async for event in self.session.events():
+            if isinstance(event, AudioOut):
+                self.first.append(time.perf_counter())
+            elif isinstance(event, TurnComplete):
+                self.vad_decision_ms.append(event.latency.vad_decision_ms)
+                self.gateway_v2v_ms.append(event.latency.voice_to_voice_ms)
+                self.done.set()
+
+    async def turn(self, speech: np.ndarray) -> float:
+        """Voice-to-voice of one spoken turn, s."""
+        self.done.clear()
+        self.mic.say(speech)
+        await until(lambda: not self.mic.talking)
+        end = self.mic.last_sent
+        await until(lambda: any(t > end for t in self.first))
+        await asyncio.wait_for(self.done.wait(), 60)
+        return next(t for t in self.first if t > end) - end
+
+
 async def until(predicate: Any, timeout_s: float = 60.0) -> None:
     deadline = time.perf_counter() + timeout_s
     while not predicate():
@@ -150,37 +183,28 @@ async def quiet_for(phone: Phone, seconds: float) -> None:
 async def measure(gateway: str, url: str, turns: int, barge_ins: int) -> dict[str, Any]:
     rows: dict[str, list[float]] = {
         "grpc_v2v": [],
+        "grpc_8k_v2v": [],
         "phone_v2v": [],
         "barge_in_to_clear": [],
         "dtmf_to_clear": [],
     }
-    async with await AsyncSession.connect(gateway, sample_rate_hz=16000) as session, ws_connect(url) as ws:
+    async with (
+        await AsyncSession.connect(gateway, sample_rate_hz=16000) as session,
+        await AsyncSession.connect(gateway, sample_rate_hz=8000, output_sample_rate_hz=8000) as session_8k,
+        ws_connect(url) as ws,
+    ):
         phone = Phone(ws)
         await phone.start()
-        grpc_first: list[float] = []
-        grpc_done = asyncio.Event()
-
-        async def grpc_events() -> None:
-            async for event in session.events():
-                if isinstance(event, AudioOut):
-                    grpc_first.append(time.perf_counter())
-                elif isinstance(event, TurnComplete):
-                    grpc_done.set()
-
-        grpc_mic = Microphone(16000, session.send_audio)
-        tasks = [
-            asyncio.create_task(t) for t in (phone.receive(), phone.mic.run(), grpc_mic.run(), grpc_events())
-        ]
+        grpc, grpc_8k = GrpcSide(session, 16000), GrpcSide(session_8k, 8000)
+        tasks = [asyncio.create_task(t) for t in (phone.receive(), phone.mic.run())]
+        for side in (grpc, grpc_8k):
+            tasks += [asyncio.create_task(side.mic.run()), asyncio.create_task(side.events())]
         try:
             phone_speech, grpc_speech = pcm(SENTENCE, 8000), pcm(SENTENCE, 16000)
             await asyncio.sleep(0.5)
             for i in range(turns + 1):  # the first turn of each warms up, not recorded
-                grpc_done.clear()
-                grpc_mic.say(grpc_speech)
-                await until(lambda: not grpc_mic.talking)
-                await until(lambda: any(t > grpc_mic.last_sent for t in grpc_first))
-                g = next(t for t in grpc_first if t > grpc_mic.last_sent) - grpc_mic.last_sent
-                await asyncio.wait_for(grpc_done.wait(), 60)
+                g = await grpc.turn(grpc_speech)
+                g8 = await grpc_8k.turn(phone_speech)
                 phone.mic.say(phone_speech)
                 await until(lambda: not phone.mic.talking)
                 await until(lambda: phone.first_media_after(phone.mic.last_sent) is not None)
@@ -188,6 +212,7 @@ async def measure(gateway: str, url: str, turns: int, barge_ins: int) -> dict[st
                 await quiet_for(phone, 1.0)
                 if i:
                     rows["grpc_v2v"].append(1000 * g)
+                    rows["grpc_8k_v2v"].append(1000 * g8)
                     rows["phone_v2v"].append(1000 * p)
             for _ in range(barge_ins):
                 phone.mic.say(pcm(LONG_SENTENCE, 8000))
@@ -219,8 +244,15 @@ async def measure(gateway: str, url: str, turns: int, barge_ins: int) -> dict[st
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
     out: dict[str, Any] = {name: pct(values) for name, values in rows.items()}
+    # Where 8 kHz costs: the vad's decision (endpoint - t_end) as the gateway measured it, per rate.
+    for name, side in (("grpc", grpc), ("grpc_8k", grpc_8k)):
+        out[f"{name}_gateway_vad_decision_ms"] = pct(side.vad_decision_ms[1:])
+        out[f"{name}_gateway_v2v_ms"] = pct(side.gateway_v2v_ms[1:])
     added = [p - g for g, p in zip(rows["grpc_v2v"], rows["phone_v2v"], strict=True)]
     out["phone_added_v2v"] = pct(added)
+    # The same 8 kHz audio over gRPC: what the edge itself adds, apart from the 8 kHz resampling.
+    added_8k = [p - g for g, p in zip(rows["grpc_8k_v2v"], rows["phone_v2v"], strict=True)]
+    out["phone_added_v2v_vs_grpc_8k"] = pct(added_8k)
     return out
 
 
