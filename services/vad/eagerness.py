@@ -12,6 +12,9 @@ operator's tuning stays the reference point and MEDIUM is exactly it:
 | medium | 1 × | 1 × | threshold |
 | high | 0.75 × | 0.6 × (never below the judged pause) | threshold − 0.2 (at least 0.05) |
 
+The doubtful band's pause (``--turn-doubtful-hangover-ms``) scales as the
+hard maximum does (the Endpointer keeps it between the other two).
+
 Low lets a user think aloud (a pause must sound surely finished, and an
 unfinished one waits twice as long); high answers a terse user sooner.
 """
@@ -38,3 +41,9 @@ def policy_for(base: EndOfTurnPolicy, eagerness: int) -> EndOfTurnPolicy:
         incomplete_hangover=max(complete, round(base.incomplete_hangover * maximum)),
         threshold=min(0.95, max(0.05, base.threshold + shift)) if shift else base.threshold,
     )
+
+
+def doubtful_for(doubtful_hangover: int, eagerness: int) -> int:
+    """The doubtful band's pause for ``eagerness``, scaled as the hard maximum is; 0 stays 0 (no band)."""
+    _, maximum, _ = _SCALES.get(eagerness, _SCALES[common_pb2.EAGERNESS_MEDIUM])
+    return round(doubtful_hangover * maximum)

@@ -19,7 +19,7 @@ from voxmesh import logs
 from voxmesh.audio import MAX_CHUNK_BYTES
 from voxmesh.errors import InvalidArgument, InvalidAudio
 from voxmesh.server import SessionSlots
-from voxmesh.services.vad.eagerness import policy_for
+from voxmesh.services.vad.eagerness import doubtful_for, policy_for
 from voxmesh.services.vad.end_of_turn import EndOfTurnPolicy, Endpointer
 from voxmesh.services.vad.engine import FrameClassifier, VadEngine
 from voxmesh.services.vad.segmenter import (
@@ -109,7 +109,7 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
             classifier.frame_samples,
             self.turn_model,
             policy,
-            doubtful_hangover=s.turn_doubtful_hangover_ms * per_ms,
+            doubtful_hangover=doubtful_for(s.turn_doubtful_hangover_ms * per_ms, config.eagerness),
             doubtful_threshold=s.turn_doubtful_threshold,
             voice_edge=s.voice_edge,
         )

@@ -135,8 +135,14 @@ async def test_end_of_turn_mode_is_per_session_on_a_vad_with_the_model(
     start_mesh: Callable[..., Mesh],
 ) -> None:
     mesh = start_mesh(vad_args=SMART_TURN)
-    await spoken_endpoint(mesh.address, end_of_turn="semantic", eagerness="low")
+    low = await spoken_endpoint(mesh.address, end_of_turn="semantic", eagerness="low")
     assert spoken_endpoint.end_of_turn == "smart-turn"  # type: ignore[attr-defined]
+    high = await spoken_endpoint(mesh.address, end_of_turn="semantic", eagerness="high")
+    # The same audio, so the same verdict: a low eagerness waits longer after it than a high one.
+    assert (
+        low.endpoint_offset_ms - low.last_voiced_offset_ms
+        > high.endpoint_offset_ms - high.last_voiced_offset_ms
+    )
     silent = await spoken_endpoint(mesh.address, end_of_turn="silence", silence_duration_ms=300)
     assert spoken_endpoint.end_of_turn == "silence"  # type: ignore[attr-defined]
     assert 300 <= silent.endpoint_offset_ms - silent.last_voiced_offset_ms < 600

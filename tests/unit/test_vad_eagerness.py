@@ -1,6 +1,6 @@
 """semantic_vad eagerness → the end-of-turn model's pause lengths and threshold."""
 
-from voxmesh.services.vad.eagerness import policy_for
+from voxmesh.services.vad.eagerness import doubtful_for, policy_for
 from voxmesh.services.vad.end_of_turn import EndOfTurnPolicy
 from voxmesh.v1 import common_pb2
 
@@ -25,3 +25,10 @@ def test_scaled_policies_stay_valid_at_the_extremes() -> None:
     high = policy_for(tight, common_pb2.EAGERNESS_HIGH)
     assert 0 < high.complete_hangover <= high.incomplete_hangover
     assert policy_for(tight, common_pb2.EAGERNESS_LOW).threshold == 0.95
+
+
+def test_the_doubtful_band_scales_with_the_maximum_and_none_stays_none() -> None:
+    assert doubtful_for(6_400, common_pb2.EAGERNESS_HIGH) < doubtful_for(6_400, common_pb2.EAGERNESS_MEDIUM)
+    assert doubtful_for(6_400, common_pb2.EAGERNESS_MEDIUM) == 6_400
+    assert doubtful_for(6_400, common_pb2.EAGERNESS_LOW) == 12_800
+    assert doubtful_for(0, common_pb2.EAGERNESS_LOW) == 0
