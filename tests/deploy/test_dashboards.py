@@ -36,7 +36,7 @@ def exported_metric_names() -> set[str]:
     """Every sample name voxmesh.metrics and the edges' metrics register, read from the registry (with suffixes)."""
     import prometheus_client
 
-    import voxmesh.metrics  # noqa: F401 - registers the collectors
+    import voxmesh.metrics  # registers the collectors
     import voxmesh.telephony.metrics  # noqa: F401 - the phone edge's (its own /metrics port)
 
     names: set[str] = set()
