@@ -1,4 +1,4 @@
-"""Wait for a ``voxmesh serve realtime`` child to serve (it has HTTP /healthz, not gRPC health)."""
+"""Wait for an edge child (``voxmesh serve realtime`` or ``telephony``) to serve: HTTP /healthz, not gRPC health."""
 
 from __future__ import annotations
 
@@ -26,4 +26,4 @@ def wait_edge_serving(edge: ServiceProcess, timeout_s: float = 60.0) -> None:
         if edge_ready(edge.address):
             return
         time.sleep(0.1)
-    raise TimeoutError(f"realtime edge not serving after {timeout_s:.0f} s:\n{edge.log_tail()}")
+    raise TimeoutError(f"{edge.name} edge not serving after {timeout_s:.0f} s:\n{edge.log_tail()}")
