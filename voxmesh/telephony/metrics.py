@@ -9,7 +9,7 @@ from voxmesh.metrics import LATENCY_BUCKETS_S
 CALLS = Gauge("voxmesh_telephony_calls", "Calls in progress on the phone edge", ["protocol"])
 CALLS_ENDED = Counter(
     "voxmesh_telephony_calls_ended_total",
-    "Calls ended, by protocol and outcome (stop, hangup, refused, protocol_error, gateway_error)",
+    "Calls ended, by protocol and outcome (stop, hangup, refused, protocol_error, gateway_error, internal_error)",
     ["protocol", "outcome"],
 )
 MEDIA_SECONDS = Counter(

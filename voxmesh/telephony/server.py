@@ -157,6 +157,12 @@ class TelephonyEdge:
                     "call closed",
                     extra=logs.fields(**call, outcome=outcome, reason="hung up"),
                 )
+        except Exception:
+            # A bug here ends this call, logged with its traceback; the server and other calls go on.
+            outcome = "internal_error"
+            log.exception("call failed", extra=logs.fields(**call, outcome=outcome))
+            with contextlib.suppress(ConnectionClosed):
+                await websocket.close(1011, "internal error")
         finally:
             self._open -= 1
             metrics.CALLS.labels(protocol).dec()
