@@ -35,6 +35,12 @@ from voxmesh.client import (
     VoxmeshClientError,
 )
 from voxmesh.realtime import metrics
+from voxmesh.realtime.client_events import (
+    CONTEXT_ROLES,
+    MAX_INSTRUCTIONS_CHARS,
+    message_item,
+    response_params,
+)
 from voxmesh.realtime.protocol_error import ProtocolError, unsupported
 from voxmesh.realtime.server_events import (
     Ids,
@@ -74,16 +80,6 @@ _GATEWAY_MESSAGE_FIELDS = {
     "config.turn_detection.eagerness": "eagerness",
     "config.turn_detection": "end_of_turn",
 }
-#: conversation.item.create roles taken as context for the assistant, not as a turn
-#: (Pipecat sends appended context as system items, and assistant ones as such).
-_CONTEXT_ROLES = {"system": "{}", "assistant": "Earlier in this conversation you said: {}"}
-#: Content part types that carry text in a message item.
-_TEXT_PARTS = {"input_text", "output_text", "text"}
-#: The gateway's bound on instructions, a turn's own and all context together
-#: (conversation.proto): checked here, because over it the gateway ends the whole stream.
-MAX_INSTRUCTIONS_CHARS = 8_000
-#: OpenAI's limits on response.metadata: 16 pairs, keys up to 64 characters, values up to 512.
-_METADATA_MAX = (16, 64, 512)
 SendJson = Callable[[dict[str, Any]], Awaitable[None]]
 #: How long a truncate waits for the gateway's Interrupted. It comes within a
 #: round trip when the reply is still playing by the gateway's clock; none
@@ -337,36 +333,8 @@ class RealtimeConnection:
         await self._emit("input_audio_buffer.cleared")
 
     async def _item_create(self, event: dict[str, Any]) -> None:
-        item = event.get("item")
-        if not isinstance(item, dict):
-            raise ProtocolError("item must be an object", param="item")
-        if item.get("type", "message") != "message":
-            raise unsupported("item.type", f"{item.get('type')!r} items (only messages)")
-        role = item.get("role")
-        if not isinstance(role, str) or (role != "user" and role not in _CONTEXT_ROLES):
-            raise ProtocolError(
-                f"item.role must be 'user', 'system' or 'assistant', got {role!r}", param="item.role"
-            )
-        content = item.get("content")
-        if not isinstance(content, list) or not content:
-            raise ProtocolError("item.content must be a non-empty list", param="item.content")
-        kinds = {"input_text"} if role == "user" else _TEXT_PARTS
-        texts = []
-        for i, part in enumerate(content):
-            if (
-                not isinstance(part, dict)
-                or not isinstance(part.get("type"), str)
-                or part["type"] not in kinds
-            ):
-                kind = part.get("type") if isinstance(part, dict) else part
-                raise unsupported(f"item.content[{i}].type", f"{kind!r} content (only {sorted(kinds)})")
-            text = part.get("text")
-            if not isinstance(text, str) or not text.strip():
-                raise ProtocolError("text must be a non-empty string", param=f"item.content[{i}].text")
-            texts.append(text)
-        given = item.get("id")
-        item_id = given if isinstance(given, str) and given else self._ids.new("item")
-        text = "\n".join(texts)
+        item = message_item(event.get("item"))
+        item_id, role, text = item.id or self._ids.new("item"), item.role, item.text
         if item_id in self._deleted:
             # An item put back after its delete (how LiveKit updates one): the
             # history still holds it, so it is no new turn and no new context.
@@ -378,7 +346,7 @@ class RealtimeConnection:
         else:
             # Context for every later reply, not a turn: voxtral is told it after the
             # session's instructions (the history holds only what was said and heard).
-            context = _CONTEXT_ROLES[role].format(text).strip()
+            context = CONTEXT_ROLES[role].format(text).strip()
             if self._context_chars + len(context) > MAX_INSTRUCTIONS_CHARS:
                 raise ProtocolError(
                     f"the conversation's system and assistant items hold at most {MAX_INSTRUCTIONS_CHARS} "
@@ -393,45 +361,8 @@ class RealtimeConnection:
         await self._emit("conversation.item.done", item=added, previous_item_id=None)
 
     async def _response_create(self, event: dict[str, Any]) -> None:
-        params = event.get("response") or {}
-        if not isinstance(params, dict):
-            raise ProtocolError("response must be an object", param="response")
-        for key, value in params.items():
-            param = f"response.{key}"
-            if key == "output_modalities" and value not in (None, ["audio"]):
-                raise unsupported(param, f"{value!r} (only ['audio'])")
-            if key in ("tools", "input") and value not in (None, []):
-                raise unsupported(param, key)
-            if key == "tool_choice" and value not in (None, "auto", "none"):
-                raise unsupported(param, f"tool_choice {value!r}")
-            if key in ("audio", "prompt") and value is not None:
-                raise unsupported(param, f"per-response {key} (set it with session.update)")
-            if key == "max_output_tokens" and value not in (None, "inf"):
-                raise unsupported(param, "a reply length cap (only 'inf')")
-            if key == "conversation" and value not in (None, "auto"):
-                raise unsupported(param, f"conversation {value!r} (only 'auto')")
-            if key not in {
-                "output_modalities",
-                "tools",
-                "input",
-                "instructions",
-                "audio",
-                "prompt",
-                "max_output_tokens",
-                "tool_choice",
-                "conversation",
-                "metadata",
-            }:
-                raise ProtocolError(f"unknown parameter {key!r}", param=param, code="unknown_parameter")
-        instructions = params.get("instructions")
-        if instructions is not None and (
-            not isinstance(instructions, str) or len(instructions) > MAX_INSTRUCTIONS_CHARS
-        ):
-            raise ProtocolError(
-                f"instructions must be a string of at most {MAX_INSTRUCTIONS_CHARS} characters",
-                param="response.instructions",
-            )
-        metadata = _metadata(params.get("metadata"))
+        params = response_params(event.get("response"))
+        instructions, metadata = params.instructions, params.metadata
         if self._active is not None or self._awaiting:
             raise ProtocolError(
                 "a response is already in progress; cancel it first",
@@ -774,27 +705,6 @@ class RealtimeConnection:
         metrics.RESPONSES.labels(status).inc()
         if self._active is response:
             self._active = None
-
-
-def _metadata(value: Any) -> dict[str, str] | None:
-    """response.metadata, echoed on response.created/done (LiveKit's generate_reply waits for
-    its ``client_event_id`` there); OpenAI's shape: string keys and values, within its limits.
-    """
-    if value is None:
-        return None
-    pairs, key_chars, value_chars = _METADATA_MAX
-    if not isinstance(value, dict) or len(value) > pairs:
-        raise ProtocolError(
-            f"metadata must be an object of at most {pairs} string pairs", param="response.metadata"
-        )
-    for key, item in value.items():
-        if not isinstance(item, str) or len(key) > key_chars or len(item) > value_chars:
-            raise ProtocolError(
-                f"metadata keys are strings of at most {key_chars} characters and values of at most "
-                f"{value_chars}",
-                param=f"response.metadata.{key}",
-            )
-    return dict(value)
 
 
 _HANDLERS: dict[str, Callable[[RealtimeConnection, dict[str, Any]], Awaitable[None]]] = {
