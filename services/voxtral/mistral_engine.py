@@ -26,7 +26,8 @@ from voxmesh.errors import InvalidArgument, UtteranceTooLong
 from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, ReplyEngine, Sampling
 from voxmesh.services.voxtral.realtime_fallback import FallbackTranscriber, RealtimeProbeFailed, probe
 from voxmesh.services.voxtral.realtime_transcriber import VOXTRAL_REALTIME_LANGUAGES
-from voxmesh.services.voxtral.voxtral_prompt import chat_request, transcription_request
+from voxmesh.services.voxtral.tools import ToolCallOut, Tools, split_tool_calls
+from voxmesh.services.voxtral.voxtral_prompt import TextDeltas, chat_request, transcription_request
 
 if TYPE_CHECKING:
     from voxmesh.services.voxtral.settings import VoxtralSettings
@@ -150,14 +151,18 @@ class MistralPromptEngine(ReplyEngine):
         ids = self.tokenizer.instruct_tokenizer.tokenizer.encode(text, bos=False, eos=False)
         return len(ids) + MESSAGE_OVERHEAD_TOKENS
 
-    async def generate(self, messages: list[Message], sampling: Sampling) -> AsyncIterator[Delta]:
+    async def generate(
+        self, messages: list[Message], sampling: Sampling, tools: Tools | None = None
+    ) -> AsyncIterator[Delta]:
         assert self.tokenizer is not None, "start() was not awaited"
-        audio = messages[-1].audio if messages else None
+        # The current turn's audio (the last user message: a reply going on from its
+        # calls' results ends in tool messages, and reads the audio again).
+        audio = next((m.audio for m in reversed(messages) if m.role == "user"), None)
         if audio is not None:
             self.check_audio_fits(len(audio))
 
         def prepare() -> Any:
-            request = chat_request(messages)
+            request = chat_request(messages, tools)
             tokenized = self.tokenizer.encode_chat_completion(request)
             return self._prompt(tokenized, sampling.max_tokens, has_audio=audio is not None)
 
@@ -215,6 +220,35 @@ class MistralPromptEngine(ReplyEngine):
             "text.text",
             f"the prompt is {len(tokens)} tokens, past the model's context of {self.context_tokens} tokens",
         )
+
+    def _text_deltas(self) -> TextDeltas:
+        """Ids → spoken text, with a reply's ``[TOOL_CALLS]`` and what follows kept aside."""
+        raw = self.tokenizer.instruct_tokenizer.tokenizer
+        try:
+            marker: int | None = raw.get_special_token("[TOOL_CALLS]")
+        except Exception:
+            marker = None  # a tokenizer with no tool calls
+        return TextDeltas(self._decode, marker)
+
+    def _tool_calls(self, deltas: TextDeltas, reason: str) -> tuple[ToolCallOut, ...]:
+        """The calls a finished reply wrote, parsed by mistral-common; none if it wrote none.
+
+        A reply cut off inside a call (its token cap) or one the parser refuses
+        makes no call: a call is sent whole or not at all.
+        """
+        if not deltas.tool_ids:
+            return ()
+        try:
+            _, calls = split_tool_calls(deltas.tool_ids, self.tokenizer)
+        except Exception as exc:
+            log.warning(
+                "tool call not parsed: dropped (%s: %s)",
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+                extra=logs.fields(finish_reason=reason, tokens=len(deltas.tool_ids)),
+            )
+            return ()
+        return tuple(calls)
 
     def _decode(self, ids: list[int]) -> str:
         from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy

@@ -62,7 +62,7 @@ from voxmesh.generate_worker import WARM_UP_TOKENS, GenerateWorker
 from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, Sampling
 from voxmesh.services.voxtral.mistral_engine import MistralPromptEngine
 from voxmesh.services.voxtral.realtime_transcriber import RealtimeModel, RealtimeTranscriber, check_delay
-from voxmesh.services.voxtral.voxtral_prompt import TextDeltas, chat_request, transcription_request
+from voxmesh.services.voxtral.voxtral_prompt import chat_request, transcription_request
 from voxmesh.torch_generation import IdStreamer, StopFlag, pick_device, pick_dtype, use_static_cache
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ class TransformersEngine(MistralPromptEngine):
 
     @property
     def info(self) -> EngineInfo:
-        return EngineInfo(engine="transformers", model=self.settings.model, is_fallback=False)
+        return EngineInfo(engine="transformers", model=self.settings.model, is_fallback=False, tool_calls="model")
 
     # -------------------------------------------------------------- loading
 
@@ -274,7 +274,7 @@ class TransformersEngine(MistralPromptEngine):
 
         started = time.perf_counter()
         future = self.worker.submit(run)
-        deltas = TextDeltas(self._decode)
+        deltas = self._text_deltas()
         tokens = 0
         last_id = -1
         reason = "cancelled"
@@ -287,11 +287,13 @@ class TransformersEngine(MistralPromptEngine):
                     yield Delta(text)
             await future  # raises what prepare or generate raised
             reason = "stop" if last_id == self._eos_id or tokens < shape["cap"] else "length"
+            calls = self._tool_calls(deltas, reason) if kind == "reply" else ()
             yield Delta(
                 deltas.flush(),
-                finish_reason=reason,
+                finish_reason="tool_calls" if calls else reason,
                 prompt_tokens=shape["prompt"],
                 generated_tokens=tokens,
+                tool_calls=calls,
             )
         except (asyncio.CancelledError, GeneratorExit):
             raise  # the consumer went away: reason stays "cancelled"

@@ -64,7 +64,6 @@ from voxmesh.engine_loading import start_async_llm
 from voxmesh.errors import EngineNotInstalled, EngineUnavailable, InvalidArgument
 from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Sampling
 from voxmesh.services.voxtral.mistral_engine import MistralPromptEngine
-from voxmesh.services.voxtral.voxtral_prompt import TextDeltas
 from voxmesh.startup_lock import gpu_startup_lock
 
 if TYPE_CHECKING:
@@ -137,7 +136,7 @@ class VllmEngine(MistralPromptEngine):
 
     @property
     def info(self) -> EngineInfo:
-        return EngineInfo(engine="vllm", model=self.settings.model, is_fallback=False)
+        return EngineInfo(engine="vllm", model=self.settings.model, is_fallback=False, tool_calls="model")
 
     # -------------------------------------------------------------- loading
 
@@ -266,7 +265,7 @@ class VllmEngine(MistralPromptEngine):
             prepared: _Prompt = await asyncio.to_thread(prepare)
             prompt_tokens = prepared.prompt_tokens
             params = self._sampling_params(sampling, prepared.max_tokens)
-            deltas = TextDeltas(self._decode)
+            deltas = self._text_deltas()
             finish_reason: str | None = None
             submitted = True
             last = ""
@@ -290,11 +289,13 @@ class VllmEngine(MistralPromptEngine):
             if not finished:
                 raise EngineUnavailable(f"vllm ended request {request_id} without finishing it")
             reason = "length" if finish_reason == "length" else "stop"
+            calls = self._tool_calls(deltas, reason) if kind == "reply" else ()
             yield Delta(
                 last + deltas.flush(),
-                finish_reason=reason,
+                finish_reason="tool_calls" if calls else reason,
                 prompt_tokens=prompt_tokens,
                 generated_tokens=tokens,
+                tool_calls=calls,
             )
         except (asyncio.CancelledError, GeneratorExit):
             raise  # the consumer went away: reason stays "cancelled"

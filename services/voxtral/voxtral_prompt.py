@@ -26,6 +26,13 @@ Three rules shape the chat:
 - An assistant message needs content, so a reply cut off before any of it
   was heard (barge-in) is left out; the user turns around it are then
   consecutive, which the tokenizer joins into one ``[INST]`` block.
+- **Tools are mistral-common's** (services.voxtral.tools): the request's
+  ``tools``/``tool_choice`` make ``[AVAILABLE_TOOLS]`` where the tokenizer
+  version puts it (before the last user turn); an assistant's calls are an
+  ``AssistantMessage`` with ``tool_calls`` (its words before them are not
+  repeated: v7 has no place for both) followed by one ``ToolMessage`` per
+  call. A reply going on from its calls' results ends in those tool
+  messages, after the current user turn.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ if TYPE_CHECKING:
     from mistral_common.protocol.transcription.request import TranscriptionRequest
 
     from voxmesh.services.voxtral.engine import Message
+    from voxmesh.services.voxtral.tools import Tools
 
 #: The user turn of a reply asked for with no user input and no instructions.
 NO_INPUT_NUDGE = "(The user is listening and has said nothing yet. Go on.)"
@@ -62,30 +70,51 @@ def wav_bytes(audio: np.ndarray, sample_rate_hz: int = PIPELINE_SAMPLE_RATE_HZ) 
     return buffer.getvalue()
 
 
-def chat_request(messages: Sequence[Message]) -> ChatCompletionRequest:
+def chat_request(messages: Sequence[Message], tools: Tools | None = None) -> ChatCompletionRequest:
     """The mistral-common chat for a reply: history, then the current user turn with the instructions.
 
-    The last message is the current user turn, as text (``stream`` mode,
-    typed turns) or audio (``audio`` mode); ``system`` messages anywhere are
-    the session's instructions, placed in that turn (see the module's rules).
+    The last user message is the current turn, as text (``stream`` mode,
+    typed turns) or audio (``audio`` mode); after it come only the reply's
+    own calls and their results, when it goes on from them. ``system``
+    messages anywhere are the session's instructions, placed in that turn
+    (see the module's rules). ``tools``: offered to the model, as the
+    tokenizer version encodes them.
     """
     from mistral_common.protocol.instruct.chunk import AudioChunk, TextChunk
-    from mistral_common.protocol.instruct.messages import AssistantMessage, UserMessage
+    from mistral_common.protocol.instruct.messages import AssistantMessage, ToolMessage, UserMessage
     from mistral_common.protocol.instruct.request import ChatCompletionRequest
 
-    if not messages or messages[-1].role != "user":
-        raise ValueError("messages: the last message must be the user's turn")
-    *history, last = messages
-    instructions = "\n\n".join(m.text.strip() for m in history if m.role == "system" and m.text.strip())
+    from voxmesh.services.voxtral.tools import mistral_call, mistral_tools
 
-    out: list[UserMessage | AssistantMessage] = []
-    for message in history:
-        text = message.text.strip()
-        if message.role == "system" or not text:
-            continue
-        out.append(
-            AssistantMessage(content=text) if message.role == "assistant" else UserMessage(content=text)
+    current = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    after_current = messages[current + 1 :] if current >= 0 else []
+    if (
+        current < 0
+        or any(not (m.role == "tool" or (m.role == "assistant" and m.tool_calls)) for m in after_current)
+        or (after_current and after_current[-1].role != "tool")
+    ):
+        raise ValueError(
+            "messages: the last message must be the user's turn, or the results of its reply's calls"
         )
+    history, last, after = messages[:current], messages[current], messages[current + 1 :]
+    instructions = "\n\n".join(m.text.strip() for m in messages if m.role == "system" and m.text.strip())
+
+    def converted(message: Message) -> UserMessage | AssistantMessage | ToolMessage | None:
+        text = message.text.strip()
+        if message.role == "tool" and message.outcome is not None:
+            outcome = message.outcome
+            return ToolMessage(
+                content=outcome.content, tool_call_id=outcome.call.call_id, name=outcome.call.name
+            )
+        if message.role == "assistant" and message.tool_calls:
+            return AssistantMessage(tool_calls=[mistral_call(c) for c in message.tool_calls])
+        if message.role == "system" or not text:
+            return None
+        return AssistantMessage(content=text) if message.role == "assistant" else UserMessage(content=text)
+
+    out: list[UserMessage | AssistantMessage | ToolMessage] = [
+        m for m in map(converted, history) if m is not None
+    ]
     if last.audio is not None:
         chunks: list[Any] = [AudioChunk(input_audio=wav_bytes(last.audio))]  # UserMessage's own chunk union
         if instructions:
@@ -96,6 +125,10 @@ def chat_request(messages: Sequence[Message]) -> ChatCompletionRequest:
         # instructions alone are the turn, or a neutral nudge when there are none.
         text = "\n\n".join(part for part in (instructions, last.text.strip()) if part)
         out.append(UserMessage(content=text or NO_INPUT_NUDGE))
+    out += [m for m in map(converted, after) if m is not None]
+    if tools is not None and tools.specs:
+        declared, choice = mistral_tools(tools)
+        return ChatCompletionRequest(messages=out, tools=declared, tool_choice=choice)
     return ChatCompletionRequest(messages=out)
 
 
@@ -115,11 +148,21 @@ class TextDeltas:
     into text, dropping special tokens.
     """
 
-    def __init__(self, decode: Callable[[list[int]], str]) -> None:
+    def __init__(self, decode: Callable[[list[int]], str], tool_calls_id: int | None = None) -> None:
         self._decode = decode
         self._held: list[int] = []
+        #: ``[TOOL_CALLS]``'s id: from it on the ids are a call, kept whole for
+        #: mistral-common's parser (services.voxtral.tools) and never spoken.
+        self._tool_calls_id = tool_calls_id
+        self.tool_ids: list[int] = []
 
     def push(self, ids: Sequence[int]) -> str:
+        if self.tool_ids or (self._tool_calls_id is not None and self._tool_calls_id in ids):
+            at = 0 if self.tool_ids else list(ids).index(self._tool_calls_id)  # type: ignore[arg-type]
+            self.tool_ids.extend(ids[at:])
+            ids = ids[:at]
+            if not ids:
+                return ""
         self._held.extend(ids)
         text = self._decode(self._held)
         if text.endswith("\ufffd") and len(self._held) < _MAX_HELD_IDS:
