@@ -10,6 +10,7 @@ turn-taking needs no hub at start-up; the hub repo stays vad's fallback.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -39,7 +40,13 @@ def install(dest: Path) -> Path:
     return target
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dest_dir", type=Path, help="folder to put " + MODEL_FILE + " in (created if missing)")
+    args = parser.parse_args(argv)
+    print(install(args.dest_dir))
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    print(install(Path(sys.argv[1])))
+    sys.exit(main())
