@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from voxmesh.client import (
     SessionStarted,
     SpeechEnded,
     StageError,
+    ToolCall,
     Transcript,
     TurnComplete,
 )
@@ -122,12 +124,17 @@ async def talk(
     realtime: bool = True,
     token: str | None = None,
     on_event: Any = None,
+    answer_tool: Callable[[ToolCall], Awaitable[Any]] | None = None,
+    tool_timeout_s: float = 120.0,
     **config: Any,
 ) -> TalkResult:
     """One conversation: send ``audio`` (then silence, as a live mic would), return the reply.
 
     The trailing silence lets the VAD's hangover elapse, as it would with a
-    microphone that keeps listening.
+    microphone that keeps listening. ``answer_tool``: awaited for each
+    ToolCall, its return value sent as the result (an exception's text as the
+    error); the input ends only once the reply after the calls has ended
+    (within ``tool_timeout_s``), since a result can only come before it.
     """
     result = TalkResult()
     async with await AsyncSession.connect(
@@ -136,10 +143,27 @@ async def talk(
         # The reply "plays" at real time as it arrives; its position goes back to the
         # gateway, so a barge-in keeps exactly what was heard.
         player = PlaybackClock()
+        answers: list[asyncio.Task[None]] = []
+        settled = asyncio.Event()
+        settled.set()
+
+        async def answer(call: ToolCall) -> None:
+            assert answer_tool is not None
+            try:
+                output = await answer_tool(call)
+            except Exception as exc:
+                await session.send_tool_result(call.call_id, error=str(exc) or type(exc).__name__)
+            else:
+                await session.send_tool_result(call.call_id, output)
 
         def seen(event: Any) -> None:
             if isinstance(event, AudioOut):
                 player.on_audio(event.turn_id, event.duration_ms / 1000.0, time.perf_counter())
+            elif isinstance(event, ToolCall) and answer_tool is not None:
+                settled.clear()
+                answers.append(asyncio.create_task(answer(event)))
+            elif isinstance(event, (TurnComplete, Interrupted)):
+                settled.set()
             if on_event is not None:
                 on_event(event)
 
@@ -150,10 +174,14 @@ async def talk(
             await send_paced(
                 session, np.zeros(int(tail_silence_s * sample_rate_hz), np.float32), sample_rate_hz, realtime
             )
+            await asyncio.wait_for(settled.wait(), tool_timeout_s)
             reporter.cancel()
             await session.end_input()
             await reader
+            await asyncio.gather(*answers)
         finally:
             reporter.cancel()
             reader.cancel()
+            for task in answers:
+                task.cancel()
     return result

@@ -5,13 +5,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
-from voxmesh.client import AudioOut, ReplyText, SessionStarted, StageError, Transcript, VoxmeshClientError
+from voxmesh.client import (
+    AudioOut,
+    ReplyText,
+    SessionStarted,
+    StageError,
+    ToolCall,
+    ToolCallCancelled,
+    Transcript,
+    VoxmeshClientError,
+)
 from voxmesh.client_cli import add_token_flag
 from voxmesh.talk import talk
+from voxmesh.tool_file import load_tool_file
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,6 +44,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--output-rate", type=int, default=24_000, help="reply sample rate in Hz")
     add_token_flag(p)
     p.add_argument("--fast", action="store_true", help="send audio as fast as possible instead of real time")
+    p.add_argument(
+        "--tools",
+        metavar="FILE",
+        help='JSON: OpenAI function tools to declare, or {"tools": [...], "results": {name: output}}; '
+        "calls are answered from results, else asked on the terminal",
+    )
     p.set_defaults(func=_run)
 
 
@@ -47,6 +64,10 @@ def _print_event(event: object) -> None:
         print(f"you said:   {event.text}")
     elif isinstance(event, ReplyText):
         pass
+    elif isinstance(event, ToolCall):
+        print(f"tool call:  {event.name}({event.arguments_json})")
+    elif isinstance(event, ToolCallCancelled):
+        print(f"cancelled:  tool call {event.call_id} ({event.reason})")
     elif isinstance(event, StageError):
         print(f"error:      {event.stage} {event.code}: {event.message}", file=sys.stderr)
     elif isinstance(event, AudioOut):
@@ -56,6 +77,14 @@ def _print_event(event: object) -> None:
 def _run(args: argparse.Namespace) -> int:
     audio, rate = sf.read(args.input, dtype="float32", always_2d=True)
     mono = audio.mean(axis=1).astype(np.float32)
+    tools: dict[str, Any] = {}
+    if args.tools:
+        try:
+            tool_file = load_tool_file(args.tools)
+        except (OSError, ValueError) as exc:
+            print(f"voxmesh talk: --tools: {exc}", file=sys.stderr)
+            return 2
+        tools = {"tools": tool_file.tools, "answer_tool": tool_file.answer}
     print(f"sending {len(mono) / rate:.2f} s of audio at {rate} Hz to {args.gateway}")
     try:
         result = asyncio.run(
@@ -70,6 +99,7 @@ def _run(args: argparse.Namespace) -> int:
                 turn_mode=args.mode,
                 system_prompt=args.system_prompt,
                 output_sample_rate_hz=args.output_rate,
+                **tools,
             )
         )
     except VoxmeshClientError as exc:

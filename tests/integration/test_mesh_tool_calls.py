@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -182,3 +185,55 @@ async def test_a_bad_tool_declaration_is_refused_naming_the_field(mesh: Mesh) ->
         assert session.details.startswith("config.tools")
     finally:
         await session.close()
+
+
+async def test_the_async_sdk_exposes_calls_and_takes_results(mesh: Mesh) -> None:
+    from voxmesh.client import AsyncSession, Tool, ToolCall, TurnComplete
+
+    tool = Tool.from_openai(
+        {"type": "function", "name": "weather", "parameters": json.loads(WEATHER.parameters_json)}
+    )
+    async with await AsyncSession.connect(mesh.address, tools=[tool], tool_choice="weather") as session:
+        assert session.started is not None and session.started.voxtral.tool_calls.startswith("stand-in:")
+        await session.send_text("tell me something")  # tool_choice names the tool: it is called anyway
+        async for event in session.events():
+            if isinstance(event, ToolCall):
+                assert event.arguments == {"city": "tell me something"}
+                await session.send_tool_result(event.call_id, {"sky": "clear"})
+            elif isinstance(event, TurnComplete):
+                assert event.reply_text == 'The weather tool says: {"sky": "clear"}.'
+                await session.end_input()
+
+
+def test_voxmesh_talk_with_a_tools_file(mesh: Mesh, tmp_path: Path) -> None:
+    import soundfile as sf
+
+    sf.write(tmp_path / "question.wav", request(), RATE)
+    (tmp_path / "tools.json").write_text(
+        json.dumps(
+            {
+                "tools": [
+                    {"type": "function", "name": "weather", "parameters": json.loads(WEATHER.parameters_json)}
+                ],
+                "results": {"weather": {"sky": "sunny", "celsius": 21}},
+            }
+        )
+    )
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "voxmesh"),
+            "talk",
+            "question.wav",
+            "--tools",
+            "tools.json",
+            "--gateway",
+            mesh.address,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert 'tool call:  weather({"city": "what is the weather in paris"})' in run.stdout, run.stdout
+    assert 'reply:      The weather tool says: {"sky": "sunny", "celsius": 21}.' in run.stdout, run.stdout

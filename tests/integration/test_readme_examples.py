@@ -40,7 +40,15 @@ def run_example(name: str, mesh: Mesh, folder: Path) -> subprocess.CompletedProc
 
 
 def test_the_readme_marks_its_examples() -> None:
-    assert set(readme_examples()) == {"talk", "sdk"}
+    assert set(readme_examples()) == {"talk", "sdk", "tools"}
+
+
+def test_tools_example_answers_the_call_and_speaks_its_result(mesh: Mesh, tmp_path: Path) -> None:
+    out = run_example("tools", mesh, tmp_path).stdout
+    # The echo's stand-in called the tool with the typed words; the reply says what it returned.
+    assert out.strip() == (
+        'The weather tool says: {"city": "What is the weather in Paris?", "sky": "sunny"}.'
+    ), out
 
 
 def test_talk_example_prints_transcript_reply_and_latency(mesh: Mesh, tmp_path: Path) -> None:

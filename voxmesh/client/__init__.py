@@ -28,10 +28,13 @@ from voxmesh.client.events import (
     SpeechEnded,
     SpeechStarted,
     StageError,
+    ToolCall,
+    ToolCallCancelled,
     Transcript,
     TurnComplete,
     TurnLatency,
 )
+from voxmesh.client.messages import Tool
 from voxmesh.client.sync import Session
 
 __all__ = [
@@ -48,6 +51,9 @@ __all__ = [
     "SpeechEnded",
     "SpeechStarted",
     "StageError",
+    "Tool",
+    "ToolCall",
+    "ToolCallCancelled",
     "Transcript",
     "TurnComplete",
     "TurnLatency",

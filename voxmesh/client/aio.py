@@ -114,6 +114,13 @@ class AsyncSession:
         """
         await self._queue.put(messages.playback_request(turn_id, played_ms))
 
+    async def send_tool_result(self, call_id: str, output: Any = "", error: str = "") -> None:
+        """Answer a :class:`ToolCall`: its ``output`` (text, or anything JSON can hold), or
+        ``error`` when the tool failed. A result for a cancelled or unknown call comes back
+        as a :class:`StageError` (INVALID_ARGUMENT) and changes nothing.
+        """
+        await self._queue.put(messages.tool_result_request(call_id, output, error))
+
     async def interrupt(self) -> None:
         """Stop the reply in progress."""
         await self._queue.put(messages.control_request(messages.INTERRUPT))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +18,8 @@ class Engine:
     is_fallback: bool
     #: vad only: "silence" or "smart-turn", the endpointing this session got.
     end_of_turn: str = ""
+    #: voxtral only: "model", or the stand-in rule that fakes tool calls (echo); "": none.
+    tool_calls: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,34 @@ class StageError:
     retryable: bool
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    """The assistant calls one of the session's tools: run it, then ``send_tool_result(call_id, ...)``.
+
+    Only for a turn the user will hear (a call of a tentative reply waits for its endpoint).
+    """
+
+    turn_id: int
+    call_id: str
+    name: str
+    #: The arguments object as JSON text, valid against the tool's parameters schema.
+    arguments_json: str
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.arguments_json or "{}")
+        return parsed
+
+
+@dataclass(frozen=True)
+class ToolCallCancelled:
+    """Do not run the call (or its result is no longer wanted): "interrupted", "timed_out" or "failed"."""
+
+    turn_id: int
+    call_id: str
+    reason: str
+
+
 Event = (
     SessionStarted
     | SpeechStarted
@@ -127,11 +159,13 @@ Event = (
     | TurnComplete
     | Interrupted
     | StageError
+    | ToolCall
+    | ToolCallCancelled
 )
 
 
 def _engine(info: common_pb2.EngineInfo) -> Engine:
-    return Engine(info.engine, info.model, info.is_fallback, info.end_of_turn)
+    return Engine(info.engine, info.model, info.is_fallback, info.end_of_turn, info.tool_calls)
 
 
 def from_proto(message: conversation_pb2.ConverseResponse) -> Event:
@@ -177,6 +211,10 @@ def from_proto(message: conversation_pb2.ConverseResponse) -> Event:
         )
     if kind == "interrupted":
         return Interrupted(m.turn_id, m.spoken_text, m.audio_sent_ms, m.played_ms)
+    if kind == "tool_call":
+        return ToolCall(m.turn_id, m.call_id, m.name, m.arguments_json)
+    if kind == "tool_call_cancelled":
+        return ToolCallCancelled(m.turn_id, m.call_id, m.reason)
     if kind == "error":
         stage = common_pb2.Stage.Name(m.stage).removeprefix("STAGE_").lower()
         return StageError(stage, m.code, m.message, m.turn_id, m.retryable)

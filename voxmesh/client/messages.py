@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +38,30 @@ VAD_SENSITIVITIES = {
 }
 
 
+@dataclass(frozen=True)
+class Tool:
+    """A function the assistant may call: its name, what it does, and its arguments' JSON Schema."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+    @classmethod
+    def from_openai(cls, tool: Mapping[str, Any]) -> Tool:
+        """An OpenAI function tool: ``{"type": "function", "name", "description", "parameters"}``
+        (Realtime's flat form) or ``{"type": "function", "function": {...}}`` (Chat Completions').
+        """
+        spec = tool.get("function", tool)
+        return cls(spec["name"], spec.get("description", ""), spec.get("parameters") or {"type": "object"})
+
+
+def _tool_proto(tool: Tool | Mapping[str, Any]) -> common_pb2.Tool:
+    spec = tool if isinstance(tool, Tool) else Tool.from_openai(tool)
+    return common_pb2.Tool(
+        name=spec.name, description=spec.description, parameters_json=json.dumps(dict(spec.parameters))
+    )
+
+
 def config_request(
     *,
     sample_rate_hz: int = 16_000,
@@ -48,10 +75,16 @@ def config_request(
     eagerness: str = "",
     silence_duration_ms: int = 0,
     prefix_padding_ms: int = 0,
+    tools: Sequence[Tool | Mapping[str, Any]] = (),
+    tool_choice: str = "",
+    tools_wait_for_reply: bool = False,
 ) -> conversation_pb2.ConverseRequest:
     """The SessionConfig. ``end_of_turn``: "silence" or "semantic" (the end-of-turn
     model), "" for the vad's own setting; ``eagerness`` (semantic): low/medium/high;
     ``silence_duration_ms`` / ``prefix_padding_ms``: 0 for the vad's defaults.
+    ``tools``: :class:`Tool` s or OpenAI function-tool dicts; ``tool_choice``: "auto"
+    (or ""), "none", "required" or a tool's name; ``tools_wait_for_reply``: results
+    wait for :meth:`request_reply` instead of the reply going on by itself.
     """
     if turn_mode not in TURN_MODES:
         raise ValueError(f"turn_mode must be one of {sorted(TURN_MODES)}, got {turn_mode!r}")
@@ -79,7 +112,18 @@ def config_request(
                 silence_duration_ms=silence_duration_ms,
                 prefix_padding_ms=prefix_padding_ms,
             ),
+            tools=[_tool_proto(t) for t in tools],
+            tool_choice=tool_choice,
+            tools_wait_for_reply=tools_wait_for_reply,
         )
+    )
+
+
+def tool_result_request(call_id: str, output: Any = "", error: str = "") -> conversation_pb2.ConverseRequest:
+    """A ToolCall's result: ``output`` as text (anything else is sent as JSON), or ``error`` if the tool failed."""
+    text = output if isinstance(output, str) else json.dumps(output)
+    return conversation_pb2.ConverseRequest(
+        tool_result=common_pb2.ToolResult(call_id=call_id, output=text, error=error)
     )
 
 

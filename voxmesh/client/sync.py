@@ -99,6 +99,10 @@ class Session:
         """How much of ``turn_id``'s reply audio has been played, in ms (see AsyncSession)."""
         self._requests.put(messages.playback_request(turn_id, played_ms))
 
+    def send_tool_result(self, call_id: str, output: Any = "", error: str = "") -> None:
+        """As :meth:`AsyncSession.send_tool_result`."""
+        self._requests.put(messages.tool_result_request(call_id, output, error))
+
     def interrupt(self) -> None:
         self._requests.put(messages.control_request(messages.INTERRUPT))
 
