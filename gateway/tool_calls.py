@@ -257,6 +257,8 @@ class ToolCalls:
             self._outstanding[call.call_id] = _Call(event, now, now + self.result_timeout_s)
             TOOL_CALLS.labels("called").inc()
             effects.to_client.append(conversation_pb2.ConverseResponse(tool_call=event))
+        for sent in effects.to_client:
+            sent.tool_call.calls_in_round = len(effects.to_client)
         effects += self._finish(round_)
         return effects
 
@@ -312,7 +314,9 @@ class ToolCalls:
                     call_id=call_id,
                     error=f"the tool did not answer within {self.result_timeout_s:g} s",
                 )
-                effects += self._finish(round_)
+                # Not even tools_wait_for_reply holds it: a client that never answered
+                # will not ask for the reply either, and nothing may stay in progress.
+                effects += self._finish(round_, waits=False)
         return effects
 
     def continue_reply(self) -> Effects:
@@ -370,11 +374,11 @@ class ToolCalls:
             return f"arguments do not match the tool's parameters: {errors[0].message}"
         return None
 
-    def _finish(self, round_: _Round) -> Effects:
+    def _finish(self, round_: _Round, waits: bool = True) -> Effects:
         if not round_.complete:
             return Effects()
         self._rounds.pop(round_.stage_turn_id, None)
-        if self.declared.wait_for_reply:
+        if self.declared.wait_for_reply and waits:
             self._ready.append(round_)
             return Effects()
         return self._release(round_)

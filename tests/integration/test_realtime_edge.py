@@ -219,8 +219,8 @@ async def error_for(ws: Any, frame: str | bytes) -> dict[str, Any]:
         ('{"type": "input_audio_buffer.append", "audio": "***"}', "audio", "invalid_value"),
         ('{"type": "input_audio_buffer.append", "audio": "AAAA"}', "audio", "invalid_value"),  # 3 bytes: odd
         (
-            '{"type": "session.update", "session": {"tools": [{"type": "function", "name": "f"}]}}',
-            "session.tools",
+            '{"type": "session.update", "session": {"tools": [{"type": "mcp", "server_label": "f"}]}}',
+            "session.tools[0].type",
             "unsupported",
         ),
         (
@@ -241,8 +241,8 @@ async def error_for(ws: Any, frame: str | bytes) -> dict[str, Any]:
         ('{"type": "session.update", "session": {"colour": "blue"}}', "session.colour", "unknown_parameter"),
         (
             '{"type": "conversation.item.create", "item": {"type": "function_call_output", "output": "x"}}',
-            "item.type",
-            "unsupported",
+            "item.call_id",
+            "invalid_value",
         ),
         (
             '{"type": "response.create", "response": {"tools": [{"type": "function", "name": "f"}]}}',

@@ -281,3 +281,12 @@ def test_races_never_send_a_discarded_call_or_keep_a_cancelled_result(
         kept = tools.history(turn_id)
         assert not ({e.call_id for e in kept} & harness.cancelled_ids)
         assert all(e.call_id in harness.forwarded for e in kept)
+
+
+def test_a_timed_out_round_goes_on_even_when_results_wait_for_a_reply_request() -> None:
+    tools = policy(wait_for_reply=True)
+    made = tools.made(1, 1, calls(1, "a", "b"), now=0.0)
+    assert [e.tool_call.calls_in_round for e in made.to_client] == [2, 2]
+    tools.result(result("a"), now=0.1)
+    # A client that never answered will not ask for the reply either: nothing stays in progress.
+    assert len(tools.expired(TIMEOUT_S).to_voxtral) == 1 and not tools.waiting_for_reply

@@ -21,6 +21,9 @@ def test_defaults_are_openai_pcm_24k_with_server_vad() -> None:
         "eagerness": "",
         "silence_duration_ms": 0,
         "prefix_padding_ms": 0,
+        "tools": (),
+        "tool_choice": "",
+        "tools_wait_for_reply": False,
     }
     assert config.as_json(None)["audio"]["input"]["turn_detection"]["type"] == "server_vad"
 
@@ -54,6 +57,9 @@ def test_a_full_update_maps_onto_the_gateway_config() -> None:
         "eagerness": "",
         "silence_duration_ms": 0,
         "prefix_padding_ms": 0,
+        "tools": (),
+        "tool_choice": "",
+        "tools_wait_for_reply": False,
     }
     manual = config.updated({"audio": {"input": {"turn_detection": None}}})
     assert not manual.server_vad and manual.as_json(None)["audio"]["input"]["turn_detection"] is None
@@ -64,7 +70,9 @@ def test_a_full_update_maps_onto_the_gateway_config() -> None:
     [
         ({"type": "transcription"}, "session.type"),
         ({"output_modalities": ["text"]}, "session.output_modalities"),
-        ({"tools": [{"type": "function", "name": "f"}]}, "session.tools"),
+        ({"tools": [{"type": "mcp", "server_label": "f"}]}, "session.tools[0].type"),
+        ({"tools": [{"type": "function"}]}, "session.tools[0].name"),
+        ({"tool_choice": {"type": "mcp"}}, "session.tool_choice"),
         ({"max_output_tokens": 100}, "session.max_output_tokens"),
         ({"instructions": 5}, "session.instructions"),
         (
@@ -174,3 +182,16 @@ def test_every_openai_voice_maps_onto_a_voice_orpheus_has() -> None:
         "alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"
     }  # fmt: skip
     assert set(OPENAI_VOICES.values()) <= set(VOICES)
+
+
+def test_function_tools_map_onto_the_gateway_config_and_wait_for_response_create() -> None:
+    tool = {"type": "function", "name": "weather", "parameters": {"type": "object"}}
+    config = EdgeSessionConfig().updated(
+        {"tools": [tool], "tool_choice": {"type": "function", "name": "weather"}}
+    )
+    gateway = config.gateway_config()
+    assert gateway["tools"] == ({**tool, "description": ""},) and gateway["tool_choice"] == "weather"
+    assert gateway["tools_wait_for_reply"] is True  # outputs wait for the client's response.create
+    body = config.as_json(None)
+    assert body["tools"][0]["name"] == "weather"
+    assert body["tool_choice"] == {"type": "function", "name": "weather"}

@@ -133,6 +133,8 @@ class ToolCall:
     name: str
     #: The arguments object as JSON text, valid against the tool's parameters schema.
     arguments_json: str
+    #: Calls the reply made together (this one included), sent one after another.
+    calls_in_round: int = 1
 
     @property
     def arguments(self) -> dict[str, Any]:
@@ -212,7 +214,7 @@ def from_proto(message: conversation_pb2.ConverseResponse) -> Event:
     if kind == "interrupted":
         return Interrupted(m.turn_id, m.spoken_text, m.audio_sent_ms, m.played_ms)
     if kind == "tool_call":
-        return ToolCall(m.turn_id, m.call_id, m.name, m.arguments_json)
+        return ToolCall(m.turn_id, m.call_id, m.name, m.arguments_json, m.calls_in_round)
     if kind == "tool_call_cancelled":
         return ToolCallCancelled(m.turn_id, m.call_id, m.reason)
     if kind == "error":

@@ -30,6 +30,8 @@ from voxmesh.client import (
     SpeechEnded,
     SpeechStarted,
     StageError,
+    ToolCall,
+    ToolCallCancelled,
     Transcript,
     TurnComplete,
     VoxmeshClientError,
@@ -40,6 +42,13 @@ from voxmesh.realtime.client_events import (
     MAX_INSTRUCTIONS_CHARS,
     message_item,
     response_params,
+)
+from voxmesh.realtime.function_calls import (
+    FunctionCalls,
+    arguments_text,
+    function_call_item,
+    function_call_output_item,
+    output_of,
 )
 from voxmesh.realtime.protocol_error import ProtocolError, unsupported
 from voxmesh.realtime.server_events import (
@@ -67,6 +76,9 @@ _GATEWAY_FIELDS = {
     "eagerness": "session.audio.input.turn_detection.eagerness",
     "silence_duration_ms": "session.audio.input.turn_detection.silence_duration_ms",
     "prefix_padding_ms": "session.audio.input.turn_detection.prefix_padding_ms",
+    "tools": "session.tools",
+    "tool_choice": "session.tool_choice",
+    "tools_wait_for_reply": "session.tools",
 }
 _GATEWAY_MESSAGE_FIELDS = {
     "config.input_sample_rate_hz": "sample_rate_hz",
@@ -79,6 +91,8 @@ _GATEWAY_MESSAGE_FIELDS = {
     "config.turn_detection.prefix_padding_ms": "prefix_padding_ms",
     "config.turn_detection.eagerness": "eagerness",
     "config.turn_detection": "end_of_turn",
+    "config.tools": "tools",
+    "config.tool_choice": "tool_choice",
 }
 SendJson = Callable[[dict[str, Any]], Awaitable[None]]
 #: How long a truncate waits for the gateway's Interrupted. It comes within a
@@ -164,6 +178,8 @@ class RealtimeConnection:
         self._context_chars = 0
         #: Truncates waiting for the gateway's Interrupted, by turn id.
         self._truncating: dict[int, asyncio.Future[Interrupted]] = {}
+        #: Function calls' items and outputs (voxmesh.realtime.function_calls).
+        self._calls = FunctionCalls()
 
     # ------------------------------------------------------------------ life
 
@@ -333,6 +349,10 @@ class RealtimeConnection:
         await self._emit("input_audio_buffer.cleared")
 
     async def _item_create(self, event: dict[str, Any]) -> None:
+        raw = event.get("item")
+        if isinstance(raw, dict) and raw.get("type") == "function_call_output":
+            await self._function_call_output(raw)
+            return
         item = message_item(event.get("item"))
         item_id, role, text = item.id or self._ids.new("item"), item.role, item.text
         if item_id in self._deleted:
@@ -368,6 +388,12 @@ class RealtimeConnection:
                 "a response is already in progress; cancel it first",
                 code="conversation_already_has_active_response",
             )
+        if (turn_id := self._calls.take_answered_turn()) is not None:
+            # Every call of the turn has its output: the same turn's reply goes on, in a new response.
+            response = await self._new_response(None, turn_id=turn_id, metadata=metadata)
+            self._turns[turn_id] = response
+            await self._session.request_reply()
+            return
         if self._committed is not None and instructions:
             # Committed audio becomes a spoken turn at the gateway, which takes no per-turn instructions.
             raise unsupported(
@@ -579,6 +605,49 @@ class RealtimeConnection:
                 waiting.set_result(event)
         elif isinstance(event, StageError):
             await self._on_stage_error(event)
+        elif isinstance(event, ToolCall):
+            await self._on_tool_call(event)
+        elif isinstance(event, ToolCallCancelled):
+            if self._calls.cancel(event.call_id) is not None:
+                await self._warn(
+                    "function_call_cancelled",
+                    f"function call {event.call_id} was cancelled ({event.reason}): do not run it; "
+                    "an output sent for it is refused",
+                    "item.call_id",
+                )
+
+    async def _on_tool_call(self, call: ToolCall) -> None:
+        """A function_call item in the turn's response; the response is done once the round's calls are in."""
+        response = await self._response_for(call.turn_id)
+        item_id = self._ids.new("item")
+        index = (1 if response.item_added else 0) + len(response.function_calls)
+        ids = {"response_id": response.id, "item_id": item_id, "output_index": index, "call_id": call.call_id}
+        started = function_call_item(call, item_id, "in_progress")
+        await self._emit(
+            "response.output_item.added", response_id=response.id, output_index=index, item=started
+        )
+        await self._item_added(started)
+        # voxmesh parses a call whole (never half a call), so its arguments come as one delta.
+        arguments = arguments_text(call)
+        await self._emit("response.function_call_arguments.delta", **ids, delta=arguments)
+        await self._emit("response.function_call_arguments.done", **ids, name=call.name, arguments=arguments)
+        done = function_call_item(call, item_id, "completed")
+        await self._emit("response.output_item.done", response_id=response.id, output_index=index, item=done)
+        await self._emit("conversation.item.done", item=done, previous_item_id=None)
+        response.function_calls.append(done)
+        if self._calls.called(call, item_id):
+            # The reply waits on its calls; it goes on in the response.create after their outputs.
+            await self._finish(response, "completed", None)
+            self._turns.pop(call.turn_id, None)
+
+    async def _function_call_output(self, item: dict[str, Any]) -> None:
+        call_id, output = output_of(item)
+        self._calls.output(call_id)
+        await self._session.send_tool_result(call_id, output)
+        item_id = item.get("id") if isinstance(item.get("id"), str) else None
+        added = function_call_output_item(item_id or self._ids.new("item"), call_id, output)
+        await self._item_added(added)
+        await self._emit("conversation.item.done", item=added, previous_item_id=None)
 
     async def _on_transcript(self, event: Transcript) -> None:
         item_id = self._claim_user_item(event.turn_id)

@@ -40,6 +40,8 @@ class Response:
     #: response.create's metadata, echoed on response.created and response.done (as OpenAI does).
     metadata: dict[str, str] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    #: The reply's function_call items, in call order (voxmesh.realtime.function_calls).
+    function_calls: list[dict[str, Any]] = field(default_factory=list)
 
     def item(self, status: str) -> dict[str, Any]:
         content = [{"type": "output_audio", "transcript": self.transcript}] if status != "in_progress" else []
@@ -58,9 +60,12 @@ class Response:
             "id": self.id,
             "status": status,
             "status_details": status_details,
-            "output": [self.item("completed" if status == "completed" else "incomplete")]
-            if self.item_added and status != "in_progress"
-            else [],
+            "output": (
+                [self.item("completed" if status == "completed" else "incomplete")]
+                if self.item_added and status != "in_progress"
+                else []
+            )
+            + (self.function_calls if status != "in_progress" else []),
             "output_modalities": ["audio"],
             "conversation_id": "auto",
             "metadata": self.metadata,

@@ -1,7 +1,7 @@
 """``session.update`` → what the gateway's SessionConfig can express, and back.
 
 Every field OpenAI's GA session object has is either mapped or refused with a
-``ProtocolError`` naming it: a client that asks for tools or text-only output
+``ProtocolError`` naming it: a client that asks for MCP tools or text-only output
 learns it did not get them instead of being ignored. What mainstream clients
 send by default (LiveKit's semantic_vad and "marin", Pipecat's server_vad
 timings) is always served: mapped, or clamped into a documented bound.
@@ -15,6 +15,7 @@ from typing import Any
 
 from voxmesh.client import SessionStarted
 from voxmesh.realtime.audio_formats import AudioFormat
+from voxmesh.realtime.function_calls import session_tool_choice, session_tools, tool_choice_json
 from voxmesh.realtime.protocol_error import ProtocolError, unsupported
 from voxmesh.realtime.voices import orpheus_voice
 from voxmesh.turn_detection import PREFIX_PADDING_RANGE_MS, SILENCE_DURATION_RANGE_MS, clamp
@@ -49,6 +50,9 @@ class EdgeSessionConfig:
     prefix_padding_ms: int | None = None
     #: What was served otherwise than asked (a clamped value), said in session.updated.
     adjustments: tuple[str, ...] = ()
+    #: session.tools (OpenAI function tools) and tool_choice (voxmesh.realtime.function_calls).
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: str = "auto"
 
     @property
     def vad_sensitivity(self) -> str:
@@ -69,6 +73,10 @@ class EdgeSessionConfig:
             "eagerness": _EAGERNESS.get(self.eagerness, ""),
             "silence_duration_ms": self.silence_duration_ms or 0,
             "prefix_padding_ms": self.prefix_padding_ms or 0,
+            "tools": self.tools,
+            "tool_choice": self.tool_choice if self.tools else "",
+            # A call's outputs wait for the client's response.create, as GA clients send it.
+            "tools_wait_for_reply": bool(self.tools),
         }
 
     def updated(self, session: Any) -> EdgeSessionConfig:
@@ -94,11 +102,9 @@ class EdgeSessionConfig:
             elif key == "audio":
                 changes.update(_audio(value, param))
             elif key == "tools":
-                if value not in (None, []):
-                    raise unsupported(param, "tools (function calling, MCP)")
+                changes["tools"] = session_tools(value, param)
             elif key == "tool_choice":
-                if value not in (None, "auto", "none"):
-                    raise unsupported(param, f"tool_choice {value!r}")
+                changes["tool_choice"] = session_tool_choice(value, param)
             elif key == "max_output_tokens":
                 if value not in (None, "inf"):
                     raise unsupported(param, "a reply length cap (only 'inf')")
@@ -153,8 +159,8 @@ class EdgeSessionConfig:
                 },
                 "output": {"format": self.output_format.as_json(), "voice": voice, "speed": 1.0},
             },
-            "tools": [],
-            "tool_choice": "auto",
+            "tools": list(self.tools),
+            "tool_choice": tool_choice_json(self.tool_choice),
             "max_output_tokens": "inf",
             "truncation": "auto",
             "tracing": None,
