@@ -36,6 +36,19 @@ export interface SessionOptions {
   systemPrompt?: string;
   turnMode?: TurnMode;
   vadSensitivity?: VadSensitivity;
+  /** Functions the assistant may call; each call arrives as a `toolCall` event. */
+  tools?: ToolDefinition[];
+  /** "auto" (default), "none", "required" or a tool's name. */
+  toolChoice?: string;
+  /** Results wait for `requestReply()` instead of the reply going on by itself. */
+  toolsWaitForReply?: boolean;
+}
+
+/** A tool, as OpenAI's function tools declare one: `parameters` is the arguments' JSON Schema. */
+export interface ToolDefinition {
+  name: string;
+  description?: string;
+  parameters?: Record<string, unknown>;
 }
 
 /** A call to the gateway failed; `code` is the gRPC status name. */
@@ -128,6 +141,13 @@ export class Session implements AsyncIterable<VoxmeshEvent> {
             systemPrompt: options.systemPrompt ?? "",
             turnMode: options.turnMode ?? TurnMode.UNSPECIFIED,
             vadSensitivity: options.vadSensitivity ?? VadSensitivity.UNSPECIFIED,
+            tools: (options.tools ?? []).map((tool) => ({
+              name: tool.name,
+              description: tool.description ?? "",
+              parametersJson: JSON.stringify(tool.parameters ?? { type: "object", properties: {} }),
+            })),
+            toolChoice: options.toolChoice ?? "",
+            toolsWaitForReply: options.toolsWaitForReply ?? false,
           },
         },
       }),
@@ -169,6 +189,23 @@ export class Session implements AsyncIterable<VoxmeshEvent> {
   /** A typed turn, answered like a spoken one. */
   sendText(text: string): void {
     this.queue.push(create(ConverseRequestSchema, { request: { case: "text", value: { text } } }));
+  }
+
+  /**
+   * Answer a `toolCall` event: `output` (a string, or anything JSON can hold) or `error` when the
+   * tool failed. A result for a cancelled or unknown call comes back as an `error` event
+   * (INVALID_ARGUMENT naming tool_result.call_id) and changes nothing.
+   */
+  sendToolResult(callId: string, output: unknown = "", error = ""): void {
+    const text = typeof output === "string" ? output : JSON.stringify(output);
+    this.queue.push(
+      create(ConverseRequestSchema, { request: { case: "toolResult", value: { callId, output: text, error } } }),
+    );
+  }
+
+  /** Ask for a reply with no new input (after tool results, with `toolsWaitForReply`). */
+  requestReply(instructions = ""): void {
+    this.queue.push(create(ConverseRequestSchema, { request: { case: "reply", value: { instructions } } }));
   }
 
   /** Stop the reply in progress. */

@@ -52,6 +52,34 @@ test("a spoken turn gets a final transcript and reply audio", async () => {
   }
 });
 
+test("a tool call is answered and the reply speaks its result", async () => {
+  const weather = {
+    name: "weather",
+    description: "Forecast for a city",
+    parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+  };
+  const session = await Session.connect(gateway, { tools: [weather] });
+  try {
+    assert.match(session.started.voxtral?.toolCalls ?? "", /^stand-in:/);
+    session.sendText("the weather in lisbon");
+    const events: VoxmeshEvent[] = [];
+    for await (const event of session) {
+      events.push(event);
+      if (event.case === "toolCall") {
+        assert.equal(event.value.name, "weather");
+        assert.deepEqual(JSON.parse(event.value.argumentsJson), { city: "the weather in lisbon" });
+        session.sendToolResult(event.value.callId, { sky: "sunny" });
+      }
+      if (event.case === "turnComplete") break;
+    }
+    const done = events.at(-1);
+    assert.ok(done?.case === "turnComplete");
+    assert.equal(done.value.replyText, 'The weather tool says: {"sky":"sunny"}.');
+  } finally {
+    session.close();
+  }
+});
+
 test("a bad config is refused with InvalidRequest naming the field", async () => {
   await assert.rejects(Session.connect(gateway, { sampleRateHz: 1 }), (error: unknown) => {
     assert.ok(error instanceof InvalidRequest);
