@@ -32,7 +32,8 @@ def test_the_default_mesh_runs_smart_turn_speculation_and_the_hold(monkeypatch: 
     vad, gateway = _service(mesh, "vad"), _service(mesh, "gateway")
     assert _flag(vad, "--end-of-turn") == "smart-turn"
     assert _flag(vad, "--turn-complete-hangover-ms") == "150"
-    assert _flag(vad, "--turn-doubtful-hangover-ms") == "400"
+    assert _flag(vad, "--turn-complete-threshold") == "0.9"
+    assert _flag(vad, "--turn-incomplete-hangover-ms") == "700"
     assert _flag(gateway, "--speculate-after-ms") == "100"
     assert _flag(gateway, "--hold-unfinished-ms") == "1000"
     # `make smart-turn-model` put the file where up looks (the tests' own prerequisite).
