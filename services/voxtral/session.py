@@ -501,7 +501,12 @@ class RespondSession:
 
     async def _call_tools(self, turn: Turn, calls: tuple[ToolCallOut, ...]) -> list[ToolOutcome]:
         turn.pending_calls = {call.call_id: call for call in calls}
-        log.info("tool calls made", extra=logs.fields(turn_id=turn.turn_id, calls=len(calls)))
+        # The wall clock (not perf_counter) so a client on this machine can time the hop
+        # from the call's last token to its ToolCall (bench/tool_calls.py).
+        log.info(
+            "tool calls made",
+            extra=logs.fields(turn_id=turn.turn_id, calls=len(calls), parsed_epoch_s=round(time.time(), 6)),
+        )
         await self._emit(
             tool_calls=voxtral_pb2.ReplyToolCalls(
                 turn_id=turn.turn_id,
