@@ -239,6 +239,10 @@ class ToolCalls:
     ) -> Effects:
         """A heard turn's reply made calls (at once, or released at its endpoint): send them."""
         self._held.pop(stage_turn_id, None)
+        # Earlier turns' answered rounds are in the conversation history already (and a
+        # barge-in on one comes before a later turn's calls): kept no longer, so a long
+        # session holds only the current turn's.
+        self._answered = {t: rounds for t, rounds in self._answered.items() if t >= turn_id}
         effects = Effects()
         round_ = _Round(turn_id, stage_turn_id, list(message.calls))
         self._rounds[stage_turn_id] = round_
