@@ -154,6 +154,7 @@ STEP = st.tuples(
 )
 
 
+@pytest.mark.timeout(600)  # 12 real-time cases in one test: ~100 s here, more on a busy runner
 @settings(
     max_examples=MESH_CASES,
     deadline=None,
