@@ -84,3 +84,20 @@ def test_base_port_moves_the_metrics_ports_too_so_two_meshes_run_side_by_side() 
     assert _flag(_service(first, "realtime"), "--metrics-port") == "7014"
     # Without --base-port the metrics stay where DESIGN.md puts them.
     assert _flag(_service(up(), "vad"), "--metrics-port") == "9401"
+
+
+def test_compose_ships_the_same_turn_taking() -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from voxmesh.turn_taking_defaults import FAST
+
+    compose = yaml.safe_load(Path("compose/docker-compose.yml").read_text())
+    for service in ("vad", "gateway"):
+        env = compose["services"][service]["environment"]
+        for field, value in FAST[service]:
+            # ${VAR:-default} keeps an operator's override; the default is what ships.
+            setting = str(env[f"VOXMESH_{service.upper()}_{field.upper()}"])
+            assert re.sub(r"^\$\{[A-Z_]+:-(.*)\}$", r"\1", setting) == value, (service, field, setting)
