@@ -73,6 +73,13 @@ CONFIGS: dict[str, tuple[str, dict[str, list[str]]]] = {
             "vad": [*stage_flags("smart-turn")["vad"], "--turn-doubtful-hangover-ms", "0"],
         },
     ),
+    "max-500": (
+        "the default with a 500 ms maximum",
+        {
+            **stage_flags("smart-turn"),
+            "vad": [*stage_flags("smart-turn")["vad"], "--turn-incomplete-hangover-ms", "500"],
+        },
+    ),
     "silence-300": (
         "silence-only with a 300 ms hangover",
         {**stage_flags("silence"), "vad": [*stage_flags("silence")["vad"], "--hangover-ms", "300"]},
