@@ -24,13 +24,15 @@
 # inside the part's limit (their --budget-s, from GPU_SUITE_PART_LIMIT_S).
 #
 # Options: --only PART,PART   --wheels DIR   --python PY   --budget-s S (default 540; --tiny 1200)
+#          --overlay DIR (make the overlay venv there and keep it; default: a temporary one)
+#          (--only install: the install step and the host part alone)
 #          --limits PART=S,PART=S (a part's own limit, under the suite's budget)
 #          --orpheus-args "..." --latency-args "..." --modes-args "..." --pytest-args "..."
 #          (appended to that part's command line: the scripts' own flags pass through).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-OUT="" TINY=0 ONLY="" WHEELS="$ROOT/.whl/gpu-suite" PY="${PYTHON:-python3}" BUDGET_S="" LIMITS=""
+OUT="" TINY=0 ONLY="" WHEELS="$ROOT/.whl/gpu-suite" PY="${PYTHON:-python3}" BUDGET_S="" LIMITS="" OVERLAY=""
 ORPHEUS_ARGS="" LATENCY_ARGS="" MODES_ARGS="" PYTEST_ARGS=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -39,13 +41,14 @@ while [ $# -gt 0 ]; do
         --only) ONLY=",$2,"; shift 2 ;;
         --wheels) WHEELS="$2"; shift 2 ;;
         --python) PY="$2"; shift 2 ;;
+        --overlay) OVERLAY="$2"; shift 2 ;;
         --budget-s) BUDGET_S="$2"; shift 2 ;;
         --limits) LIMITS=",$2,"; shift 2 ;;
         --orpheus-args) ORPHEUS_ARGS="$2"; shift 2 ;;
         --latency-args) LATENCY_ARGS="$2"; shift 2 ;;
         --modes-args) MODES_ARGS="$2"; shift 2 ;;
         --pytest-args) PYTEST_ARGS="$2"; shift 2 ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
         *) echo "gpu_suite: unknown option $1 (--help)" >&2; exit 2 ;;
     esac
 done
@@ -56,6 +59,9 @@ done
 # An absolute interpreter path (kept a link: a venv's python must stay the venv's), as the tests run elsewhere.
 case "$PY" in */*) PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" ;; esac
 mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"
+# Folders given relative to where the suite was started (it runs from $ROOT, pip from $WORK).
+case "$WHEELS" in /*) ;; *) WHEELS="$PWD/$WHEELS" ;; esac
+case "$OVERLAY" in ""|/*) ;; *) OVERLAY="$PWD/$OVERLAY" ;; esac
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 STARTED=$SECONDS
@@ -75,7 +81,7 @@ install_wheels() {
         record install skipped 0 "no wheels in $WHEELS (make gpu-wheels); running on $PY as it is"
         return
     fi
-    local venv="$WORK/venv" started=$SECONDS site
+    local venv="${OVERLAY:-$WORK/venv}" started=$SECONDS site
     "$PY" -m venv --without-pip "$venv" >"$OUT/install.log" 2>&1 || {
         record install failed 0 "$PY -m venv failed (see install.log); running on $PY as it is"; return; }
     site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
@@ -83,9 +89,12 @@ install_wheels() {
     "$PY" -c 'import sys; print("".join(f"import site; site.addsitedir({p!r})\n" for p in sys.path if p.endswith(("site-packages", "dist-packages"))))' \
         >"$site/_host_site_packages.pth"
     "$venv/bin/python" bench/gpu_wheels.py requirements >"$WORK/requirements.txt"
+    # No index: nothing comes from the network, only from the folder (the command goes to install.log).
+    local pip=("$venv/bin/python" -m pip install --disable-pip-version-check --no-index --no-compile
+        --find-links "$WHEELS" voxmesh -r "$WORK/requirements.txt")
+    echo "+ ${pip[*]}" >>"$OUT/install.log"
     # From $WORK: in the source tree, pip would take its voxmesh.egg-info for an installed voxmesh.
-    if (cd "$WORK" && timeout 120 "$venv/bin/python" -m pip install --disable-pip-version-check --no-index \
-        --no-compile --find-links "$WHEELS" voxmesh -r requirements.txt) >>"$OUT/install.log" 2>&1; then
+    if (cd "$WORK" && timeout 120 "${pip[@]}") >>"$OUT/install.log" 2>&1; then
         PY="$venv/bin/python"
         record install ok $((SECONDS - started)) "from $WHEELS into an overlay venv"
     else

@@ -38,3 +38,27 @@ gpu-suite-tiny: install-test
 	PYTHON=$(PY) bench/gpu_suite.sh --tiny --out out/gpu-suite-tiny
 
 .PHONY: gpu-wheels gpu-suite-tiny
+
+# The overlay install's test (tests/deploy/test_gpu_overlay_install.py, in `make test`) runs the
+# suite's install step from the real $(GPU_WHEELS) into a Python 3.12 venv standing in for the GPU
+# host (tests/deploy/gpu_host.py): metadata-only stand-ins for torch, CUDA and transformers, and
+# the host's small packages for real, whose wheels this downloads (~30 MiB, by exact version).
+GPU_HOST ?= .whl/gpu-host
+# The GPU host's Python is 3.12: python3.12 on PATH, else pyenv's.
+GPU_HOST_PYTHON ?= $(firstword $(foreach p,python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12),\
+	$(shell $(p) -c 'import sys; assert sys.version_info[:2] == (3, 12); print(sys.executable)' 2>/dev/null)))
+
+$(GPU_HOST)/.complete: $(GPU_WHEELS)/.complete tests/deploy/gpu_host.py
+	@test -n "$(GPU_HOST_PYTHON)" || { echo "gpu-host: no Python 3.12 (python3.12 on PATH or ~/.pyenv/versions/3.12*):" \
+		"the overlay install's test needs one to stand in for the GPU host; pyenv install 3.12, or GPU_HOST_PYTHON=..." >&2; exit 1; }
+	rm -rf $(GPU_HOST) && mkdir -p $(GPU_HOST)/wheels
+	$(PYTHON) tests/deploy/gpu_host.py pins $(GPU_WHEELS)/resolved.json > $(GPU_HOST)/pins.txt
+	$(GPU_WHEELS_PIP) download --no-deps $(GPU_WHEELS_TARGET) -d $(GPU_HOST)/wheels -r $(GPU_HOST)/pins.txt
+	ln -s $(GPU_HOST_PYTHON) $(GPU_HOST)/python3.12
+	touch $@
+
+gpu-host: gpu-wheels $(GPU_HOST)/.complete
+
+TEST_DEPS += gpu-host
+
+.PHONY: gpu-host
