@@ -14,24 +14,20 @@ import email.utils
 import http
 import json
 import logging
-import signal
 import socket
-import ssl
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from voxmesh import logs
 from voxmesh.bearer_tokens import BearerTokens
 from voxmesh.client import Overloaded, Unauthenticated, Unavailable, VoxmeshClientError
-from voxmesh.metrics_server import start_metrics
+from voxmesh.edge_server import gateway_tls, run_edge, serve_until_stopped
 from voxmesh.realtime import metrics
 from voxmesh.realtime.connection import EdgeLimits, RealtimeConnection, open_gateway
 from voxmesh.realtime.protocol_error import ProtocolError
@@ -141,12 +137,12 @@ class RealtimeEdge:
                 raise ConnectionClosed(None, None) from None
 
         try:
-            session = await open_gateway(self.settings.gateway, token, EdgeSessionConfig(), self._tls())
+            session = await open_gateway(self.settings.gateway, token, EdgeSessionConfig(), gateway_tls(self.settings))
         except (ProtocolError, VoxmeshClientError) as exc:
             await self._refuse(websocket, send, exc)
             return
         connection = RealtimeConnection(
-            send, self.settings.gateway, token, session, self._limits, self._ids, self._tls()
+            send, self.settings.gateway, token, session, self._limits, self._ids, gateway_tls(self.settings)
         )
         try:
             await connection.start()
@@ -199,50 +195,17 @@ class RealtimeEdge:
             await send({"type": "error", "event_id": self._ids.new("event"), "error": error.body(None)})
             await websocket.close(close, error.message[:120])
 
-    def _tls(self) -> dict[str, Any]:
-        if not self.settings.gateway_tls:
-            return {}
-        ca = Path(self.settings.gateway_ca).read_bytes() if self.settings.gateway_ca else None
-        return {"tls": True, "root_certificates": ca}
-
     async def serve_forever(self) -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        tls = None
-        if self.settings.tls_cert:
-            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            tls.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
-        async with serve(
+        await serve_until_stopped(
+            self.settings,
             self.handle,
-            self.settings.host,
-            self.settings.port,
+            service="realtime",
+            max_message_bytes=self.settings.max_message_bytes,
             process_request=self._process_request,
             select_subprotocol=self._select_subprotocol,
-            max_size=self.settings.max_message_bytes,
-            ssl=tls,
-            server_header="voxmesh-realtime",
-        ) as server:
-            port = next(iter(server.sockets)).getsockname()[1]
-            metrics_port = start_metrics(self.settings)
-            log.info(
-                "serving",
-                extra=logs.fields(
-                    service="realtime",
-                    port=port,
-                    path=REALTIME_PATH,
-                    gateway=self.settings.gateway,
-                    metrics_port=metrics_port,
-                    tls=tls is not None,
-                ),
-            )
-            await stop.wait()
-            log.info("stopping", extra=logs.fields(grace_s=self.settings.grace_s))
-            server.close(close_connections=False)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.grace_s):
-                    await server.wait_closed()
+            log=log,
+            path=REALTIME_PATH,
+        )
 
 
 def _static(connection: ServerConnection, path: Path, content_type: str) -> Response:
@@ -261,19 +224,4 @@ def _static(connection: ServerConnection, path: Path, content_type: str) -> Resp
 
 def run(settings: RealtimeSettings) -> int:
     """``voxmesh serve realtime``: logs, event loop, serve until SIGTERM."""
-    logs.configure("realtime", settings.log_level)
-    log.info("settings", extra=logs.fields(**settings.masked()))
-    if settings.uvloop:
-        with contextlib.suppress(ImportError):
-            import uvloop
-
-            uvloop.install()
-    try:
-        asyncio.run(RealtimeEdge(settings).serve_forever())
-    except OSError as exc:
-        print(
-            f"voxmesh serve realtime: cannot listen on {settings.host}:{settings.port}: {exc}",
-            file=sys.stderr,
-        )
-        return 2
-    return 0
+    return run_edge("realtime", settings, RealtimeEdge(settings).serve_forever)

@@ -5,19 +5,16 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from voxmesh.settings import ServiceSettings
+from voxmesh.edge_server import EdgeSettings
 
 
-class RealtimeSettings(ServiceSettings):
+class RealtimeSettings(EdgeSettings):
     """``port`` is the WebSocket port; ``auth_token``, if set, is checked here before the gateway checks it too."""
 
     model_config = SettingsConfigDict(env_prefix="VOXMESH_REALTIME_", extra="ignore")
 
     port: int = 8080
     metrics_port: int = 9404
-    gateway: str = Field("127.0.0.1:50051", description="gateway host:port (a client of its Converse stream)")
-    gateway_tls: bool = Field(False, description="Connect to the gateway over TLS")
-    gateway_ca: str | None = Field(None, description="PEM CA bundle for the gateway's certificate")
     max_message_bytes: int = Field(
         16 * 1024 * 1024, description="Largest WebSocket message accepted (OpenAI's append limit is 15 MiB)"
     )

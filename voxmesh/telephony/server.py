@@ -18,16 +18,12 @@ import asyncio
 import contextlib
 import http
 import logging
-import signal
-import ssl
-import sys
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
@@ -35,7 +31,7 @@ from websockets.typing import Subprotocol
 from voxmesh import logs
 from voxmesh.bearer_tokens import BearerTokens
 from voxmesh.client import AsyncSession, Overloaded, Unauthenticated, Unavailable, VoxmeshClientError
-from voxmesh.metrics_server import start_metrics
+from voxmesh.edge_server import gateway_tls, run_edge, serve_until_stopped
 from voxmesh.telephony import metrics
 from voxmesh.telephony.asterisk import AsteriskLine, AsteriskStream
 from voxmesh.telephony.call_bridge import CALL_RATE_HZ, CallBridge, PhoneLine
@@ -252,7 +248,7 @@ class TelephonyEdge:
                 voice=self.settings.voice,
                 language=self.settings.language,
                 system_prompt=self.settings.system_prompt,
-                **self._tls(),
+                **gateway_tls(self.settings),
             )
         except Unauthenticated as exc:
             raise CallRefused(f"the gateway refused the token: {exc.message}", outcome="refused") from None
@@ -278,68 +274,20 @@ class TelephonyEdge:
                 return "stop"
         raise ConnectionClosed(None, None)
 
-    def _tls(self) -> dict[str, Any]:
-        if not self.settings.gateway_tls:
-            return {}
-        ca = Path(self.settings.gateway_ca).read_bytes() if self.settings.gateway_ca else None
-        return {"tls": True, "root_certificates": ca}
-
     async def serve_forever(self) -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        tls = None
-        if self.settings.tls_cert:
-            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            tls.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
-        async with serve(
+        await serve_until_stopped(
+            self.settings,
             self.handle,
-            self.settings.host,
-            self.settings.port,
+            service="telephony",
+            max_message_bytes=self.settings.max_message_bytes,
             process_request=self._process_request,
             select_subprotocol=self._select_subprotocol,
-            max_size=self.settings.max_message_bytes,
-            ssl=tls,
-            server_header="voxmesh-telephony",
-        ) as server:
-            port = next(iter(server.sockets)).getsockname()[1]
-            metrics_port = start_metrics(self.settings)
-            log.info(
-                "serving",
-                extra=logs.fields(
-                    service="telephony",
-                    port=port,
-                    twilio=TWILIO_PATH,
-                    asterisk=ASTERISK_PATH,
-                    gateway=self.settings.gateway,
-                    metrics_port=metrics_port,
-                    tls=tls is not None,
-                ),
-            )
-            await stop.wait()
-            log.info("stopping", extra=logs.fields(grace_s=self.settings.grace_s))
-            server.close(close_connections=False)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.grace_s):
-                    await server.wait_closed()
+            log=log,
+            twilio=TWILIO_PATH,
+            asterisk=ASTERISK_PATH,
+        )
 
 
 def run(settings: TelephonySettings) -> int:
     """``voxmesh serve telephony``: logs, event loop, serve until SIGTERM."""
-    logs.configure("telephony", settings.log_level)
-    log.info("settings", extra=logs.fields(**settings.masked()))
-    if settings.uvloop:
-        with contextlib.suppress(ImportError):
-            import uvloop
-
-            uvloop.install()
-    try:
-        asyncio.run(TelephonyEdge(settings).serve_forever())
-    except OSError as exc:
-        print(
-            f"voxmesh serve telephony: cannot listen on {settings.host}:{settings.port}: {exc}",
-            file=sys.stderr,
-        )
-        return 2
-    return 0
+    return run_edge("telephony", settings, TelephonyEdge(settings).serve_forever)

@@ -5,23 +5,20 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from voxmesh.settings import ServiceSettings
+from voxmesh.edge_server import EdgeSettings
 
 #: The phone edge's WebSocket/HTTP port and metrics port (the Realtime edge has 8080 and 9404).
 TELEPHONY_PORT = 8081
 TELEPHONY_METRICS_PORT = 9405
 
 
-class TelephonySettings(ServiceSettings):
+class TelephonySettings(EdgeSettings):
     """``auth_token``/``auth_tokens_file``, if set, are checked before any call audio is accepted."""
 
     model_config = SettingsConfigDict(env_prefix="VOXMESH_TELEPHONY_", extra="ignore")
 
     port: int = TELEPHONY_PORT
     metrics_port: int = TELEPHONY_METRICS_PORT
-    gateway: str = Field("127.0.0.1:50051", description="gateway host:port (a client of its Converse stream)")
-    gateway_tls: bool = Field(False, description="Connect to the gateway over TLS")
-    gateway_ca: str | None = Field(None, description="PEM CA bundle for the gateway's certificate")
     voice: str = Field("", description="Voice of the replies (empty: the gateway's default)")
     language: str = Field("", description="BCP-47 language of the calls (empty: the gateway's default)")
     system_prompt: str = Field(
