@@ -39,8 +39,10 @@ from voxmesh.synthetic_speech import silence
 from voxmesh.v1 import conversation_pb2
 
 RATE = 16_000
-#: Real-mesh cases (each speaks at real time: ~5 s); the policy's property test runs 400 orders.
-MESH_CASES = 12
+#: Real-mesh cases, run CONCURRENT sessions at a time (each speaks at real time: ~5-10 s), so the
+#: 200 cases take ~25 rounds; the policy's property test runs 400 orders besides.
+MESH_CASES = 200
+CONCURRENT = 8
 #: The gateway's --tool-result-timeout-s here.
 TIMEOUT_S = 2.0
 
@@ -152,27 +154,32 @@ STEP = st.tuples(
     st.sampled_from(["result", "speech", "interrupt", "typed", "nothing"]),
     st.sampled_from([0.0, 0.05, 0.3, 1.0, TIMEOUT_S + 0.5]),
 )
+CASE = st.tuples(
+    st.sampled_from([0.05, 0.15, 0.25, 0.4]),  # the pause after the question, s
+    st.booleans(),  # speak on after it
+    st.lists(STEP, min_size=1, max_size=2),  # what the client does after the ToolCall
+)
 
 
-@pytest.mark.timeout(600)  # 12 real-time cases in one test: ~100 s here, more on a busy runner
+async def concurrent_cases(address: str, cases: list[tuple[float, bool, list[tuple[str, float]]]]) -> None:
+    await asyncio.gather(*(one_case(address, pause_s, resume, steps) for pause_s, resume, steps in cases))
+
+
+@pytest.mark.timeout(1200)  # 200 real-time cases, 8 sessions at a time: ~4 min here, more on a busy runner
 @settings(
-    max_examples=MESH_CASES,
+    max_examples=-(-MESH_CASES // CONCURRENT),
     deadline=None,
     derandomize=True,  # the same cases on every run: a CI failure reruns as it was
     phases=(Phase.explicit, Phase.generate),  # no shrinking: each case costs seconds of real time
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(
-    pause_s=st.sampled_from([0.05, 0.15, 0.25, 0.4]),
-    resume=st.booleans(),
-    steps=st.lists(STEP, min_size=1, max_size=2),
-)
+@given(cases=st.lists(CASE, min_size=CONCURRENT, max_size=CONCURRENT))
 def test_tool_call_races_on_the_cpu_mesh(
-    race_mesh: tuple[Mesh, int], pause_s: float, resume: bool, steps: list[tuple[str, float]]
+    race_mesh: tuple[Mesh, int], cases: list[tuple[float, bool, list[tuple[str, float]]]]
 ) -> None:
     mesh, port = race_mesh
-    asyncio.run(one_case(mesh.address, pause_s, resume, steps))
-    # The session ended: every call sent is accounted for, none outstanding.
+    asyncio.run(concurrent_cases(mesh.address, cases))
+    # The sessions ended: every call sent is accounted for, none outstanding.
     counts = tool_counters(port)
     ended = sum(counts.get(k, 0.0) for k in ("answered", "cancelled", "timed_out"))
     assert counts.get("called", 0.0) == ended, counts
