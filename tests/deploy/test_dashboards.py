@@ -34,10 +34,13 @@ _KEYWORDS = {
 
 def exported_metric_names() -> set[str]:
     """Every sample name voxmesh.metrics and the edges' metrics register, read from the registry (with suffixes)."""
+    import importlib
+
     import prometheus_client
 
-    import voxmesh.metrics  # registers the collectors
-    import voxmesh.telephony.metrics  # noqa: F401 - the phone edge's (its own /metrics port)
+    # Importing registers the collectors: the services', and each edge's (its own /metrics port).
+    for module in ("voxmesh.metrics", "voxmesh.realtime.metrics", "voxmesh.telephony.metrics"):
+        importlib.import_module(module)
 
     names: set[str] = set()
     for family in prometheus_client.REGISTRY.collect():
