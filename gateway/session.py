@@ -50,6 +50,7 @@ from voxmesh.gateway.barge_in import DEFAULT_MIN_SPEECH_MS, BargeInGate
 from voxmesh.gateway.conversation import ConversationHistory
 from voxmesh.gateway.endpointing import Endpoint, Listening
 from voxmesh.gateway.input_limits import InputLimits
+from voxmesh.gateway.key_presses import press
 from voxmesh.gateway.placement import StagePool
 from voxmesh.gateway.playback_position import estimated_played_ms
 from voxmesh.gateway.session_options import SessionOptions
@@ -310,6 +311,10 @@ class Session:
                     self._instructions.add_context(request.context.text)
                 elif kind == "instructions":
                     self._instructions.replace(request.instructions.system_prompt)
+                elif kind == "key_press":  # a typed turn, then KeyPressed naming it (gateway.key_presses)
+                    await press(
+                        request.key_press.digits, self._on_text, lambda: self._next_turn_id - 1, self._emit
+                    )
                 elif kind == "control":
                     action = request.control.action
                     if action == conversation_pb2.Control.ACTION_INTERRUPT:

@@ -21,6 +21,10 @@ def audio(pcm: bytes) -> conversation_pb2.ConverseRequest:
     return conversation_pb2.ConverseRequest(audio=conversation_pb2.AudioChunk(pcm=pcm))
 
 
+def key_press(digits: str) -> conversation_pb2.ConverseRequest:
+    return conversation_pb2.ConverseRequest(key_press=conversation_pb2.KeyPress(digits=digits))
+
+
 def config(**fields: int) -> conversation_pb2.ConverseRequest:
     return conversation_pb2.ConverseRequest(config=conversation_pb2.SessionConfig(**fields))  # type: ignore[arg-type]
 
@@ -84,6 +88,9 @@ NEGATIVE_RATE = b"\x0a\x0b" + b"\x08" + b"\xff" * 9 + b"\x01"
             False,
         ),
         ([config(input_sample_rate_hz=16_000, voice="no-such-voice")], "voice", False),
+        ([CONFIG, key_press("5x")], "key_press.digits", False),
+        ([CONFIG, key_press("")], "key_press.digits", False),
+        ([CONFIG, key_press("#" * 33)], "key_press.digits", False),
     ],
     ids=[
         "audio-before-config",
@@ -98,6 +105,9 @@ NEGATIVE_RATE = b"\x0a\x0b" + b"\x08" + b"\xff" * 9 + b"\x01"
         "empty-message",
         "empty-text",
         "unknown-voice",
+        "bad-key",
+        "no-keys",
+        "too-many-keys",
     ],
 )
 async def test_bad_input_is_invalid_argument_naming_the_field(

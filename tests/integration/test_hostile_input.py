@@ -247,6 +247,10 @@ def gw_control(action: int) -> conversation_pb2.ConverseRequest:
     return conversation_pb2.ConverseRequest(control=conversation_pb2.Control(action=action))  # type: ignore[arg-type]
 
 
+def gw_key_press(digits: str) -> conversation_pb2.ConverseRequest:
+    return conversation_pb2.ConverseRequest(key_press=conversation_pb2.KeyPress(digits=digits))
+
+
 def gw_playback(turn_id: int, played_ms: float) -> conversation_pb2.ConverseRequest:
     position = conversation_pb2.PlaybackPosition(turn_id=turn_id, played_ms=played_ms)
     return conversation_pb2.ConverseRequest(playback=position)
@@ -263,12 +267,14 @@ GATEWAY_STREAM = stream(
         WORDS.map(gw_text),
         st.sampled_from([1, 2]).map(gw_control),
         st.builds(gw_playback, st.integers(0, 4), st.floats(0, 60_000)),
+        st.text(alphabet="0123456789*#ABCD", min_size=1, max_size=32).map(gw_key_press),
     ),
     st.one_of(
         PCM.map(gw_audio),
         TEXT.map(gw_text),
         ENUMS.map(gw_control),
         st.builds(gw_playback, TURN_IDS, PLAYED_MS),
+        TEXT.map(gw_key_press),
         gateway_config(valid=False),
         st.just(conversation_pb2.ConverseRequest()),
     ),

@@ -110,8 +110,13 @@ async def test_dtmf_end_reaches_the_conversation_and_plain_text_control_works(me
     await call.wait_played_out()
     await call.hang_up()
     assert call.processed  # plain-text MARK_MEDIA <id> / MEDIA_MARK_PROCESSED <id> round trip
-    turns = [line for line in lines(mesh, "turn complete") if line["session_id"] == session_of(mesh, call)]
-    assert any("The caller pressed 7." in str(t["transcript"]) for t in turns), turns
+    session = session_of(mesh, call)
+    turns = [line for line in lines(mesh, "turn complete") if line["session_id"] == session]
+    # DTMF_END went to the gateway as a KeyPress; its KeyPressed names the turn the key opened.
+    (pressed,) = [line for line in lines(mesh, "key pressed") if line["session_id"] == session]
+    assert pressed["digits"] == "7"
+    (keyed,) = [t for t in turns if t["turn_id"] == pressed["turn_id"]]
+    assert keyed["transcript"] == "The caller pressed 7.", turns
 
 
 async def test_bad_input_closes_only_that_call_and_hang_up_leaves_nothing(mesh: PhoneMesh) -> None:

@@ -42,5 +42,5 @@ def test_node_tests_pass_against_the_mesh(mesh: Mesh, tmp_path: Path) -> None:
     )
     out = run.stdout + run.stderr
     assert run.returncode == 0, out
-    assert re.search(r"^# pass 4$", out, re.MULTILINE), out
+    assert re.search(r"^# pass 5$", out, re.MULTILINE), out
     assert re.search(r"^# fail 0$", out, re.MULTILINE), out

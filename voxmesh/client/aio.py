@@ -108,6 +108,14 @@ class AsyncSession:
         """Replace the session's system prompt from the next turn on."""
         await self._queue.put(messages.instructions_request(system_prompt))
 
+    async def press_key(self, digits: str) -> None:
+        """Keys pressed on a phone keypad (DTMF: 0-9 * # A-D, up to 32): answered with a
+        :class:`KeyPressed` event, and taken as the user's turn "The caller pressed 5."
+        (interrupting a reply in progress, as :meth:`send_text` does). Anything else ends
+        the session with :class:`InvalidRequest` naming key_press.digits.
+        """
+        await self._queue.put(messages.key_press_request(digits))
+
     async def report_playback(self, turn_id: int, played_ms: float) -> None:
         """How much of ``turn_id``'s reply audio has been played, in ms: a barge-in keeps the
         reply up to the word playing there. Send it as the audio plays (every 100-200 ms).

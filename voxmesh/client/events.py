@@ -111,6 +111,16 @@ class Interrupted:
 
 
 @dataclass(frozen=True)
+class KeyPressed:
+    """Keys sent with ``press_key`` were taken: they opened turn ``turn_id``, the user's
+    text "The caller pressed N." (a reply in progress was interrupted first).
+    """
+
+    turn_id: int
+    digits: str
+
+
+@dataclass(frozen=True)
 class StageError:
     """A stage failed; the session stays open (``retryable``) where it can."""
 
@@ -160,6 +170,7 @@ Event = (
     | AudioOut
     | TurnComplete
     | Interrupted
+    | KeyPressed
     | StageError
     | ToolCall
     | ToolCallCancelled
@@ -213,6 +224,8 @@ def from_proto(message: conversation_pb2.ConverseResponse) -> Event:
         )
     if kind == "interrupted":
         return Interrupted(m.turn_id, m.spoken_text, m.audio_sent_ms, m.played_ms)
+    if kind == "key_pressed":
+        return KeyPressed(m.turn_id, m.digits)
     if kind == "tool_call":
         return ToolCall(m.turn_id, m.call_id, m.name, m.arguments_json, m.calls_in_round)
     if kind == "tool_call_cancelled":

@@ -159,6 +159,10 @@ def instructions_request(system_prompt: str) -> conversation_pb2.ConverseRequest
     )
 
 
+def key_press_request(digits: str) -> conversation_pb2.ConverseRequest:
+    return conversation_pb2.ConverseRequest(key_press=conversation_pb2.KeyPress(digits=digits))
+
+
 def playback_request(turn_id: int, played_ms: float) -> conversation_pb2.ConverseRequest:
     return conversation_pb2.ConverseRequest(
         playback=conversation_pb2.PlaybackPosition(turn_id=turn_id, played_ms=played_ms)

@@ -95,6 +95,10 @@ class Session:
         """Replace the session's system prompt from the next turn on."""
         self._requests.put(messages.instructions_request(system_prompt))
 
+    def press_key(self, digits: str) -> None:
+        """DTMF keys (0-9 * # A-D): a KeyPressed event and a typed turn (see AsyncSession.press_key)."""
+        self._requests.put(messages.key_press_request(digits))
+
     def report_playback(self, turn_id: int, played_ms: float) -> None:
         """How much of ``turn_id``'s reply audio has been played, in ms (see AsyncSession)."""
         self._requests.put(messages.playback_request(turn_id, played_ms))

@@ -13,7 +13,9 @@ reports 0 ms, so a barge-in before any echo keeps nothing rather than the
 gateway's real-time estimate (a phone plays from its own buffer, which the
 gateway cannot see). A barge-in (the gateway's ``Interrupted``) sends ``clear``
 at once and nothing of that turn after it; the marks a ``clear`` flushes back
-(Twilio echoes them) are not playback and are ignored.
+(Twilio echoes them) are not playback and are ignored. A key press goes to
+the gateway as a ``KeyPress``: the gateway answers ``KeyPressed`` (logged here
+with the turn it opened) and puts "The caller pressed 5." into the conversation.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from voxmesh import logs
-from voxmesh.client import AsyncSession, AudioOut, Interrupted, StageError, TurnComplete
+from voxmesh.client import AsyncSession, AudioOut, Interrupted, KeyPressed, StageError, TurnComplete
 from voxmesh.g711 import G711_RATE_HZ, ulaw_decode, ulaw_encode
 from voxmesh.telephony import metrics
 
@@ -34,11 +36,6 @@ log = logging.getLogger("voxmesh.telephony")
 CALL_RATE_HZ = G711_RATE_HZ
 #: Marks remembered at most: a phone side that never echoes them cannot grow the map without bound.
 MAX_PENDING_MARKS = 1024
-
-
-def dtmf_text(digit: str) -> str:
-    """What a key press becomes in the conversation: a typed turn the model can use."""
-    return f"The caller pressed {digit}."
 
 
 class PhoneLine(Protocol):
@@ -91,7 +88,7 @@ class CallBridge:
     async def key_pressed(self, digit: str) -> None:
         metrics.DTMF_DIGITS.inc()
         log.info("dtmf", extra=logs.fields(digit=digit))
-        await self.session.send_text(dtmf_text(digit))
+        await self.session.press_key(digit)
 
     async def mark_played(self, name: str) -> None:
         entry = self._marks.pop(name, None)
@@ -126,6 +123,8 @@ class CallBridge:
                         voice_to_voice_ms=round(event.latency.voice_to_voice_ms, 1),
                     ),
                 )
+            elif isinstance(event, KeyPressed):
+                log.info("key pressed", extra=logs.fields(turn_id=event.turn_id, digits=event.digits))
             elif isinstance(event, StageError):
                 log.warning(
                     "stage error",

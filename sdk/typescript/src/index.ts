@@ -192,6 +192,16 @@ export class Session implements AsyncIterable<VoxmeshEvent> {
   }
 
   /**
+   * Keys pressed on a phone keypad (DTMF: 0-9 * # A-D, up to 32): answered with a `keyPressed`
+   * event naming the turn they opened, the user's text "The caller pressed 5." (a reply in
+   * progress is interrupted, as by `sendText`). Anything else ends the session with
+   * `InvalidRequest` naming key_press.digits.
+   */
+  pressKey(digits: string): void {
+    this.queue.push(create(ConverseRequestSchema, { request: { case: "keyPress", value: { digits } } }));
+  }
+
+  /**
    * Answer a `toolCall` event: `output` (a string, or anything JSON can hold) or `error` when the
    * tool failed. A result for a cancelled or unknown call comes back as an `error` event
    * (INVALID_ARGUMENT naming tool_result.call_id) and changes nothing.

@@ -80,6 +80,23 @@ test("a tool call is answered and the reply speaks its result", async () => {
   }
 });
 
+test("a key press gets a keyPressed event and a turn the model reads", async () => {
+  const session = await Session.connect(gateway);
+  try {
+    session.pressKey("5");
+    const events = await untilTurnComplete(session);
+    const pressed = events.find((e) => e.case === "keyPressed");
+    assert.ok(pressed?.case === "keyPressed", `no keyPressed event: ${events.map((e) => e.case)}`);
+    assert.equal(pressed.value.digits, "5");
+    const done = events.at(-1);
+    assert.ok(done?.case === "turnComplete");
+    assert.equal(pressed.value.turnId, done.value.turnId);
+    assert.match(done.value.replyText, /The caller pressed 5\./);
+  } finally {
+    session.close();
+  }
+});
+
 test("a bad config is refused with InvalidRequest naming the field", async () => {
   await assert.rejects(Session.connect(gateway, { sampleRateHz: 1 }), (error: unknown) => {
     assert.ok(error instanceof InvalidRequest);
