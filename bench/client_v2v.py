@@ -73,6 +73,13 @@ CONFIGS: dict[str, tuple[str, dict[str, list[str]]]] = {
             "vad": [*stage_flags("smart-turn")["vad"], "--turn-doubtful-hangover-ms", "0"],
         },
     ),
+    "doubtful-400": (
+        "the default plus a doubtful band: 0.1 <= P < 0.9 ends at 400 ms",
+        {
+            **stage_flags("smart-turn"),
+            "vad": [*stage_flags("smart-turn")["vad"], "--turn-doubtful-hangover-ms", "400"],
+        },
+    ),
     "max-500": (
         "the default with a 500 ms maximum",
         {

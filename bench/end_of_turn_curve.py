@@ -8,6 +8,14 @@ silence (Piper). For every threshold: the share of complete utterances that end
 at the first judgement (the rest wait longer: v2v), and the share of cut ones
 that end there too (a split turn). Labels are by construction, not by ear.
 
+Then what the words add, as the gateway sees them: each utterance transcribed
+by the CPU profile's transcriber (the echo's pocketsphinx decoder, with its
+last word's posterior), judged by the unfinished-word list (gateway.unfinished_words),
+by the confidence rule (a doubtful last word against a sure sound is not
+trusted), and by a trigram language model's P(sentence ends | last two words)
+(pocketsphinx's own en-us model: a candidate "reads finished" signal measured
+here, not shipped; BENCHMARKS.md says why).
+
     .venv/bin/python -m bench.end_of_turn_curve [--pause-ms 150] [--json FILE]
 """
 
@@ -15,16 +23,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
+from typing import Any
 
 import numpy as np
 
 from bench.end_of_speech import PIPER_SENTENCES
 from bench.end_of_turn import _quietest_middle_point
 from tests.recorded_speech import RATE, leading_noise, levels_db, load, looped, recordings, word_ends
+from voxmesh.audio import float_to_pcm16
+from voxmesh.gateway.unfinished_words import SURE_SOUND, sounds_unfinished
 from voxmesh.services.vad.smart_turn import SmartTurnModel
+from voxmesh.services.voxtral.pocketsphinx_pool import make_decoder
 
 MODEL = ".tools/models/smart-turn-v3.2-cpu.onnx"
+#: Longer pauses at which :func:`judged_again` asks the model again.
+LATER_PAUSES_MS = (250, 350, 450, 600)
 MORE_PIPER = (
     "Please tell me about the weather today.",
     "Can you set a timer for ten minutes?",
@@ -94,11 +109,115 @@ def main() -> None:
         for t in (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9):
             c = sum(p >= t for p in complete)
             s = sum(p >= t for p in cut)
-            curve.append({"source": source, "threshold": t, "complete_ended": c, "complete": len(complete),
-                          "cut_ended": s, "cut": len(cut)})
+            curve.append(
+                {
+                    "source": source,
+                    "threshold": t,
+                    "complete_ended": c,
+                    "complete": len(complete),
+                    "cut_ended": s,
+                    "cut": len(cut),
+                }
+            )
             print(f"| {source} | {t} | {c}/{len(complete)} | {s}/{len(cut)} |")
+    words = what_the_words_add(rows, [audio for _, _, audio in labelled(args.pause_ms / 1000)])
+    later = judged_again(model, rows, args.pause_ms)
     with open(args.json, "w") as f:
-        json.dump({"pause_ms": args.pause_ms, "rows": rows, "curve": curve}, f, indent=1)
+        json.dump(
+            {"pause_ms": args.pause_ms, "rows": rows, "curve": curve, "words": words, "judged_again": later},
+            f,
+            indent=1,
+        )
+
+
+def judged_again(model: SmartTurnModel, rows: list[dict[str, Any]], pause_ms: int) -> list[dict[str, Any]]:
+    """The model's P for the same utterances after longer pauses: whether a second judgement helps.
+
+    Adds ``p_later`` (P at each of :data:`LATER_PAUSES_MS`) to each row; prints, per pause, how many
+    of the utterances unsure at the first judgement (P < 0.9) pass 0.5 then, complete and cut.
+    """
+    longest = max(LATER_PAUSES_MS)
+    for row, (_, _, audio) in zip(rows, labelled(longest / 1000), strict=True):
+        voice = audio.size - longest * RATE // 1000
+        row["p_later"] = [
+            round(model.probability(audio[: voice + pause * RATE // 1000], RATE), 4)
+            for pause in LATER_PAUSES_MS
+        ]
+    unsure = [r for r in rows if r["p"] < SURE_SOUND]
+    print(f"\nJudged again (of those under {SURE_SOUND} at {pause_ms} ms: how many reach P >= 0.5 later):")
+    print("| pause | complete | cut |")
+    print("| ---: | ---: | ---: |")
+    out = []
+    for i, pause in enumerate(LATER_PAUSES_MS):
+        risen = {
+            label: sum(r["p_later"][i] >= 0.5 for r in unsure if r["label"] == label)
+            for label in ("complete", "cut")
+        }
+        total = {label: sum(r["label"] == label for r in unsure) for label in ("complete", "cut")}
+        out.append({"pause_ms": pause, **{f"{k}_risen": v for k, v in risen.items()}, **total})
+        print(f"| {pause} ms | {risen['complete']}/{total['complete']} | {risen['cut']}/{total['cut']} |")
+    return out
+
+
+def _transcribe(decoder: Any, audio: np.ndarray) -> tuple[str, float | None]:
+    """What the echo's decoder makes of ``audio`` fed in 20 ms chunks, and its last word's posterior."""
+    pcm = float_to_pcm16(audio)
+    decoder.start_utt()
+    for at in range(0, len(pcm), 640):
+        decoder.process_raw(pcm[at : at + 640])
+    decoder.end_utt()
+    hyp = decoder.hyp()
+    heard = [seg for seg in decoder.seg() or () if not seg.word.startswith(("<", "["))]
+    return (hyp.hypstr if hyp else ""), (float(heard[-1].prob) if heard else None)
+
+
+def what_the_words_add(rows: list[dict[str, Any]], audios: list[np.ndarray]) -> dict[str, Any]:
+    """Adds each row's words, confidence and LM end probability; prints the table; returns the counts."""
+    from pocketsphinx import NGramModel, get_model_path
+
+    lm = NGramModel.readfile(f"{get_model_path()}/en-us/en-us.lm.bin")
+    decoder = make_decoder()
+    for row, audio in zip(rows, audios, strict=True):
+        text, confidence = _transcribe(decoder, audio)
+        last_two = text.split()[-2:]
+        # NGramModel.prob: log probability (base 1.0001) of the first word given the rest, newest first.
+        p_end = math.exp(lm.prob(["</s>", *reversed(last_two)]) * math.log(1.0001)) if last_two else 0.0
+        row.update(
+            words=text, confidence=confidence, unfinished=sounds_unfinished(text), p_end=round(p_end, 4)
+        )
+    complete = [r for r in rows if r["label"] == "complete"]
+    cut = [r for r in rows if r["label"] == "cut"]
+    groups = (("complete", complete), ("cut", cut))
+    print(f"\nWhat the words add (P >= {SURE_SOUND}: sure; the rest wait longer):")
+    print("| rule | complete | cut |")
+    print("| --- | ---: | ---: |")
+    held = {k: sum(r["unfinished"] for r in group) for k, group in groups}
+    out: dict[str, Any] = {"held": held, "confidence": [], "lm_end": []}
+    print(f"| words end unfinished: held | {held['complete']}/{len(complete)} | {held['cut']}/{len(cut)} |")
+    for floor in (0.1, 0.2, 0.5):
+        # A doubtful last word against a sure sound overrules the hold (gateway.unfinished_words).
+        overruled = {
+            k: sum(
+                r["unfinished"]
+                and r["p"] >= SURE_SOUND
+                and r["confidence"] is not None
+                and r["confidence"] < floor
+                for r in group
+            )
+            for k, group in groups
+        }
+        out["confidence"].append({"below": floor, **overruled})
+        print(
+            f"| ... but confidence < {floor} and sure: not held | {overruled['complete']} | {overruled['cut']} |"
+        )
+    for floor in (0.05, 0.1, 0.15, 0.2, 0.3):
+        early = {
+            k: sum((not r["unfinished"]) and r["p"] < SURE_SOUND and r["p_end"] >= floor for r in group)
+            for k, group in groups
+        }
+        out["lm_end"].append({"p_end_at_least": floor, **early})
+        print(f"| not sure, LM P(end) >= {floor}: would end early | {early['complete']} | {early['cut']} |")
+    return out
 
 
 if __name__ == "__main__":

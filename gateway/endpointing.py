@@ -25,12 +25,17 @@ what comes back):
             HELD ── speech ──▶ PLAIN (same turn; a tentative reply is dropped)
                  ── pause ran out (audio clock, or wall clock if the audio stopped) ──▶ ENDED
 
-The decision at vad's endpoint (:meth:`Listening.at_vad_endpoint`) weighs the
-signals the gateway has: the pause vad waited (its hangover: Smart Turn's short
-one when the model heard a finished turn, the maximum when not), and the words
-so far. A turn that sounds and reads finished ends at once; one that reads
-unfinished waits until the hold's pause has passed, however it sounded
-(Smart Turn calls "book me a" finished with P > 0.9 on Piper speech).
+The decision at vad's endpoint (:meth:`Listening.at_vad_endpoint`) weighs every
+signal the gateway has: the pause vad waited (its hangover: Smart Turn's short
+one when the model heard a finished turn, the maximum when not) and the model's
+probability for it (``VoiceEnd.turn_complete_probability``), the words so far,
+and the transcriber's confidence in the last of them
+(``TranscriptUpdate.last_word_confidence``). A turn that sounds and reads
+finished ends at once; one that reads unfinished waits until the hold's pause
+has passed, however it sounded (Smart Turn calls "book me a" finished with
+P > 0.9 on Piper speech), unless its last word is doubtful and the model is
+sure the turn sounds finished: a misheard word does not decide alone
+(gateway.unfinished_words).
 
 Every position is a sample of the session's 16 kHz audio clock.
 """
@@ -121,6 +126,12 @@ class Listening:
             return self.tentative.transcript
         return live_transcript
 
+    def confidence_so_far(self, live_confidence: float | None) -> float | None:
+        """The transcriber's confidence in the last of :meth:`words_so_far` (None: not known)."""
+        if self.tentative is not None and self.tentative.transcript:
+            return self.tentative.last_word_confidence
+        return live_confidence
+
     # ------------------------------------------------------------ transitions
 
     def paused(self) -> bool:
@@ -160,13 +171,26 @@ class Listening:
         return self.resumed()
 
     def at_vad_endpoint(
-        self, last_voiced: int, decided_at: int, words: str, language: str, wall_of_last_voiced: float | None
+        self,
+        last_voiced: int,
+        decided_at: int,
+        words: str,
+        language: str,
+        wall_of_last_voiced: float | None,
+        last_word_confidence: float | None = None,
+        turn_complete_probability: float | None = None,
     ) -> Endpoint | None:
-        """On vad's speech_ended: the endpoint now, or None when it is held (see the module's table)."""
+        """On vad's speech_ended: the endpoint now, or None when it is held (see the module's table).
+
+        ``last_word_confidence``: the transcriber's in the last of ``words``;
+        ``turn_complete_probability``: vad's end-of-turn model's for this pause (None: not judged).
+        """
         if self._ended:
             return None
         release_at = last_voiced + self._hold.hold_ms * PIPELINE_SAMPLE_RATE_HZ // 1000
-        if release_at > decided_at and self._hold.should_hold(words, language):
+        if release_at > decided_at and self._hold.should_hold(
+            words, language, last_word_confidence, turn_complete_probability
+        ):
             self.held = HeldEndpoint(
                 last_voiced=last_voiced,
                 release_at=release_at,

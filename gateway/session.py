@@ -54,7 +54,7 @@ from voxmesh.gateway.key_presses import press
 from voxmesh.gateway.placement import StagePool
 from voxmesh.gateway.playback_position import estimated_played_ms
 from voxmesh.gateway.session_options import SessionOptions
-from voxmesh.gateway.speculation import Speculation, TentativeReply
+from voxmesh.gateway.speculation import Speculation, TentativeReply, last_word_confidence
 from voxmesh.gateway.stage_link import StageFailure, StageLink
 from voxmesh.gateway.tool_calls import FAILED, INTERRUPTED, Effects, ToolCalls
 from voxmesh.gateway.turn import SpokenPhrase, Turn, TurnState
@@ -532,6 +532,8 @@ class Session:
             turn.listening.words_so_far(turn.transcript),
             self.options.language,
             self._clock.wall_time_of(last_voiced),
+            turn.listening.confidence_so_far(turn.transcript_confidence),
+            event.turn_complete_probability if event.HasField("turn_complete_probability") else None,
         )
         if endpoint is not None:
             await self._endpoint(turn, endpoint)
@@ -598,6 +600,7 @@ class Session:
             return
         if kind == "transcript":
             turn.transcript = event.text
+            turn.transcript_confidence = last_word_confidence(event)
             self._emit(
                 conversation_pb2.ConverseResponse(
                     transcript=conversation_pb2.Transcript(

@@ -41,11 +41,19 @@ class TentativeReply:
     fed_orpheus: bool = False
     #: The attempt's latest transcript (the user's words up to the pause).
     transcript: str = ""
+    #: The transcriber's confidence in its last word, once final (None: not known).
+    last_word_confidence: float | None = None
 
     def hold(self, source: str, message: Any) -> None:
         self.held.append((source, message))
         if source == "voxtral" and message.WhichOneof("event") == "transcript":
             self.transcript = message.transcript.text
+            self.last_word_confidence = last_word_confidence(message.transcript)
+
+
+def last_word_confidence(update: Any) -> float | None:
+    """A voxtral TranscriptUpdate's confidence in its last word, or None where the transcriber gave none."""
+    return update.last_word_confidence if update.HasField("last_word_confidence") else None
 
 
 class Speculation:

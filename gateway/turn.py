@@ -57,6 +57,8 @@ class Turn:
     first_audio_sent: float | None = None
     state: TurnState = TurnState.LISTENING
     transcript: str = ""
+    #: The transcriber's confidence in the transcript's last word (final transcripts; None: not known).
+    transcript_confidence: float | None = None
     reply_text: str = ""
     reply_done: bool = False
     #: Tokens in the prompt voxtral answered from (its ReplyDone).

@@ -17,6 +17,15 @@ nothing else.
 Only what the stages have sent by the endpoint is judged: ``stream`` mode's
 live transcript, or a tentative reply's final one. Only English is judged;
 other languages' endpoints are never held (their lists are not written yet).
+
+A misheard last word does not decide alone: when the transcriber's confidence
+in it is below :data:`DOUBTFUL_WORD` and the end-of-turn model is sure the turn
+sounds finished (P >= :data:`SURE_SOUND`), the words are not trusted and vad's
+endpoint stands. The threshold is low on purpose: pocketsphinx gives short
+function words low posteriors whether it heard them right or not (Piper's
+"I'd like to book a" ends on "a" at 0.14, and Smart Turn calls it finished at
+0.94), so a higher one would give back the splits the hold exists to prevent
+(BENCHMARKS.md, "Fast by default").
 """
 
 from __future__ import annotations
@@ -46,6 +55,11 @@ UNFINISHED_ENDINGS = frozenset(
     # hesitations, as transcribers write them
     + "um umm uh uhm uhh er erm hmm".split()
 )
+
+#: A last word the transcriber is less sure of than this (0-1) may be misheard...
+DOUBTFUL_WORD = 0.1
+#: ... and does not hold an endpoint whose speech the end-of-turn model calls finished this surely.
+SURE_SOUND = 0.9
 
 #: A transcript that ends on one of these was cut mid-sentence by its writer.
 _OPEN_PUNCTUATION = (",", "…", "...", "-", "–", "—", ":", ";")
@@ -78,8 +92,29 @@ class EndpointHold:
         #: The longest pause a held endpoint waits for, from the last voiced sample; 0: never hold.
         self.hold_ms = hold_ms
 
-    def should_hold(self, transcript: str, language: str) -> bool:
-        return self.hold_ms > 0 and is_english(language) and sounds_unfinished(transcript)
+    def should_hold(
+        self,
+        transcript: str,
+        language: str,
+        last_word_confidence: float | None = None,
+        turn_complete_probability: float | None = None,
+    ) -> bool:
+        """Hold vad's endpoint: the words end unfinished, and are not a doubtful word against a sure sound.
+
+        ``last_word_confidence``: the transcriber's (None: not known);
+        ``turn_complete_probability``: the end-of-turn model's for the pause (None: not judged).
+        """
+        if not (self.hold_ms > 0 and is_english(language) and sounds_unfinished(transcript)):
+            return False
+        if (
+            last_word_confidence is not None
+            and last_word_confidence < DOUBTFUL_WORD
+            and turn_complete_probability is not None
+            and turn_complete_probability >= SURE_SOUND
+        ):
+            HELD_ENDPOINTS.labels("overruled").inc()
+            return False
+        return True
 
     def held(self) -> None:
         HELD_ENDPOINTS.labels("held").inc()

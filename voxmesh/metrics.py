@@ -59,7 +59,8 @@ SPECULATIVE_DISCARDED_SECONDS = Counter(
 )
 HELD_ENDPOINTS = Counter(
     "voxmesh_held_endpoints",
-    "Endpoints held because the words so far end unfinished, by outcome (held, then continued or released)",
+    "Endpoints held because the words so far end unfinished, by outcome (held, then continued or released; "
+    "overruled: not held, a doubtful last word against speech that sounds finished)",
     ["outcome"],
 )
 TOOL_CALLS = Counter(

@@ -153,6 +153,13 @@ class Endpointer:
             self._utterance_start = event.utterance_start_sample
         return event
 
+    def probability_for(self, last_voiced_sample: int) -> float | None:
+        """The model's P(complete) for the pause that began at ``last_voiced_sample``, if it was judged."""
+        verdict = self.last_verdict
+        if verdict is None or verdict.last_voiced_sample != last_voiced_sample:
+            return None
+        return verdict.probability
+
     def _hangover_for(self, probability: float, policy: EndOfTurnPolicy) -> int:
         if probability >= policy.threshold:
             return policy.complete_hangover

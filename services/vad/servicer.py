@@ -193,6 +193,9 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
                             speech_ended=vad_pb2.VoiceEnd(
                                 last_voiced_sample=event.last_voiced_sample,
                                 decided_at_sample=event.decided_at_sample,
+                                turn_complete_probability=endpointer.probability_for(
+                                    event.last_voiced_sample
+                                ),
                             )
                         )
                 pending = pending[usable:]

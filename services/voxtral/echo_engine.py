@@ -54,7 +54,8 @@ class _Transcriber(LiveTranscriber):
         return text
 
     async def finish(self) -> str:
-        return await self._workers.finish(self._utterance)
+        text, self.last_word_confidence = await self._workers.finish(self._utterance)
+        return text
 
     def close(self) -> None:
         self._workers.release(self._utterance)

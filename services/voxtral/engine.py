@@ -68,6 +68,10 @@ class Delta:
 class LiveTranscriber(abc.ABC):
     """Transcribes one utterance as it streams in."""
 
+    #: After :meth:`finish`: the transcriber's confidence (0-1) in the last word,
+    #: where the engine knows it; None: not known (TranscriptUpdate.last_word_confidence).
+    last_word_confidence: float | None = None
+
     @abc.abstractmethod
     async def feed(self, audio: np.ndarray) -> str | None:
         """Take 16 kHz float32 audio; return the whole transcript so far if it changed."""

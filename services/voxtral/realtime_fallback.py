@@ -99,9 +99,12 @@ class FallbackTranscriber(LiveTranscriber):
                 await self._fall_back(exc)
             else:
                 self._pieces = []
+                self.last_word_confidence = self._live.last_word_confidence
                 return text
         assert self._fallback is not None
-        return await self._fallback.finish()
+        text = await self._fallback.finish()
+        self.last_word_confidence = self._fallback.last_word_confidence
+        return text
 
     def close(self) -> None:
         self._pieces = []

@@ -381,12 +381,18 @@ class RespondSession:
                 transcriber = None  # now the turn's to close
                 return user, open_transcriber
             final = turn.text if turn.text is not None else await transcriber.finish()
+            confidence = transcriber.last_word_confidence if turn.text is None else None
         finally:
             if transcriber is not None:
                 transcriber.close()
         turn.transcript = final.strip()
         await self._emit(
-            transcript=voxtral_pb2.TranscriptUpdate(turn_id=turn.turn_id, text=turn.transcript, is_final=True)
+            transcript=voxtral_pb2.TranscriptUpdate(
+                turn_id=turn.turn_id,
+                text=turn.transcript,
+                is_final=True,
+                last_word_confidence=confidence if turn.transcript else None,
+            )
         )
         return Message("user", text=turn.transcript), None
 

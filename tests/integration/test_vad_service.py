@@ -59,6 +59,8 @@ async def test_one_utterance_gives_one_start_and_one_end(vad: ServiceProcess) ->
     assert abs(end.last_voiced_sample - speech_end) < 0.25 * RATE, (end.last_voiced_sample, speech_end)
     # The endpoint is decided the default 500 ms hangover later (to a frame).
     assert 0.5 * RATE <= end.decided_at_sample - end.last_voiced_sample < 0.54 * RATE
+    # Silence-only endpointing judges nothing: no probability is claimed.
+    assert not end.HasField("turn_complete_probability")
 
 
 async def test_chunking_does_not_change_the_events(vad: ServiceProcess) -> None:
@@ -179,6 +181,8 @@ async def test_smart_turn_ends_a_complete_question_sooner_than_the_fixed_hangove
     # the sentence that trails off waits for the 1000 ms maximum.
     assert 0.2 * RATE <= complete.decided_at_sample - complete.last_voiced_sample < 0.23 * RATE
     assert 1.0 * RATE <= unfinished.decided_at_sample - unfinished.last_voiced_sample < 1.03 * RATE
+    # Each endpoint carries the model's verdict on its pause, for the gateway to weigh with the words.
+    assert complete.turn_complete_probability >= 0.5 > unfinished.turn_complete_probability
 
 
 def test_smart_turn_model_missing_fails_at_start_up(

@@ -61,6 +61,9 @@ async def test_stream_mode_sends_partials_then_final_then_the_reply(voxtral: Ser
     assert len(transcripts) >= 2 and not any(t.is_final for t in transcripts[:-1])
     final = transcripts[-1]
     assert final.is_final and final.text
+    # The final one carries pocketsphinx's posterior for its last word; partials carry none.
+    assert final.HasField("last_word_confidence") and 0.0 < final.last_word_confidence <= 1.0
+    assert not any(t.HasField("last_word_confidence") for t in transcripts[:-1])
     # Every event after the final transcript is reply text, then done.
     after = turn[turn.index(next(e for e in turn if e.transcript.is_final)) + 1 :]
     assert [e.WhichOneof("event") for e in after[:-1]] == ["reply"] * (len(after) - 1)

@@ -6,6 +6,8 @@ and their Prometheus counters; positions are samples of the 16 kHz audio clock.
 
 from __future__ import annotations
 
+import pytest
+
 from voxmesh.gateway.endpointing import Listening, ListeningPhase
 from voxmesh.gateway.speculation import Speculation
 from voxmesh.gateway.unfinished_words import EndpointHold
@@ -124,3 +126,33 @@ def test_a_barge_in_abandons_the_phase_and_its_tentative_reply() -> None:
     assert listening.paused()
     assert listening.abandon() is not None
     assert listening.phase is ListeningPhase.ENDED and listening.tentative is None
+
+
+def test_the_words_confidence_and_the_models_verdict_decide_together() -> None:
+    """A tentative reply's final transcript brings its last word's confidence; vad's endpoint its P."""
+    from voxmesh.v1 import voxtral_pb2
+
+    def heard(text: str, confidence: float | None) -> voxtral_pb2.RespondResponse:
+        return voxtral_pb2.RespondResponse(
+            transcript=voxtral_pb2.TranscriptUpdate(
+                turn_id=1, text=text, is_final=True, last_word_confidence=confidence
+            )
+        )
+
+    misheard = _listening()
+    assert misheard.paused() and misheard.tentative is not None
+    misheard.tentative.hold("voxtral", heard("call my sister what for", 0.04))
+    assert misheard.confidence_so_far(None) == pytest.approx(0.04)
+    words = misheard.words_so_far("")
+    # Smart Turn sure the turn sounds finished, the last word doubtful: the endpoint stands.
+    endpoint = misheard.at_vad_endpoint(1000 * MS, 1200 * MS, words, "en", 1.0, 0.04, 0.97)
+    assert endpoint is not None and endpoint.speculative
+    # The same doubtful word with speech that does not sound finished is held.
+    doubtful = _listening()
+    assert doubtful.at_vad_endpoint(1000 * MS, 1200 * MS, "what for", "en", 1.0, 0.04, 0.3) is None
+    # A transcriber that gives no confidence: the words decide, as before.
+    unknown = _listening()
+    assert unknown.paused() and unknown.tentative is not None
+    unknown.tentative.hold("voxtral", heard("book me a", None))
+    assert unknown.confidence_so_far(0.9) is None
+    assert unknown.at_vad_endpoint(1000 * MS, 1200 * MS, "book me a", "en", 1.0, None, 0.97) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from voxmesh.gateway.unfinished_words import EndpointHold, is_english, sounds_unfinished
+from voxmesh.metrics import HELD_ENDPOINTS
 
 
 @pytest.mark.parametrize(
@@ -61,3 +62,19 @@ def test_only_english_is_judged() -> None:
 def test_a_zero_hold_never_holds() -> None:
     assert EndpointHold(1000).should_hold("i would like to book a", "en")
     assert not EndpointHold(0).should_hold("i would like to book a", "en")
+
+
+def test_a_doubtful_last_word_does_not_hold_speech_that_sounds_finished() -> None:
+    """A misheard ending ("at four" heard as "what for") does not decide alone."""
+    hold = EndpointHold(1000)
+    overruled = HELD_ENDPOINTS.labels("overruled")._value.get()
+    assert not hold.should_hold("call my sister what for", "en", 0.05, 0.95)
+    assert HELD_ENDPOINTS.labels("overruled")._value.get() == overruled + 1
+    # The same words hold when the transcriber is sure of them, when the speech
+    # does not sound finished, or when either signal is missing.
+    assert hold.should_hold("call my sister what for", "en", 0.6, 0.95)
+    assert hold.should_hold("call my sister what for", "en", 0.05, 0.5)
+    assert hold.should_hold("call my sister what for", "en", None, 0.95)
+    assert hold.should_hold("call my sister what for", "en", 0.05, None)
+    # Piper's "I'd like to book a": the transcriber gives "a" 0.14, Smart Turn 0.94; it is held.
+    assert hold.should_hold("i'd like to book a", "en", 0.14, 0.94)
