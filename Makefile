@@ -66,4 +66,4 @@ unit: install-test
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) $(GPU_WHEELS) build *.egg-info voxmesh/v1 .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(VLLM_VENV) $(FRAMEWORKS_VENV) $(GPU_WHEELS) $(GPU_HOST) build *.egg-info voxmesh/v1 .pytest_cache .ruff_cache .mypy_cache

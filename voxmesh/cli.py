@@ -8,6 +8,7 @@ import sys
 
 from pydantic import ValidationError
 
+from voxmesh.edge_cli import EDGES, add_edge_parser
 from voxmesh.settings import ServiceSettings
 from voxmesh.settings_flags import add_settings_flags, flag_overrides
 
@@ -51,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_settings_flags(p, settings_class(service))
         p.set_defaults(func=_serve)
     # The WebSocket edges are not gRPC services: each has its own serve loop.
-    for edge in ("realtime", "telephony"):
-        importlib.import_module(f"voxmesh.{edge}.cli").add_parser(serve_sub)
+    for edge in EDGES:
+        add_edge_parser(serve_sub, edge)
 
     for module in ("mesh_cli", "talk_cli", "bench_cli", "health_cli"):
         importlib.import_module(f"voxmesh.{module}").add_parser(sub)

@@ -20,22 +20,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from voxmesh import logs
+from voxmesh.edge_settings import EdgeSettings
 from voxmesh.metrics_server import start_metrics
-from voxmesh.settings import ServiceSettings
-
-
-class EdgeSettings(ServiceSettings):
-    """Settings every edge has: where the gateway is and how to reach it."""
-
-    gateway: str = Field("127.0.0.1:50051", description="gateway host:port (a client of its Converse stream)")
-    gateway_tls: bool = Field(False, description="Connect to the gateway over TLS")
-    gateway_ca: str | None = Field(None, description="PEM CA bundle for the gateway's certificate")
 
 
 def gateway_tls(settings: EdgeSettings) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """``voxmesh health HOST:PORT``: exit 0 if the server reports SERVING (container healthchecks).
 
+``voxmesh health --container`` asks whatever the container's main process
+serves, where it serves it (voxmesh.container_health): the images' HEALTHCHECK.
+
 Over mutual TLS (``--tls-ca``/``--tls-cert``/``--tls-key``) too: Kubernetes'
 native gRPC probes speak plaintext only, so a stage that requires client
 certificates is probed with this command and the pod's own certificate.
@@ -14,7 +17,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from voxmesh.container_health import command_line, target_of
 from voxmesh.processes import check_health
+from voxmesh.realtime.readiness import edge_ready
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,6 +27,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "address", nargs="?", default="127.0.0.1:50051", help="host:port (default 127.0.0.1:50051)"
     )
+    p.add_argument(
+        "--container",
+        action="store_true",
+        help="check what this container's main process serves (PID 1's voxmesh command line): gRPC health "
+        "on its port, /healthz for the WebSocket edges; VOXMESH_HEALTH_PORT overrides the port",
+    )
+    # Another process than PID 1 (the tests: a service outside a container).
+    p.add_argument("--pid", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--service", default="", help="service name to check (default: the whole server)")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for an answer")
     p.add_argument("--tls-ca", help="PEM CA to trust: check over TLS")
@@ -50,7 +63,28 @@ def _check_tls(args: argparse.Namespace) -> str:
         return "UNREACHABLE"
 
 
+def _container(args: argparse.Namespace) -> int:
+    try:
+        target = target_of(command_line(args.pid))
+    except (OSError, ValueError, SystemExit) as exc:  # SystemExit: argparse refused the command line
+        print(
+            f"voxmesh health --container: cannot tell what process {args.pid} serves: {exc}", file=sys.stderr
+        )
+        return 1
+    if target.protocol == "http":
+        status = "SERVING" if edge_ready(target.address, timeout_s=args.timeout) else "UNREACHABLE"
+    else:
+        status = check_health(target.address, timeout_s=args.timeout, service=args.service)
+    print(
+        f"{target.service} at {target.address}: {status}",
+        file=sys.stderr if status != "SERVING" else sys.stdout,
+    )
+    return 0 if status == "SERVING" else 1
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.container:
+        return _container(args)
     if args.tls_ca:
         status = _check_tls(args)
     else:

@@ -129,6 +129,16 @@ def test_the_docs_docker_run_line_for_the_edge(allinone: str) -> None:
     with urllib.request.urlopen("http://127.0.0.1:8080/", timeout=5) as page:
         assert page.status == 200 and b"<html" in page.read().lower()
     asyncio.run(typed_turn("ws://127.0.0.1:8080/v1"))
+    # The image's HEALTHCHECK asks each container what it runs: the edge its /healthz (it asked
+    # gRPC on 50051 before, so `docker run … realtime` stayed unhealthy), `voxmesh up` its gateway.
+    for container in (EDGE_NAME, NAME):
+        wait_until(f"{container} healthy", lambda c=container: _health(c) == "healthy", 60, every_s=2)
+
+
+def _health(container: str) -> str:
+    state = docker("inspect", "-f", "{{.State.Health.Status}}", container).strip()
+    assert state != "unhealthy", docker("inspect", "-f", "{{json .State.Health.Log}}", container)
+    return state
 
 
 def test_sigterm_stops_the_mesh_cleanly(allinone: str) -> None:

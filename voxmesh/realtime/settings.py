@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from voxmesh.edge_server import EdgeSettings
+from voxmesh.edge_settings import EdgeSettings
 
 
 class RealtimeSettings(EdgeSettings):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from voxmesh.edge_server import EdgeSettings
+from voxmesh.edge_settings import EdgeSettings
 
 #: The phone edge's WebSocket/HTTP port and metrics port (the Realtime edge has 8080 and 9404).
 TELEPHONY_PORT = 8081
