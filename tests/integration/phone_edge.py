@@ -42,6 +42,30 @@ class PhoneMesh:
                 lines.append(json.loads(line))
         return lines
 
+    def edge_lines(self, msg: str, **fields: object) -> list[dict[str, Any]]:
+        """The edge's log lines with message ``msg`` (and these field values)."""
+        return [
+            line
+            for line in self.edge_log()
+            if line["msg"] == msg and all(line.get(k) == v for k, v in fields.items())
+        ]
+
+    def session_of(self, **call: object) -> object:
+        """The gateway session of the one call whose "call started" line has these fields."""
+        (started,) = self.edge_lines("call started", **call)
+        return started["session_id"]
+
+    def turn_of_key_press(self, session: object, digits: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The "turn complete" line of the turn the session's one key press opened, and all its turns.
+
+        The edge sent the keys as a KeyPress; the gateway's KeyPressed names the turn they opened.
+        """
+        turns = self.edge_lines("turn complete", session_id=session)
+        (pressed,) = self.edge_lines("key pressed", session_id=session)
+        assert pressed["digits"] == digits
+        (keyed,) = [t for t in turns if t["turn_id"] == pressed["turn_id"]]
+        return keyed, turns
+
 
 @contextmanager
 def phone_mesh(edge_args: tuple[str, ...] = ()) -> Iterator[PhoneMesh]:

@@ -32,15 +32,6 @@ def url(mesh: PhoneMesh, token: str = TOKEN) -> str:
     return mesh.url(f"token={token}", path="/asterisk")
 
 
-def lines(mesh: PhoneMesh, msg: str) -> list[dict[str, object]]:
-    return [line for line in mesh.edge_log() if line["msg"] == msg]
-
-
-def session_of(mesh: PhoneMesh, call: AsteriskCall) -> object:
-    (started,) = [line for line in lines(mesh, "call started") if line["call_sid"] == call.channel_id]
-    return started["session_id"]
-
-
 async def test_spoken_call_gets_whole_frames_and_processed_marks(mesh: PhoneMesh) -> None:
     call = await AsteriskCall(url(mesh), channel_id="pbx1-spoken.1").dial()
     await call.talk(np.concatenate([quiet(0.3), speech_8k("hello there"), quiet(1.2)]))
@@ -69,9 +60,7 @@ async def test_barge_in_flushes_and_history_keeps_what_was_heard(mesh: PhoneMesh
     await call.hang_up()
     assert flush.t < speech_ended
     assert call.media_bytes(after=flush.t, before=speech_ended) == 0
-    (cut,) = [
-        line for line in lines(mesh, "barge-in: cleared") if line["session_id"] == session_of(mesh, call)
-    ]
+    (cut,) = mesh.edge_lines("barge-in: cleared", session_id=mesh.session_of(call_sid=call.channel_id))
     processed = [1000.0 * played / RATE_HZ for _, played, t in call.processed if t < flush.t]
     assert any(abs(float(cut["played_ms"]) - ms) < 0.01 for ms in processed), (cut, processed)
     assert str(cut["spoken_text"]).startswith("You said")
@@ -110,12 +99,8 @@ async def test_dtmf_end_reaches_the_conversation_and_plain_text_control_works(me
     await call.wait_played_out()
     await call.hang_up()
     assert call.processed  # plain-text MARK_MEDIA <id> / MEDIA_MARK_PROCESSED <id> round trip
-    session = session_of(mesh, call)
-    turns = [line for line in lines(mesh, "turn complete") if line["session_id"] == session]
     # DTMF_END went to the gateway as a KeyPress; its KeyPressed names the turn the key opened.
-    (pressed,) = [line for line in lines(mesh, "key pressed") if line["session_id"] == session]
-    assert pressed["digits"] == "7"
-    (keyed,) = [t for t in turns if t["turn_id"] == pressed["turn_id"]]
+    keyed, turns = mesh.turn_of_key_press(mesh.session_of(call_sid=call.channel_id), "7")
     assert keyed["transcript"] == "The caller pressed 7.", turns
 
 
@@ -157,6 +142,6 @@ async def test_bad_input_closes_only_that_call_and_hang_up_leaves_nothing(mesh: 
         await asyncio.sleep(0.1)
     assert mesh.gauge("voxmesh_active_sessions", labels='service="gateway"') == 0
     assert mesh.gauge("voxmesh_telephony_calls", "edge") == 0
-    reasons = [str(line["reason"]) for line in lines(mesh, "call closed")]
+    reasons = [str(line["reason"]) for line in mesh.edge_lines("call closed")]
     for needle in ("before MEDIA_START", "ulaw", "media frame of 16000", "JSON", "token"):
         assert any(needle in reason for reason in reasons), (needle, reasons)

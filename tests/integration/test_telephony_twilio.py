@@ -59,12 +59,8 @@ async def test_spoken_call_gets_a_spoken_reply_as_ulaw_media_with_marks(mesh: Ph
     assert [r.event for r in phone.log if r.event in ("media", "mark")][-1] == "mark"
     assert {name for name, _, _ in phone.echoed} == {m.name for m in marks}
     assert "clear" not in [r.event for r in phone.log]
-    turns = [line for line in mesh.edge_log() if line["msg"] == "turn complete"]
+    turns = mesh.edge_lines("turn complete")
     assert turns and turns[-1]["reply"].startswith("You said")
-
-
-def edge_lines(mesh: PhoneMesh, msg: str) -> list[dict[str, object]]:
-    return [line for line in mesh.edge_log() if line["msg"] == msg]
 
 
 async def settled(mesh: PhoneMesh, timeout_s: float = 30.0) -> None:
@@ -99,9 +95,7 @@ async def test_barge_in_clears_at_once_and_history_keeps_what_was_heard(mesh: Ph
     # Nothing of the old reply after the clear: a new reply can only start once the caller stops.
     assert phone.media_bytes(after=clear.t, before=speech_ended) == 0
     # The history keeps what was heard up to the last mark the phone echoed before the clear.
-    (cut,) = [
-        line for line in edge_lines(mesh, "barge-in: cleared") if line["session_id"] == _session(mesh, phone)
-    ]
+    (cut,) = mesh.edge_lines("barge-in: cleared", session_id=mesh.session_of(stream_sid=phone.stream_sid))
     echoed = [1000.0 * played / RATE_HZ for _, played, t in phone.echoed if t < clear.t]
     assert any(abs(float(cut["played_ms"]) - ms) < 0.01 for ms in echoed), (cut, echoed)
     assert float(cut["played_ms"]) >= 1000.0 * max(heard_before_barge_in) / RATE_HZ
@@ -120,12 +114,8 @@ async def test_a_key_pressed_during_a_reply_reaches_the_conversation_as_text(mes
     await phone.talk(quiet(1.0))
     await phone.wait_quiet(1.0)
     await phone.hang_up()
-    session = _session(mesh, phone)
-    turns = [line for line in edge_lines(mesh, "turn complete") if line["session_id"] == session]
     # The edge sent a KeyPress: the gateway's KeyPressed names the turn whose user side is the key.
-    (pressed,) = [line for line in edge_lines(mesh, "key pressed") if line["session_id"] == session]
-    assert pressed["digits"] == "5"
-    (keyed,) = [t for t in turns if t["turn_id"] == pressed["turn_id"]]
+    keyed, turns = mesh.turn_of_key_press(mesh.session_of(stream_sid=phone.stream_sid), "5")
     assert keyed["transcript"] == "The caller pressed 5.", turns
     assert "pressed 5" in str(keyed["reply"]), turns
     assert phone.media_bytes(after=clear.t) > 0
@@ -144,11 +134,6 @@ async def test_a_call_that_hangs_up_mid_turn_leaves_nothing_running(mesh: PhoneM
     await settled(mesh)
     assert mesh.gauge("voxmesh_telephony_calls_ended_total", "edge", 'outcome="stop"') >= 1
     assert mesh.gauge("voxmesh_telephony_calls_ended_total", "edge", 'outcome="hangup"') >= 1
-
-
-def _session(mesh: PhoneMesh, phone: TwilioPhone) -> object:
-    (started,) = [line for line in edge_lines(mesh, "call started") if line["stream_sid"] == phone.stream_sid]
-    return started["session_id"]
 
 
 def _media(phone: TwilioPhone, payload: str) -> dict[str, object]:
@@ -201,7 +186,7 @@ async def test_bad_input_closes_only_that_call_with_a_logged_reason(mesh: PhoneM
     phone = await good
     await phone.hang_up()
     assert phone.media_bytes() > RATE_HZ // 2 and phone.first("clear") is None
-    reasons = [str(line["reason"]) for line in edge_lines(mesh, "call closed")]
+    reasons = [str(line["reason"]) for line in mesh.edge_lines("call closed")]
     for needle in (
         "base64",
         "before start",
