@@ -63,31 +63,29 @@ def _check_tls(args: argparse.Namespace) -> str:
         return "UNREACHABLE"
 
 
-def _container(args: argparse.Namespace) -> int:
-    try:
-        target = target_of(command_line(args.pid))
-    except (OSError, ValueError, SystemExit) as exc:  # SystemExit: argparse refused the command line
-        print(
-            f"voxmesh health --container: cannot tell what process {args.pid} serves: {exc}", file=sys.stderr
-        )
-        return 1
+def _container(args: argparse.Namespace) -> tuple[str, str]:
+    """(what was asked, its status) for whatever process ``args.pid`` serves."""
+    target = target_of(command_line(args.pid))
     if target.protocol == "http":
         status = "SERVING" if edge_ready(target.address, timeout_s=args.timeout) else "UNREACHABLE"
     else:
         status = check_health(target.address, timeout_s=args.timeout, service=args.service)
-    print(
-        f"{target.service} at {target.address}: {status}",
-        file=sys.stderr if status != "SERVING" else sys.stdout,
-    )
-    return 0 if status == "SERVING" else 1
+    return f"{target.service} at {target.address}", status
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.container:
-        return _container(args)
-    if args.tls_ca:
-        status = _check_tls(args)
+        try:
+            asked, status = _container(args)
+        except (OSError, ValueError, SystemExit) as exc:  # SystemExit: argparse refused the command line
+            print(
+                f"voxmesh health --container: cannot tell what process {args.pid} serves: {exc}",
+                file=sys.stderr,
+            )
+            return 1
+    elif args.tls_ca:
+        asked, status = args.address, _check_tls(args)
     else:
-        status = check_health(args.address, timeout_s=args.timeout, service=args.service)
-    print(f"{args.address}: {status}", file=sys.stderr if status != "SERVING" else sys.stdout)
+        asked, status = args.address, check_health(args.address, timeout_s=args.timeout, service=args.service)
+    print(f"{asked}: {status}", file=sys.stderr if status != "SERVING" else sys.stdout)
     return 0 if status == "SERVING" else 1
