@@ -14,6 +14,7 @@ it. The voice then ends exactly at the cut.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,3 +114,123 @@ def placed_ends(name: str, tail_s: float = 2.0, seed: int = 0) -> list[PlacedEnd
         placed = np.concatenate([audio[:cut], looped(noise, int(tail_s * RATE))])
         out.append(PlacedEnd(name, placed, cut))
     return out
+
+
+def room_tone(noise: np.ndarray, samples: int, seed: int = 0) -> np.ndarray:
+    """``samples`` of noise with the level and spectrum of ``noise``, never repeating.
+
+    :func:`looped` repeats a 60-480 ms snippet 2-16 times a second, and webrtcvad
+    hears that rhythm as voice (false turns before a recording, a turn that never
+    ends after it). Here random-phase noise is shaped by the snippet's averaged
+    spectrum instead, so the room is as loud and as coloured but stationary.
+    """
+    size = 512 if noise.size >= 1024 else 256
+    hop = size // 2
+    window = np.hanning(size)
+    frames = np.lib.stride_tricks.sliding_window_view(noise.astype(np.float64), size)[::hop]
+    power = np.mean(np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2, axis=0)
+    white = np.random.default_rng(seed).standard_normal(samples)
+    spectrum = np.fft.rfft(white)
+    shape = np.sqrt(np.interp(np.linspace(0, 1, spectrum.size), np.linspace(0, 1, power.size), power))
+    shaped = np.fft.irfft(spectrum * shape, samples)
+    rms = float(np.sqrt(np.mean(noise.astype(np.float64) ** 2)))
+    return (shaped * rms / (float(np.sqrt(np.mean(shaped**2))) + 1e-12)).astype(np.float32)
+
+
+_TEXT = {"goforward.raw": "go forward ten meters"}
+
+
+@functools.cache
+def word_spans(name: str) -> tuple[tuple[str, int, int], ...]:
+    """(word, first sample, one past its last) for each spoken word of ``name``.
+
+    LibriVox: CMU's own alignment, shipped beside the recording. The others:
+    pocketsphinx's forced alignment to CMU's transcript (cards, "go forward"),
+    or to its own hypothesis where none ships (numbers, something).
+    """
+    path = CORPUS / name
+    if name.startswith("librivox/"):
+        aligned = json.loads(path.with_suffix(".json").read_text())["w"]
+        return tuple(
+            (w["t"], round(w["b"] * RATE), round((w["b"] + w["d"]) * RATE))
+            for w in aligned
+            if not w["t"].startswith("<")
+        )
+    from pocketsphinx import Decoder
+
+    pcm = (np.clip(load(name), -1, 1) * 32767).astype("<i2").tobytes()
+    text = _TEXT.get(name) or _cards_transcript().get(Path(name).stem)
+    if text is None:
+        decoder = Decoder(samprate=RATE)
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        text = decoder.hyp().hypstr
+    decoder = Decoder(samprate=RATE)
+    decoder.set_align_text(text)
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    frame = RATE // 100
+    return tuple(
+        (s.word, s.start_frame * frame, (s.end_frame + 1) * frame)
+        for s in decoder.seg()
+        if not s.word.startswith(("<", "[", "+"))
+    )
+
+
+@functools.cache
+def _cards_transcript() -> dict[str, str]:
+    """CMU's cards.transcription: ``<s> five five </s> (004)`` → {"004": "five five"}."""
+    out = {}
+    for line in (CORPUS / "cards" / "cards.transcription").read_text().splitlines():
+        words, _, fileid = line.rpartition("(")
+        out[fileid.strip(" )")] = words.replace("<s>", "").replace("</s>", "").strip()
+    return out
+
+
+@dataclass(frozen=True)
+class SpokenRecording:
+    """A recording as spoken, unedited: where its voice starts and ends, and where its words meet."""
+
+    name: str
+    audio: np.ndarray
+    #: The room, for :func:`room_tone`: the recording after its voice (from 100 ms
+    #: past the last voiced sample), or before the first word where less than
+    #: 100 ms follows. What precedes the first word can hold a breath, and
+    #: webrtcvad calls noise shaped like that speech (LibriVox 0870, 0930).
+    room: np.ndarray
+    #: The first sample of the voice, 50 ms before the level first rises.
+    voice_start: int
+    #: One past the last voiced sample: the last 10 ms block 10 dB over the room
+    #: inside the last aligned word (+100 ms for the alignment's 10 ms frames).
+    voice_end: int
+    #: Between each two words: the start of the quietest 10 ms block within 50 ms
+    #: of their aligned boundary, in the order spoken (a place to lengthen a
+    #: pause without cutting into a word's decay).
+    between_words: tuple[int, ...]
+
+
+def _quietest_block_near(db: np.ndarray, sample: int) -> int:
+    first = max(0, sample // _BLOCK - 5)
+    return (first + int(np.argmin(db[first : sample // _BLOCK + 6]))) * _BLOCK
+
+
+def spoken(name: str) -> SpokenRecording:
+    audio = load(name)
+    noise = leading_noise(audio)
+    room_db = float(10 * np.log10(np.mean(noise * noise) + 1e-10))
+    db = levels_db(audio)
+    spans = word_spans(name)
+    last_word_end = spans[-1][2] + RATE // 10
+    voiced = np.flatnonzero(db[: last_word_end // _BLOCK] > room_db + 10)
+    voice_end = int(voiced[-1] + 1) * _BLOCK
+    after = audio[voice_end + RATE // 10 :]
+    return SpokenRecording(
+        name=name,
+        audio=audio,
+        room=after if after.size >= RATE // 10 else noise,
+        voice_start=max(0, int(np.argmax(db > room_db + 15)) - 5) * _BLOCK,
+        voice_end=voice_end,
+        between_words=tuple(_quietest_block_near(db, end) for _, _, end in spans[:-1]),
+    )

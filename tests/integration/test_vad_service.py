@@ -132,6 +132,14 @@ async def test_silence_gives_no_events(start_service: Callable[..., ServiceProce
     assert [e.WhichOneof("event") for e in events] == ["engine"]
 
 
+async def test_a_room_without_a_voice_gives_no_events(vad: ServiceProcess) -> None:
+    # A microphone's room from the stream's first sample, a quiet fan's hiss (webrtcvad's
+    # fresh detector called its first 90-120 ms speech: a false turn at every session's start).
+    hiss = np.random.default_rng(7).standard_normal(3 * RATE) * 10 ** (-50 / 20)
+    events = await detect(vad.address, float_to_pcm16(hiss))
+    assert [e.WhichOneof("event") for e in events] == ["engine"]
+
+
 @pytest.mark.parametrize(
     ("engine", "requests", "field"),
     [
