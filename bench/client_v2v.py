@@ -4,19 +4,22 @@ Part (e) of the end-of-turn measurements (bench/end_of_turn.py has (a)-(d)).
 A client written from the protos (voxmesh.client) streams each utterance like a
 live microphone: a 20 ms chunk goes out when its last sample is "captured"
 (real-time pace), room noise or silence before and after. It knows where the
-voice ends (tests/recorded_speech.py places the end of recorded human speech
-inside a word, room noise after; Piper sentences end at their last block
-within 40 dB of their peak), so
+voice ends (a recording's last 10 ms block 10 dB over its room inside its
+last aligned word, tests/recorded_speech.py ``spoken``; Piper sentences end at
+their last block within 40 dB of their peak), so
 
     client v2v = first reply AudioOut received − when the last voiced sample was spoken
 
 and it compares that with the gateway's own TurnComplete voice-to-voice.
 
-Utterances: CMU's recordings (LibriVox sentences, cards, digits: the
-recordings' natural end placed as above) and Piper sentences, complete; and a
-paused set (a 300-700 ms pause inserted mid-sentence, silence in Piper, room
-noise in the recordings): the client counts utterances answered as more than
-one turn (split).
+Utterances: CMU's recordings as spoken (LibriVox sentences, cards, digits,
+unedited: the voice's own decay and room after the last word) and Piper
+sentences, complete; and a paused set (a 300-700 ms pause inserted between two
+words mid-sentence, at the quietest 10 ms near their aligned boundary: silence
+in Piper, room noise in the recordings): the client counts utterances answered
+as more than one turn (split). The room around a recording is noise with its
+own room's level and spectrum (``room_tone``), not a loop of it: a looped
+snippet is rhythmic enough for webrtcvad to call it speech.
 
 The mesh is the CPU profile as ``voxmesh up`` runs it (one process per
 service), with each configuration's flags:
@@ -38,7 +41,7 @@ import numpy as np
 
 from bench.end_of_speech import PIPER_SENTENCES
 from bench.end_of_turn import SENTENCES, _quietest_middle_point
-from tests.recorded_speech import RATE, leading_noise, levels_db, load, looped, recordings, word_ends
+from tests.recorded_speech import RATE, levels_db, recordings, room_tone, spoken
 from voxmesh.client import AsyncSession, AudioOut, TurnComplete
 from voxmesh.client.errors import VoxmeshClientError
 from voxmesh.mesh import Mesh
@@ -139,29 +142,27 @@ def utterances() -> dict[str, list[tuple[str, np.ndarray, int, np.ndarray]]]:
                 (f"piper paused: {text}", np.concatenate([voice[:cut], pause, voice[cut:]]), 0, quiet)
             )
     for name in recordings():
-        audio = load(name)
-        noise = leading_noise(audio)
-        noise_db = float(10 * np.log10(np.mean(noise * noise) + 1e-10))
-        ends = word_ends(audio, noise_db)
-        if len(ends) < 2:
-            continue
-        start = max(0, int(np.argmax(levels_db(audio) > noise_db + 15)) - 5) * (RATE // 100)
-        voice = audio[start : ends[-1]]
-        complete.append((f"recorded: {name}", voice, voice.size, noise))
-        middle = [e - start for e in ends[:-1] if 0.3 * voice.size < e - start < 0.8 * voice.size]
+        rec = spoken(name)
+        # The recording as spoken, its own room and the voice's decay after the last word.
+        voice = rec.audio[rec.voice_start :]
+        last = rec.voice_end - rec.voice_start
+        complete.append((f"recorded: {name}", voice, last, rec.room))
+        middle = [
+            b - rec.voice_start for b in rec.between_words if 0.3 * last < b - rec.voice_start < 0.8 * last
+        ]
         if middle and len(paused) < 24:
             cut = middle[len(middle) // 2]
-            gap = looped(noise, int((0.3 + 0.4 * (len(paused) % 5) / 4) * RATE))
+            gap = room_tone(rec.room, int((0.3 + 0.4 * (len(paused) % 5) / 4) * RATE), seed=len(paused))
             paused.append(
-                (f"recorded paused: {name}", np.concatenate([voice[:cut], gap, voice[cut:]]), 0, noise)
+                (f"recorded paused: {name}", np.concatenate([voice[:cut], gap, voice[cut:]]), 0, rec.room)
             )
     return {"complete": complete, "paused": paused}
 
 
 async def one_utterance(address: str, voice: np.ndarray, last: int, room: np.ndarray) -> dict[str, Any]:
     """Stream lead room, the voice, 1.5 s of room; the client's and the gateway's figures."""
-    lead = looped(room, int(0.4 * RATE))
-    audio = np.concatenate([lead, voice, looped(room, int(1.5 * RATE))])
+    lead = room_tone(room, int(0.4 * RATE), seed=1)
+    audio = np.concatenate([lead, voice, room_tone(room, int(1.5 * RATE), seed=2)])
     last_at_sample = lead.size + last
     first_audio: dict[int, float] = {}
     turns: list[TurnComplete] = []

@@ -1,9 +1,10 @@
 """Smart Turn on a labelled set: complete vs cut utterances, and the trade-off of each threshold.
 
 The set: Piper sentences (complete, and cut at a word end in their middle) and
-CMU's recorded human speech (the whole recording to its last word = complete;
-cut at a word end before it = cut, in the middle of a sentence or a digit
-string), each followed by the judging pause of room noise (recorded) or
+CMU's recorded human speech (the whole recording to its last voiced sample =
+complete; cut between two earlier words, at the quietest 10 ms near their
+aligned boundary = cut, in the middle of a sentence or a digit string), each
+followed by the judging pause of the recording's room (``room_tone``) or
 silence (Piper). For every threshold: the share of complete utterances that end
 at the first judgement (the rest wait longer: v2v), and the share of cut ones
 that end there too (a split turn). Labels are by construction, not by ear.
@@ -31,7 +32,7 @@ import numpy as np
 
 from bench.end_of_speech import PIPER_SENTENCES
 from bench.end_of_turn import _quietest_middle_point
-from tests.recorded_speech import RATE, leading_noise, levels_db, load, looped, recordings, word_ends
+from tests.recorded_speech import RATE, levels_db, recordings, room_tone, spoken
 from voxmesh.audio import float_to_pcm16
 from voxmesh.gateway.unfinished_words import SURE_SOUND, sounds_unfinished
 from voxmesh.services.vad.smart_turn import SmartTurnModel
@@ -71,17 +72,14 @@ def labelled(pause_s: float) -> list[tuple[str, str, np.ndarray]]:
         # Cut at the quietest point of the middle third: between two words, mid-sentence.
         out.append(("piper", "cut", np.concatenate([whole[: _quietest_middle_point(whole)], pause])))
     for name in recordings():
-        audio = load(name)
-        noise = leading_noise(audio)
-        noise_db = float(10 * np.log10(np.mean(noise * noise) + 1e-10))
-        ends = word_ends(audio, noise_db)
-        if len(ends) < 2:
-            continue
-        room = looped(noise, int(pause_s * RATE))
-        out.append(("recorded", "complete", np.concatenate([audio[: ends[-1]], room])))
-        for end in ends[:-1]:
-            if end > 0.8 * RATE:  # at least a few words before the cut
-                out.append(("recorded", "cut", np.concatenate([audio[:end], room])))
+        rec = spoken(name)
+        room = room_tone(rec.room, int(pause_s * RATE), seed=3)
+        out.append(
+            ("recorded", "complete", np.concatenate([rec.audio[rec.voice_start : rec.voice_end], room]))
+        )
+        for between in rec.between_words:
+            if between - rec.voice_start > 0.8 * RATE:  # at least a few words before the cut
+                out.append(("recorded", "cut", np.concatenate([rec.audio[rec.voice_start : between], room])))
     return out
 
 
