@@ -71,6 +71,22 @@ class IdStreamer:
         pass
 
 
+class ChosenTokenProbabilities:
+    """A logits processor that records, per step, the probability of the token greedy
+    decoding picks (the most likely one); it changes no score. For transcripts only:
+    sampled replies would need the sampled token, which a processor never sees.
+    """
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        self.values.append(float(torch.softmax(scores[0].float(), dim=-1).max()))
+        return scores
+
+
 class StopFlag:
     """A stopping criterion set from another thread: the consumer went away (cancel, barge-in)."""
 

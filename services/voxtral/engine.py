@@ -63,6 +63,9 @@ class Delta:
     #: On the last delta of a reply that ends in calls (finish_reason "tool_calls"):
     #: the calls, parsed once the model finished writing them.
     tool_calls: tuple[ToolCallOut, ...] = ()
+    #: P of the tokens behind ``text`` together, where the engine reports it
+    #: (transcripts: services.voxtral.word_confidence); None: not known.
+    probability: float | None = None
 
 
 class LiveTranscriber(abc.ABC):

@@ -28,6 +28,7 @@ from voxmesh.services.voxtral.realtime_fallback import FallbackTranscriber, Real
 from voxmesh.services.voxtral.realtime_transcriber import VOXTRAL_REALTIME_LANGUAGES
 from voxmesh.services.voxtral.tools import ToolCallOut, Tools, split_tool_calls
 from voxmesh.services.voxtral.voxtral_prompt import TextDeltas, chat_request, transcription_request
+from voxmesh.services.voxtral.word_confidence import last_word_confidence
 
 if TYPE_CHECKING:
     from voxmesh.services.voxtral.settings import VoxtralSettings
@@ -68,7 +69,8 @@ class FinishTimeTranscriber(LiveTranscriber):
             return ""
         audio = np.concatenate(self._pieces)
         self._pieces = []
-        return await self._engine.transcribe(audio, self._language)
+        text, self.last_word_confidence = await self._engine.transcribe(audio, self._language)
+        return text
 
     def close(self) -> None:
         self._pieces = []
@@ -169,8 +171,10 @@ class MistralPromptEngine(ReplyEngine):
         async for delta in self._stream(prepare, sampling, "reply"):
             yield delta
 
-    async def transcribe(self, audio: np.ndarray, language: str) -> str:
-        """The whole utterance's transcript (greedy), with Voxtral's transcription request."""
+    async def transcribe(self, audio: np.ndarray, language: str) -> tuple[str, float | None]:
+        """The whole utterance's transcript (greedy), with Voxtral's transcription request,
+        and the model's confidence in its last word (None: no word, or not reported).
+        """
         self.check_audio_fits(len(audio))
         cap = TRANSCRIPT_MIN_TOKENS + math.ceil(
             TRANSCRIPT_TOKENS_PER_S * len(audio) / PIPELINE_SAMPLE_RATE_HZ
@@ -180,12 +184,16 @@ class MistralPromptEngine(ReplyEngine):
             tokenized = self.tokenizer.encode_transcription(transcription_request(audio, language))
             return self._prompt(tokenized, cap, has_audio=True)
 
-        parts = []
+        pieces: list[tuple[str, float | None]] = []
         stream = self._stream(prepare, Sampling(cap, 0.0, 1.0), "transcript")
         async with contextlib.aclosing(stream) as deltas:
             async for delta in deltas:
-                parts.append(delta.text)
-        return "".join(parts).strip()
+                pieces.append((delta.text, delta.probability))
+        text = "".join(piece for piece, _ in pieces).strip()
+        scored = [(piece, p) for piece, p in pieces if piece and p is not None]
+        # An engine that does not report every piece's probability reports none.
+        every_piece = all(p is not None for piece, p in pieces if piece)
+        return text, last_word_confidence(scored) if every_piece else None
 
     def check_audio_fits(self, samples: int) -> None:
         """Refuse an utterance whose audio tokens alone leave no room in the context."""

@@ -63,7 +63,15 @@ from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Message, Sam
 from voxmesh.services.voxtral.mistral_engine import MistralPromptEngine
 from voxmesh.services.voxtral.realtime_transcriber import RealtimeModel, RealtimeTranscriber, check_delay
 from voxmesh.services.voxtral.voxtral_prompt import chat_request, transcription_request
-from voxmesh.torch_generation import IdStreamer, StopFlag, pick_device, pick_dtype, use_static_cache
+from voxmesh.services.voxtral.word_confidence import HeldProbability
+from voxmesh.torch_generation import (
+    ChosenTokenProbabilities,
+    IdStreamer,
+    StopFlag,
+    pick_device,
+    pick_dtype,
+    use_static_cache,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -119,7 +127,9 @@ class TransformersEngine(MistralPromptEngine):
 
     @property
     def info(self) -> EngineInfo:
-        return EngineInfo(engine="transformers", model=self.settings.model, is_fallback=False, tool_calls="model")
+        return EngineInfo(
+            engine="transformers", model=self.settings.model, is_fallback=False, tool_calls="model"
+        )
 
     # -------------------------------------------------------------- loading
 
@@ -256,19 +266,29 @@ class TransformersEngine(MistralPromptEngine):
         """Deltas as ``generate`` samples; the last carries the totals. Closing it stops generation."""
         loop = asyncio.get_running_loop()
         # Unbounded in form, bounded in fact: at most max_new_tokens entries.
-        queue: asyncio.Queue[list[int] | None] = asyncio.Queue()
+        queue: asyncio.Queue[tuple[list[int], list[float] | None] | None] = asyncio.Queue()
         stop = threading.Event()
         shape: dict[str, int] = {}
+        # A transcript's tokens carry the probability they were picked at (its last word's confidence).
+        chosen = ChosenTokenProbabilities() if kind == "transcript" else None
 
         def on_ids(new: list[int]) -> None:
-            shape["sampled"] = shape.get("sampled", 0) + len(new)
-            loop.call_soon_threadsafe(queue.put_nowait, new)
+            # On the generate thread, after the step's logits processors: its probabilities are in.
+            before = shape.get("sampled", 0)
+            shape["sampled"] = before + len(new)
+            probabilities = chosen.values[before : before + len(new)] if chosen is not None else None
+            loop.call_soon_threadsafe(queue.put_nowait, (new, probabilities))
 
         def run() -> None:
             try:
                 prepared = prepare()
                 shape.update(prompt=len(prepared.tokens), cap=prepared.max_new_tokens)
-                self._run_generate(prepared, sampling, IdStreamer(on_ids), stop)
+                extra: dict[str, Any] = {}
+                if chosen is not None:
+                    from transformers import LogitsProcessorList
+
+                    extra["logits_processor"] = LogitsProcessorList([chosen])
+                self._run_generate(prepared, sampling, IdStreamer(on_ids), stop, **extra)
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
 
@@ -278,13 +298,16 @@ class TransformersEngine(MistralPromptEngine):
         tokens = 0
         last_id = -1
         reason = "cancelled"
+        probability = HeldProbability()
         try:
-            while (new := await queue.get()) is not None:
+            while (step := await queue.get()) is not None:
+                new, probabilities = step
                 tokens += len(new)
                 last_id = new[-1]
+                probability.add(probabilities)
                 text = deltas.push(new)
                 if text:
-                    yield Delta(text)
+                    yield Delta(text, probability=probability.take())
             await future  # raises what prepare or generate raised
             reason = "stop" if last_id == self._eos_id or tokens < shape["cap"] else "length"
             calls = self._tool_calls(deltas, reason) if kind == "reply" else ()
@@ -294,6 +317,7 @@ class TransformersEngine(MistralPromptEngine):
                 prompt_tokens=shape["prompt"],
                 generated_tokens=tokens,
                 tool_calls=calls,
+                probability=probability.take(),
             )
         except (asyncio.CancelledError, GeneratorExit):
             raise  # the consumer went away: reason stays "cancelled"

@@ -53,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncGenerator
@@ -64,6 +65,7 @@ from voxmesh.engine_loading import start_async_llm
 from voxmesh.errors import EngineNotInstalled, EngineUnavailable, InvalidArgument
 from voxmesh.services.voxtral.engine import Delta, LiveTranscriber, Sampling
 from voxmesh.services.voxtral.mistral_engine import MistralPromptEngine
+from voxmesh.services.voxtral.word_confidence import HeldProbability
 from voxmesh.startup_lock import gpu_startup_lock
 
 if TYPE_CHECKING:
@@ -87,6 +89,21 @@ def mistral_format_engine_args(settings: VoxtralSettings, model: str, **args: An
         disable_log_stats=True,
         **args,
     )
+
+
+def sampled_probabilities(token_ids: list[int], logprobs: Any) -> list[float] | None:
+    """P of each sampled token from vLLM's logprobs for them (one mapping per token,
+    the sampled id among its keys); None when any is missing (no logprobs asked for).
+    """
+    if not logprobs or len(logprobs) != len(token_ids):
+        return None
+    out = []
+    for token, at in zip(token_ids, logprobs, strict=True):
+        entry = at.get(token) if at else None
+        if entry is None:
+            return None
+        out.append(math.exp(entry.logprob))
+    return out
 
 
 def _vllm_client_error() -> type[BaseException] | tuple[()]:
@@ -229,13 +246,20 @@ class VllmEngine(MistralPromptEngine):
             }
         return _Prompt(prompt, len(tokens), min(max_tokens, room))
 
-    def _sampling_params(self, sampling: Sampling, max_tokens: int) -> Any:
+    def _sampling_params(
+        self, sampling: Sampling, max_tokens: int, *, token_probabilities: bool = False
+    ) -> Any:
+        """``token_probabilities``: each sampled token's logprob comes back (transcripts:
+        their last word's confidence; ``logprobs=0`` asks for the sampled token's alone).
+        """
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
         kwargs: dict[str, Any] = {"temperature": sampling.temperature}
         if sampling.temperature > 0:
             kwargs["top_p"] = sampling.top_p
+        if token_probabilities:
+            kwargs["logprobs"] = 0
         return SamplingParams(
             max_tokens=max_tokens,
             stop_token_ids=[self._eos_id],
@@ -264,8 +288,11 @@ class VllmEngine(MistralPromptEngine):
             # Encoding (WAV round trip, padding to 30 s windows) is CPU work: off the event loop.
             prepared: _Prompt = await asyncio.to_thread(prepare)
             prompt_tokens = prepared.prompt_tokens
-            params = self._sampling_params(sampling, prepared.max_tokens)
+            params = self._sampling_params(
+                sampling, prepared.max_tokens, token_probabilities=kind == "transcript"
+            )
             deltas = self._text_deltas()
+            probability = HeldProbability()
             finish_reason: str | None = None
             submitted = True
             last = ""
@@ -277,6 +304,7 @@ class VllmEngine(MistralPromptEngine):
                     if completion is not None:
                         new = list(completion.token_ids)
                         tokens += len(new)
+                        probability.add(sampled_probabilities(new, completion.logprobs))
                         text = deltas.push(new) if new else ""
                         finish_reason = completion.finish_reason or finish_reason
                         if output.finished:
@@ -284,7 +312,7 @@ class VllmEngine(MistralPromptEngine):
                             # closes us at this yield would abort a request that has ended.
                             last = text
                         elif text:
-                            yield Delta(text)
+                            yield Delta(text, probability=probability.take())
                     finished = finished or output.finished
             if not finished:
                 raise EngineUnavailable(f"vllm ended request {request_id} without finishing it")
@@ -296,6 +324,7 @@ class VllmEngine(MistralPromptEngine):
                 prompt_tokens=prompt_tokens,
                 generated_tokens=tokens,
                 tool_calls=calls,
+                probability=probability.take(),
             )
         except (asyncio.CancelledError, GeneratorExit):
             raise  # the consumer went away: reason stays "cancelled"

@@ -105,7 +105,8 @@ async def test_voxtral_replies_and_transcripts_share_one_generate_thread_and_war
 
         async def transcript(seconds: float) -> str:
             audio = 0.1 * rng.standard_normal(int(seconds * PIPELINE_SAMPLE_RATE_HZ)).astype(np.float32)
-            return await engine.transcribe(audio, "en")
+            text, _ = await engine.transcribe(audio, "en")
+            return text
 
         # An audio-mode turn's reply and its transcript at once (the case that
         # took a second thread), beside typed turns of other sessions.

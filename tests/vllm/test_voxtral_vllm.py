@@ -358,6 +358,11 @@ async def test_without_a_realtime_model_stream_mode_transcribes_at_end_of_turn(
     # The reply model's whole-utterance transcription request: one final transcript, no partials.
     assert kinds(events)[0] == "transcript" and events[0].transcript.is_final
     assert "transcript" not in kinds(events[1:])
+    # With the sampled tokens' logprobs (logprobs=0), the last word's confidence: there when a word is.
+    final = events[0].transcript
+    has_word = any(ch.isalnum() for ch in final.text)
+    assert final.HasField("last_word_confidence") == has_word, final
+    assert not has_word or 0.0 < final.last_word_confidence <= 1.0, final
     done = assert_reply(events[1:])
     assert done.prompt_tokens < AUDIO_WINDOW_TOKENS  # the reply is from the transcript as text
     transcript, reply = stops(without_realtime)[before:]
