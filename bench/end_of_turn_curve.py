@@ -17,7 +17,7 @@ trusted), and by a trigram language model's P(sentence ends | last two words)
 (pocketsphinx's own en-us model: a candidate "reads finished" signal measured
 here, not shipped; BENCHMARKS.md says why).
 
-    .venv/bin/python -m bench.end_of_turn_curve [--pause-ms 150] [--json FILE]
+    .venv/bin/python -m bench.end_of_turn_curve [--pause-ms 150] [--json FILE] [--model FILE.onnx]
 """
 
 from __future__ import annotations
@@ -87,8 +87,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pause-ms", type=int, default=150, help="the judging pause (default 150)")
     parser.add_argument("--json", default="bench/results/end_of_turn_curve.json")
+    parser.add_argument(
+        "--model",
+        default=MODEL,
+        help=f"a Smart Turn ONNX file (default {MODEL}; older ones ship in older pipecat-ai wheels)",
+    )
     args = parser.parse_args()
-    model = SmartTurnModel.load(MODEL)
+    model = SmartTurnModel.load(args.model)
     rows = []
     seconds = []
     for source, label, audio in labelled(args.pause_ms / 1000):

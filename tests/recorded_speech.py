@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from voxmesh.services.vad.voice_edge import MIN_RUN_BLOCKS, NOISE_MARGIN_DB
+
 RATE = 16_000
 CORPUS = Path(os.environ.get("VOXMESH_SPEECH_CORPUS", ".tools/speech"))
 _BLOCK = RATE // 100
@@ -117,24 +119,27 @@ def placed_ends(name: str, tail_s: float = 2.0, seed: int = 0) -> list[PlacedEnd
 
 
 def room_tone(noise: np.ndarray, samples: int, seed: int = 0) -> np.ndarray:
-    """``samples`` of noise with the level and spectrum of ``noise``, never repeating.
+    """``samples`` of noise with the level and spectrum of the room in ``noise``, never repeating.
 
     :func:`looped` repeats a 60-480 ms snippet 2-16 times a second, and webrtcvad
     hears that rhythm as voice (false turns before a recording, a turn that never
-    ends after it). Here random-phase noise is shaped by the snippet's averaged
-    spectrum instead, so the room is as loud and as coloured but stationary.
+    ends after it). Here random-phase noise is shaped by the snippet's spectrum
+    instead, so the room is as loud and as coloured but stationary. The spectrum
+    and the level are medians (per frequency over 32 ms frames; over 10 ms
+    blocks), so a breath or a word's decay caught in the snippet does not become
+    part of the room.
     """
     size = 512 if noise.size >= 1024 else 256
     hop = size // 2
     window = np.hanning(size)
     frames = np.lib.stride_tricks.sliding_window_view(noise.astype(np.float64), size)[::hop]
-    power = np.mean(np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2, axis=0)
+    power = np.median(np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2, axis=0)
     white = np.random.default_rng(seed).standard_normal(samples)
     spectrum = np.fft.rfft(white)
     shape = np.sqrt(np.interp(np.linspace(0, 1, spectrum.size), np.linspace(0, 1, power.size), power))
-    shaped = np.fft.irfft(spectrum * shape, samples)
-    rms = float(np.sqrt(np.mean(noise.astype(np.float64) ** 2)))
-    return (shaped * rms / (float(np.sqrt(np.mean(shaped**2))) + 1e-12)).astype(np.float32)
+    shaped = np.fft.irfft(spectrum * shape, samples).astype(np.float32)
+    gain_db = float(np.median(levels_db(noise)) - np.median(levels_db(shaped)))
+    return (shaped * 10 ** (gain_db / 20)).astype(np.float32)
 
 
 _TEXT = {"goforward.raw": "go forward ten meters"}
@@ -195,15 +200,16 @@ class SpokenRecording:
 
     name: str
     audio: np.ndarray
-    #: The room, for :func:`room_tone`: the recording after its voice (from 100 ms
-    #: past the last voiced sample), or before the first word where less than
-    #: 100 ms follows. What precedes the first word can hold a breath, and
-    #: webrtcvad calls noise shaped like that speech (LibriVox 0870, 0930).
+    #: The room, for :func:`room_tone`: the recording before its first word and
+    #: after its voice (from 200 ms past the last voiced sample, clear of the
+    #: word's decay).
     room: np.ndarray
     #: The first sample of the voice, 50 ms before the level first rises.
     voice_start: int
-    #: One past the last voiced sample: the last 10 ms block 10 dB over the room
-    #: inside the last aligned word (+100 ms for the alignment's 10 ms frames).
+    #: One past the last voiced sample: the end of the last run of 10 ms blocks
+    #: clear of the room (vad's definition of voice, measured here on the whole
+    #: recording rather than live) inside the last aligned word (+100 ms for the
+    #: alignment's 10 ms frames).
     voice_end: int
     #: Between each two words: the start of the quietest 10 ms block within 50 ms
     #: of their aligned boundary, in the order spoken (a place to lengthen a
@@ -219,18 +225,21 @@ def _quietest_block_near(db: np.ndarray, sample: int) -> int:
 def spoken(name: str) -> SpokenRecording:
     audio = load(name)
     noise = leading_noise(audio)
-    room_db = float(10 * np.log10(np.mean(noise * noise) + 1e-10))
+    room_db = float(np.median(levels_db(noise)))
+    room_mean_db = float(10 * np.log10(np.mean(noise * noise) + 1e-10))
     db = levels_db(audio)
     spans = word_spans(name)
     last_word_end = spans[-1][2] + RATE // 10
-    voiced = np.flatnonzero(db[: last_word_end // _BLOCK] > room_db + 10)
-    voice_end = int(voiced[-1] + 1) * _BLOCK
-    after = audio[voice_end + RATE // 10 :]
+    # Voice as vad defines it (services/vad/voice_edge.py), from the whole recording:
+    # blocks NOISE_MARGIN_DB over the room's median, in runs of MIN_RUN_BLOCKS.
+    clear = db[: last_word_end // _BLOCK] > room_db + NOISE_MARGIN_DB
+    runs = np.convolve(clear, np.ones(MIN_RUN_BLOCKS, dtype=int), mode="valid") == MIN_RUN_BLOCKS
+    voice_end = int(np.flatnonzero(runs)[-1] + MIN_RUN_BLOCKS) * _BLOCK
     return SpokenRecording(
         name=name,
         audio=audio,
-        room=after if after.size >= RATE // 10 else noise,
-        voice_start=max(0, int(np.argmax(db > room_db + 15)) - 5) * _BLOCK,
+        room=np.concatenate([noise, audio[voice_end + RATE // 5 :]]),
+        voice_start=max(0, int(np.argmax(db > room_mean_db + 15)) - 5) * _BLOCK,
         voice_end=voice_end,
         between_words=tuple(_quietest_block_near(db, end) for _, _, end in spans[:-1]),
     )
