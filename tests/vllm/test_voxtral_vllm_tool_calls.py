@@ -53,10 +53,10 @@ async def test_a_forced_tool_call_is_parsed_and_the_reply_goes_on_from_its_resul
     sampling_params = engine._sampling_params
     requests = 0
 
-    def forcing_first(sampling: Any, max_tokens: int) -> Any:
+    def forcing_first(sampling: Any, max_tokens: int, **options: Any) -> Any:
         nonlocal requests
         requests += 1
-        params = sampling_params(sampling, max_tokens)
+        params = sampling_params(sampling, max_tokens, **options)
         if requests == 1:  # the reply's first request writes the call; the one after its result, words
             params.extra_args = {EXTRA_ARG: tool_call_ids(engine)}
         return params
