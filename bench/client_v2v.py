@@ -4,9 +4,10 @@ Part (e) of the end-of-turn measurements (bench/end_of_turn.py has (a)-(d)).
 A client written from the protos (voxmesh.client) streams each utterance like a
 live microphone: a 20 ms chunk goes out when its last sample is "captured"
 (real-time pace), room noise or silence before and after. It knows where the
-voice ends (a recording's last 10 ms block 10 dB over its room inside its
-last aligned word, tests/recorded_speech.py ``spoken``; Piper sentences end at
-their last block within 40 dB of their peak), so
+voice ends (a recording's: where vad's definition of voice, runs of 10 ms
+blocks 12 dB over the room's median, last holds inside its last aligned word,
+tests/recorded_speech.py ``spoken``; Piper sentences end at their last block
+within 40 dB of their peak), so
 
     client v2v = first reply AudioOut received − when the last voiced sample was spoken
 

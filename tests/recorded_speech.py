@@ -18,10 +18,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
+from voxmesh.audio import float_to_pcm16
 from voxmesh.services.vad.voice_edge import MIN_RUN_BLOCKS, NOISE_MARGIN_DB
 
 RATE = 16_000
@@ -161,27 +163,30 @@ def word_spans(name: str) -> tuple[tuple[str, int, int], ...]:
             for w in aligned
             if not w["t"].startswith("<")
         )
-    from pocketsphinx import Decoder
-
-    pcm = (np.clip(load(name), -1, 1) * 32767).astype("<i2").tobytes()
+    pcm = float_to_pcm16(load(name))
     text = _TEXT.get(name) or _cards_transcript().get(Path(name).stem)
     if text is None:
-        decoder = Decoder(samprate=RATE)
-        decoder.start_utt()
-        decoder.process_raw(pcm, full_utt=True)
-        decoder.end_utt()
-        text = decoder.hyp().hypstr
+        text = _decoded(pcm).hyp().hypstr
+    # Held while its segments are read: they point into the decoder.
+    aligned = _decoded(pcm, align_to=text)
+    return tuple(
+        (s.word, s.start_frame * _BLOCK, (s.end_frame + 1) * _BLOCK)  # pocketsphinx frames are 10 ms
+        for s in aligned.seg()
+        if not s.word.startswith(("<", "[", "+"))
+    )
+
+
+def _decoded(pcm: bytes, align_to: str | None = None) -> Any:
+    """A pocketsphinx decoder that has decoded ``pcm`` (forced to ``align_to``'s words, if given)."""
+    from pocketsphinx import Decoder
+
     decoder = Decoder(samprate=RATE)
-    decoder.set_align_text(text)
+    if align_to is not None:
+        decoder.set_align_text(align_to)
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()
-    frame = RATE // 100
-    return tuple(
-        (s.word, s.start_frame * frame, (s.end_frame + 1) * frame)
-        for s in decoder.seg()
-        if not s.word.startswith(("<", "[", "+"))
-    )
+    return decoder
 
 
 @functools.cache

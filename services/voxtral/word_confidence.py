@@ -53,11 +53,11 @@ class HeldProbability:
 
     def __init__(self) -> None:
         self._product: float | None = 1.0
-        self._tokens = 0
+        self._steps = 0
 
     def add(self, probabilities: Sequence[float] | None) -> None:
         """One step's tokens' probabilities; None: not known (then neither is the piece's)."""
-        self._tokens += 1
+        self._steps += 1
         if probabilities is None or self._product is None:
             self._product = None
             return
@@ -65,7 +65,7 @@ class HeldProbability:
             self._product *= probability
 
     def take(self) -> float | None:
-        """The held tokens' probability together (None: not known, or no tokens), and start afresh."""
-        product = self._product if self._tokens else None
-        self._product, self._tokens = 1.0, 0
+        """The held tokens' probability together (None: not known, or none held), and start afresh."""
+        product = self._product if self._steps else None
+        self._product, self._steps = 1.0, 0
         return product
